@@ -1,0 +1,228 @@
+//! The embedded in-memory backend: sharded maps of per-key strategy state.
+
+use super::{Backend, BackendError, BoxFuture};
+use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot};
+use crate::{Clock, Rate};
+use core::hash::BuildHasher;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Hasher = foldhash::fast::RandomState;
+
+/// Process-local state for every throttle that has no other backend; the default.
+///
+/// Keys are spread over many independently locked shards, so hits on different keys
+/// rarely contend and a hit on one key is exact under any number of threads. Each key
+/// holds only its strategy's state (16 bytes for a fixed window) and the time it
+/// expires; expired keys are swept as new keys arrive, so memory follows the number of
+/// *active* clients, not every client ever seen.
+///
+/// Cloning is cheap and shares the state.
+///
+/// ```
+/// use throttle::{ManualClock, MemoryBackend};
+///
+/// let clock = ManualClock::new(0);
+/// let backend = MemoryBackend::builder().clock(clock.clone()).build()?;
+/// assert_eq!(backend.len(), 0);
+/// # Ok::<(), throttle::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    namespace: String,
+    clock: Clock,
+    hasher: Hasher,
+    shards: Box<[Shard]>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))] // one cache line per shard lock, so shards do not false-share
+struct Shard(Mutex<ShardMap>);
+
+#[derive(Debug, Default)]
+struct ShardMap {
+    entries: HashMap<Box<str>, Entry, Hasher>,
+    inserts_since_sweep: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    state: AnyState,
+    expires_at: u64,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryBackend {
+    /// A backend with the system clock and the namespace `"throttle"`.
+    pub fn new() -> Self {
+        Self::from_parts("throttle".to_string(), Clock::System)
+    }
+
+    /// Options: namespace and clock.
+    pub fn builder() -> MemoryBackendBuilder {
+        MemoryBackendBuilder { namespace: "throttle".to_string(), clock: Clock::System }
+    }
+
+    fn from_parts(namespace: String, clock: Clock) -> Self {
+        let shards = std::thread::available_parallelism().map_or(4, |n| n.get()) * 8;
+        let shards = shards.next_power_of_two().max(16);
+        let shards = (0..shards).map(|_| Shard::default()).collect();
+        Self { inner: Arc::new(Inner { namespace, clock, hasher: Hasher::default(), shards }) }
+    }
+
+    /// The clock this backend decides with.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Number of keys currently held (expired ones included until they are swept).
+    pub fn len(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.0.lock().entries.len()).sum()
+    }
+
+    /// `true` when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every expired key now (this also happens on its own as keys arrive).
+    pub fn sweep(&self) {
+        let now = self.inner.clock.now_ms();
+        for shard in self.inner.shards.iter() {
+            shard.0.lock().sweep(now);
+        }
+    }
+
+    /// Forgets every key.
+    pub fn clear(&self) {
+        for shard in self.inner.shards.iter() {
+            shard.0.lock().entries.clear();
+        }
+    }
+
+    fn shard(&self, key: &str) -> &Shard {
+        let hash = self.inner.hasher.hash_one(key);
+        // High bits pick the shard; the map inside uses all bits, so they stay independent.
+        let index = (hash >> 40) as usize & (self.inner.shards.len() - 1);
+        &self.inner.shards[index]
+    }
+
+    /// Decides a hit synchronously: the in-memory fast path.
+    pub fn hit_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate, cost: u64) -> Decision {
+        let now = self.inner.clock.now_ms();
+        let mut map = self.shard(key).0.lock();
+        if let Some(entry) = map.entries.get_mut(key) {
+            let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, rate, cost);
+            entry.expires_at = expires_at;
+            return decision;
+        }
+        let mut state = strategy.new_state();
+        let (decision, expires_at) = strategy.decide_any(&mut state, now, rate, cost);
+        map.insert(key, Entry { state, expires_at }, now);
+        decision
+    }
+
+    /// Reads a key's state synchronously.
+    pub fn stat_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Snapshot {
+        let now = self.inner.clock.now_ms();
+        let map = self.shard(key).0.lock();
+        strategy.stat_any(map.entries.get(key).map(|e| &e.state), now, rate)
+    }
+
+    /// Forgets one key.
+    pub fn reset_now(&self, key: &str) {
+        self.shard(key).0.lock().entries.remove(key);
+    }
+}
+
+impl ShardMap {
+    fn insert(&mut self, key: &str, entry: Entry, now: u64) {
+        self.entries.insert(key.into(), entry);
+        self.inserts_since_sweep += 1;
+        // Sweep once inserts reach half the map: amortised O(1) per insert, and the map
+        // never holds more than ~1.5x its live keys.
+        if self.inserts_since_sweep >= (self.entries.len() / 2).max(64) {
+            self.sweep(now);
+        }
+    }
+
+    fn sweep(&mut self, now: u64) {
+        self.entries.retain(|_, entry| entry.expires_at > now);
+        self.inserts_since_sweep = 0;
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    fn hit<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
+        Box::pin(async move { Ok(self.hit_now(key, strategy, rate, cost)) })
+    }
+
+    fn stat<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
+        Box::pin(async move { Ok(self.stat_now(key, strategy, rate)) })
+    }
+
+    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.reset_now(key);
+            Ok(())
+        })
+    }
+
+    fn as_memory(&self) -> Option<&MemoryBackend> {
+        Some(self)
+    }
+}
+
+/// Builds a [`MemoryBackend`].
+#[derive(Debug)]
+#[must_use]
+pub struct MemoryBackendBuilder {
+    namespace: String,
+    clock: Clock,
+}
+
+impl MemoryBackendBuilder {
+    /// The key prefix (letters, digits, `_`, `-`, `.`; not empty).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The clock decisions use; tests pass a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// Checks the options and builds the backend.
+    pub fn build(self) -> Result<MemoryBackend, crate::ConfigError> {
+        crate::key::validate_namespace(&self.namespace)?;
+        Ok(MemoryBackend::from_parts(self.namespace, self.clock))
+    }
+}

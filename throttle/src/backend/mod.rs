@@ -1,0 +1,69 @@
+//! Where per-key state lives: the embedded [`MemoryBackend`] (the default) or a
+//! backend of your own.
+
+mod default;
+mod memory;
+
+pub use default::{DefaultBackendInUse, default_backend, set_default_backend};
+pub use memory::{MemoryBackend, MemoryBackendBuilder};
+
+use crate::Rate;
+use crate::strategy::{Decision, DynStrategy, Snapshot};
+use core::fmt::Debug;
+use core::future::Future;
+use core::pin::Pin;
+
+/// A boxed, `Send` future, as backend methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A store that runs strategy decisions atomically per key.
+///
+/// Every method must be atomic per key: `hit` reads the state, runs
+/// [`DynStrategy::decide_any`] and writes it back with no other hit interleaved.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a throttle backend",
+    note = "use `throttle::MemoryBackend` or implement `throttle::backend::Backend`"
+)]
+pub trait Backend: Debug + Send + Sync + 'static {
+    /// Prefix of every key this backend stores (`"throttle"` by default).
+    fn namespace(&self) -> &str;
+
+    /// Records a hit of `cost` on `key` and returns the decision.
+    fn hit<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> BoxFuture<'a, Result<Decision, BackendError>>;
+
+    /// Reads `key`'s state without changing it.
+    fn stat<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+    ) -> BoxFuture<'a, Result<Snapshot, BackendError>>;
+
+    /// Forgets `key`, restoring its full quota.
+    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// The in-memory backend answers synchronously; throttles use this to skip the
+    /// boxed future and the timeout on the hot path.
+    #[doc(hidden)]
+    fn as_memory(&self) -> Option<&MemoryBackend> {
+        None
+    }
+}
+
+/// A backend could not answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The backend did not answer within the throttle's timeout.
+    #[error("throttle backend timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The backend failed (connection refused, script error, ...).
+    #[error("throttle backend failed: {0}")]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}

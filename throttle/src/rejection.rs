@@ -1,0 +1,110 @@
+//! [`Throttled`]: the rejection of a hit over the limit, rendered as a 429.
+
+use crate::Context;
+use crate::headers::header::ceil_seconds;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use std::fmt;
+use std::sync::Arc;
+
+/// Replaces the default 429 response.
+pub type ThrottledHandler = Arc<dyn Fn(&Throttled) -> Response + Send + Sync>;
+
+/// A hit was rejected. As a response: status 429 (RFC 6585 §4), `Retry-After` in whole
+/// seconds rounded up (RFC 9110 §10.2.3), the throttle's throttled headers, and the
+/// body `Too many requests. Retry in N seconds.`; or whatever the throttle's
+/// throttled handler returns.
+///
+/// The context keys `detail`, `status_code` and `headers` (an object) change the
+/// default response.
+pub struct Throttled {
+    pub(crate) uid: Arc<str>,
+    pub(crate) wait_ms: u64,
+    pub(crate) headers: HeaderMap,
+    pub(crate) context: Context,
+    pub(crate) handler: Option<ThrottledHandler>,
+}
+
+impl Throttled {
+    /// The throttle that rejected.
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// Milliseconds until the same hit would be admitted.
+    pub fn wait_ms(&self) -> u64 {
+        self.wait_ms
+    }
+
+    /// `Retry-After`: the wait in whole seconds, rounded up (at least 1).
+    pub fn retry_after_secs(&self) -> u64 {
+        ceil_seconds(self.wait_ms).max(1)
+    }
+
+    /// The resolved throttled headers (without `Retry-After` unless configured).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The context of the rejected call.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// The default response, ignoring any custom handler; handlers can start from it.
+    pub fn default_response(&self) -> Response {
+        let seconds = self.retry_after_secs();
+        let status = self
+            .context
+            .get("status_code")
+            .and_then(|v| v.as_u64())
+            .and_then(|code| u16::try_from(code).ok())
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+        let detail = match self.context.get("detail").and_then(|v| v.as_str()) {
+            Some(detail) => detail.to_string(),
+            None => format!("Too many requests. Retry in {seconds} seconds."),
+        };
+        let mut response = (status, detail).into_response();
+        let headers = response.headers_mut();
+        headers.extend(self.headers.clone());
+        if let Some(extra) = self.context.get("headers").and_then(|v| v.as_object()) {
+            for (name, value) in extra {
+                let name = http::HeaderName::from_bytes(name.as_bytes());
+                let value = value.as_str().map(HeaderValue::from_str);
+                if let (Ok(name), Some(Ok(value))) = (name, value) {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+    }
+}
+
+impl IntoResponse for Throttled {
+    fn into_response(self) -> Response {
+        match &self.handler {
+            Some(handler) => handler(&self),
+            None => self.default_response(),
+        }
+    }
+}
+
+impl fmt::Display for Throttled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "throttled by {:?}: retry in {} ms", self.uid, self.wait_ms)
+    }
+}
+
+impl fmt::Debug for Throttled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Throttled")
+            .field("uid", &self.uid)
+            .field("wait_ms", &self.wait_ms)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::error::Error for Throttled {}

@@ -1,0 +1,129 @@
+//! Fixed window: a counter per epoch-aligned window.
+
+use super::{Decision, Metadata, Snapshot, Strategy};
+use crate::Rate;
+
+/// Counts cost per window of `rate.period()`, windows aligned to the Unix epoch
+/// (a "100/min" window always starts on a whole minute), so every process and
+/// backend agrees on the boundaries. The default strategy.
+///
+/// A rejected client is told to wait until the window ends; the counter belongs to
+/// that window only, so a retry at exactly that moment is admitted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FixedWindow;
+
+/// [`FixedWindow`]'s per-key state: 16 bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FixedWindowState {
+    /// Start of the window `count` belongs to.
+    pub window_start_ms: u64,
+    /// Cost consumed in that window.
+    pub count: u64,
+}
+
+impl FixedWindow {
+    fn window_start(now_ms: u64, rate: Rate) -> u64 {
+        now_ms - now_ms % rate.period_ms()
+    }
+
+    fn count_in(state: &FixedWindowState, window_start: u64) -> u64 {
+        if state.window_start_ms == window_start { state.count } else { 0 }
+    }
+}
+
+impl Strategy for FixedWindow {
+    type State = FixedWindowState;
+
+    fn name(&self) -> &'static str {
+        "fixed_window"
+    }
+
+    fn decide(&self, state: &mut FixedWindowState, now_ms: u64, rate: Rate, cost: u64) -> Decision {
+        let start = Self::window_start(now_ms, rate);
+        let reset_ms = start + rate.period_ms() - now_ms;
+        let count = Self::count_in(state, start);
+        if count + cost > rate.limit() {
+            let remaining = rate.limit().saturating_sub(count);
+            return Decision { allowed: false, remaining, wait_ms: reset_ms, reset_ms };
+        }
+        *state = FixedWindowState { window_start_ms: start, count: count + cost };
+        Decision { allowed: true, remaining: rate.limit() - count - cost, wait_ms: 0, reset_ms }
+    }
+
+    fn stat(&self, state: &FixedWindowState, now_ms: u64, rate: Rate) -> Snapshot {
+        let start = Self::window_start(now_ms, rate);
+        let end = start + rate.period_ms();
+        let count = Self::count_in(state, start).min(rate.limit());
+        let remaining = rate.limit() - count;
+        Snapshot {
+            remaining,
+            wait_ms: if remaining == 0 { end - now_ms } else { 0 },
+            reset_ms: end - now_ms,
+            metadata: Metadata::FixedWindow {
+                window_start_ms: start,
+                window_end_ms: end,
+                current_count: count,
+            },
+        }
+    }
+
+    fn expires_at(&self, state: &FixedWindowState, rate: Rate) -> u64 {
+        state.window_start_ms.saturating_add(rate.period_ms())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: Rate = Rate::per_second(5);
+
+    #[test]
+    fn admits_the_limit_then_rejects_without_consuming() {
+        let mut state = FixedWindowState::default();
+        for expected_remaining in (0..5).rev() {
+            let d = FixedWindow.decide(&mut state, 10_200, RATE, 1);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, expected_remaining);
+        }
+        let before = state;
+        let d = FixedWindow.decide(&mut state, 10_200, RATE, 1);
+        assert_eq!(d, Decision { allowed: false, remaining: 0, wait_ms: 800, reset_ms: 800 });
+        assert_eq!(state, before, "a rejection must not consume quota");
+    }
+
+    #[test]
+    fn retry_after_the_reported_wait_is_admitted() {
+        let mut state = FixedWindowState::default();
+        assert!(FixedWindow.decide(&mut state, 10_999, Rate::per_second(1), 1).allowed);
+        let d = FixedWindow.decide(&mut state, 10_999, Rate::per_second(1), 1);
+        assert_eq!(d.wait_ms, 1);
+        assert!(FixedWindow.decide(&mut state, 10_999 + d.wait_ms, Rate::per_second(1), 1).allowed);
+    }
+
+    #[test]
+    fn costs_add_up_exactly() {
+        let mut state = FixedWindowState::default();
+        let rate = Rate::per_second(10);
+        for cost in [3, 3, 4] {
+            assert!(FixedWindow.decide(&mut state, 0, rate, cost).allowed);
+        }
+        assert!(!FixedWindow.decide(&mut state, 0, rate, 1).allowed);
+        let stat = FixedWindow.stat(&state, 0, rate);
+        assert_eq!((stat.remaining, stat.wait_ms), (0, 1_000));
+    }
+
+    #[test]
+    fn sub_second_windows_roll_over() {
+        let rate = Rate::per_millis(3, 50);
+        let mut state = FixedWindowState::default();
+        for window in 0..5u64 {
+            let t = window * 50 + 7;
+            for _ in 0..3 {
+                assert!(FixedWindow.decide(&mut state, t, rate, 1).allowed);
+            }
+            let d = FixedWindow.decide(&mut state, t, rate, 1);
+            assert_eq!((d.allowed, d.wait_ms), (false, 43));
+        }
+    }
+}

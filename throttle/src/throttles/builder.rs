@@ -1,0 +1,219 @@
+//! [`ThrottleBuilder`]: every throttle option, checked once by `build`.
+
+use super::core::Core;
+use super::options::{CostSource, OnError, RateSource};
+use crate::backend::{Backend, BoxFuture, default_backend};
+use crate::headers::Headers;
+use crate::rate::ParseRateError;
+use crate::rejection::{Throttled, ThrottledHandler};
+use crate::strategy::{DynStrategy, FixedWindow, Strategy};
+use crate::{ConfigError, Connection, Context, Cost, Identifier, InvalidCost, Rate, key, registry};
+use axum::response::Response;
+use parking_lot::RwLock;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// Options of a throttle, keyed by its uid. Setters never fail; [`build`](Self::build)
+/// checks everything and reports the first problem.
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ThrottleBuilder<T> {
+    uid: String,
+    origin: String,
+    rate: Option<Result<RateSource, ParseRateError>>,
+    strategy: Arc<dyn DynStrategy>,
+    backend: Option<Arc<dyn Backend>>,
+    identifier: Identifier,
+    cost: Result<CostSource, InvalidCost>,
+    headers: Headers,
+    on_error: OnError,
+    timeout: Duration,
+    context: Context,
+    handler: Option<ThrottledHandler>,
+    kind: PhantomData<fn() -> T>,
+}
+
+/// A rate given to [`ThrottleBuilder::rate`]: a [`Rate`] or a string to parse.
+pub trait IntoRate {
+    /// The rate, or why the string does not parse.
+    fn into_rate(self) -> Result<Rate, ParseRateError>;
+}
+
+impl IntoRate for Rate {
+    fn into_rate(self) -> Result<Rate, ParseRateError> {
+        Ok(self)
+    }
+}
+
+impl IntoRate for &str {
+    fn into_rate(self) -> Result<Rate, ParseRateError> {
+        self.parse()
+    }
+}
+
+impl IntoRate for String {
+    fn into_rate(self) -> Result<Rate, ParseRateError> {
+        self.parse()
+    }
+}
+
+/// Throttle types a [`ThrottleBuilder`] builds.
+pub trait BuildThrottle: sealed::Sealed + Sized {}
+
+mod sealed {
+    pub trait Sealed {
+        fn from_core(core: std::sync::Arc<super::Core>) -> Self;
+    }
+}
+pub(crate) use sealed::Sealed;
+
+impl<T: BuildThrottle> ThrottleBuilder<T> {
+    pub(crate) fn new(uid: String, origin: String) -> Self {
+        ThrottleBuilder {
+            uid,
+            origin,
+            rate: None,
+            strategy: Arc::new(FixedWindow),
+            backend: None,
+            identifier: Identifier::default(),
+            cost: Ok(CostSource::Fixed(1)),
+            headers: Headers::new(),
+            on_error: OnError::default(),
+            timeout: Duration::from_millis(250),
+            context: Context::new(),
+            handler: None,
+            kind: PhantomData,
+        }
+    }
+
+    /// The rate: a [`Rate`] or a string such as `"100/min"` (checked by `build`).
+    pub fn rate(mut self, rate: impl IntoRate) -> Self {
+        self.rate = Some(rate.into_rate().map(RateSource::Static));
+        self
+    }
+
+    /// A rate computed per request. Stats, checks and headers use it too.
+    pub fn rate_fn(
+        mut self,
+        f: impl Fn(&Connection<'_>, &Context) -> BoxFuture<'static, Rate> + Send + Sync + 'static,
+    ) -> Self {
+        self.rate = Some(Ok(RateSource::Dynamic(Arc::new(f))));
+        self
+    }
+
+    /// The algorithm (default [`FixedWindow`]).
+    pub fn strategy(mut self, strategy: impl Strategy) -> Self {
+        self.strategy = Arc::new(strategy);
+        self
+    }
+
+    /// The backend (default: [`default_backend`]).
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.backend = Some(Arc::new(backend));
+        self
+    }
+
+    /// A backend shared with other owners.
+    pub fn shared_backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Who is limited (default: the peer IP).
+    pub fn identifier(mut self, identifier: Identifier) -> Self {
+        self.identifier = identifier;
+        self
+    }
+
+    /// The default cost of a hit (default 1).
+    pub fn cost<C: TryInto<Cost, Error = InvalidCost>>(mut self, cost: C) -> Self {
+        self.cost = cost.try_into().map(|c| CostSource::Fixed(c.get()));
+        self
+    }
+
+    /// A cost computed per request (used when a call gives none).
+    pub fn cost_fn(
+        mut self,
+        f: impl Fn(&Connection<'_>, &Context) -> BoxFuture<'static, u64> + Send + Sync + 'static,
+    ) -> Self {
+        self.cost = Ok(CostSource::Dynamic(Arc::new(f)));
+        self
+    }
+
+    /// Headers resolved on every hit: attached to admitted responses by the
+    /// attribute, the layer or [`Admitted`](crate::Admitted), and to rejections.
+    pub fn headers(mut self, headers: impl Into<Headers>) -> Self {
+        self.headers = headers.into();
+        self
+    }
+
+    /// What to do when the backend fails (default: throttle for 1 s).
+    pub fn on_error(mut self, policy: OnError) -> Self {
+        self.on_error = policy;
+        self
+    }
+
+    /// How long to wait for a remote backend before applying the error policy
+    /// (default 250 ms). The in-memory backend never waits.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Default context, under every call's context.
+    pub fn context(mut self, context: Context) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Replaces the default 429 response.
+    pub fn throttled_handler(mut self, f: impl Fn(&Throttled) -> Response + Send + Sync + 'static) -> Self {
+        self.handler = Some(Arc::new(f));
+        self
+    }
+
+    /// Where this throttle comes from, for duplicate-uid errors (set by the attribute).
+    #[doc(hidden)]
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = origin.into();
+        self
+    }
+
+    /// Checks the options, registers the uid and builds the throttle.
+    pub fn build(self) -> Result<T, ConfigError> {
+        key::validate_uid(&self.uid)?;
+        let rate = self.rate.ok_or_else(|| ConfigError::MissingRate { uid: self.uid.clone() })??;
+        let cost = self.cost?;
+        let backend = self.backend.unwrap_or_else(default_backend);
+        let key_prefix = format!("{}:{}:", backend.namespace(), self.uid);
+        let core = Arc::new(Core {
+            uid: self.uid.into(),
+            origin: self.origin,
+            key_prefix,
+            rate: RwLock::new(rate),
+            strategy: self.strategy,
+            backend,
+            identifier: self.identifier,
+            cost,
+            headers: self.headers,
+            on_error: self.on_error,
+            timeout: self.timeout,
+            context: self.context,
+            handler: self.handler,
+            enabled: AtomicBool::new(true),
+        });
+        registry::register(&core)?;
+        Ok(T::from_core(core))
+    }
+}
+
+impl<T> std::fmt::Debug for ThrottleBuilder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThrottleBuilder")
+            .field("uid", &self.uid)
+            .field("strategy", &self.strategy)
+            .field("identifier", &self.identifier)
+            .finish_non_exhaustive()
+    }
+}

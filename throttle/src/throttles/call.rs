@@ -1,0 +1,131 @@
+//! Per-call builders: `throttle.hit(&req).cost(5).context(ctx).await`.
+
+use super::core::{Admitted, Core};
+use crate::headers::Headers;
+use crate::strategy::StrategyStat;
+use crate::{Connection, Context, Cost, InvalidCost, ThrottleError};
+use core::future::{Future, IntoFuture};
+use core::marker::PhantomData;
+use core::pin::Pin;
+use http::HeaderMap;
+
+/// One call on a throttle, configured with [`cost`](Call::cost),
+/// [`context`](Call::context) (and, for headers, [`overrides`](Call::overrides)), then
+/// `.await`ed. `Op` names the operation: [`HitOp`], [`CheckOp`], [`StatOp`], [`HeadersOp`].
+#[must_use = "a throttle call does nothing until it is awaited"]
+pub struct Call<'a, Op> {
+    core: &'a Core,
+    conn: Connection<'a>,
+    cost: Option<Result<Cost, InvalidCost>>,
+    context: Option<Context>,
+    overrides: Option<Headers>,
+    op: PhantomData<Op>,
+}
+
+/// `hit`: record, check, reject. Resolves to `Result<Admitted, ThrottleError>`.
+#[derive(Debug)]
+pub enum HitOp {}
+/// `check`: a non-consuming pre-check. Resolves to `bool`.
+#[derive(Debug)]
+pub enum CheckOp {}
+/// `stat`: read the state. Resolves to `Result<Option<StrategyStat>, ThrottleError>`.
+#[derive(Debug)]
+pub enum StatOp {}
+/// `get_headers`: resolve headers. Resolves to `Result<HeaderMap, ThrottleError>`.
+#[derive(Debug)]
+pub enum HeadersOp {}
+
+/// A pending [`hit`](crate::HttpThrottle::hit).
+pub type Hit<'a> = Call<'a, HitOp>;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl<'a, Op> Call<'a, Op> {
+    pub(crate) fn new(core: &'a Core, conn: Connection<'a>) -> Self {
+        Call { core, conn, cost: None, context: None, overrides: None, op: PhantomData }
+    }
+
+    /// Context for this call, merged over the throttle's default context (the call
+    /// wins per key). A `scope` entry selects a separate bucket.
+    pub fn context(mut self, context: Context) -> Self {
+        self.context = Some(context);
+        self
+    }
+}
+
+impl<Op: CostedOp> Call<'_, Op> {
+    /// The cost of this call instead of the throttle's default. 0 is a no-op (no
+    /// backend I/O); a negative or too large cost fails the call with
+    /// [`ThrottleError::InvalidCost`] (and makes `check` return `false`).
+    pub fn cost<C: TryInto<Cost, Error = InvalidCost>>(mut self, cost: C) -> Self {
+        self.cost = Some(cost.try_into());
+        self
+    }
+}
+
+impl Call<'_, HeadersOp> {
+    /// Per-call header overrides on top of the throttle's headers;
+    /// [`Header::DISABLE`](crate::headers::Header::DISABLE) removes one.
+    pub fn overrides(mut self, overrides: Headers) -> Self {
+        self.overrides = Some(overrides);
+        self
+    }
+}
+
+/// Operations that take a cost.
+pub trait CostedOp: sealed::Sealed {}
+impl CostedOp for HitOp {}
+impl CostedOp for CheckOp {}
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::HitOp {}
+    impl Sealed for super::CheckOp {}
+}
+
+impl<'a> IntoFuture for Call<'a, HitOp> {
+    type Output = Result<Admitted, ThrottleError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.core.hit(&self.conn, self.cost, self.context.as_ref()).await })
+    }
+}
+
+impl<'a> IntoFuture for Call<'a, CheckOp> {
+    type Output = bool;
+    type IntoFuture = BoxFuture<'a, bool>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.core.check(&self.conn, self.cost, self.context.as_ref()).await })
+    }
+}
+
+impl<'a> IntoFuture for Call<'a, StatOp> {
+    type Output = Result<Option<StrategyStat>, ThrottleError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.core.stat(&self.conn, self.context.as_ref()).await })
+    }
+}
+
+impl<'a> IntoFuture for Call<'a, HeadersOp> {
+    type Output = Result<HeaderMap, ThrottleError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            self.core.get_headers(&self.conn, self.overrides.as_ref(), self.context.as_ref()).await
+        })
+    }
+}
+
+impl<Op> core::fmt::Debug for Call<'_, Op> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Call")
+            .field("uid", &self.core.uid())
+            .field("cost", &self.cost)
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}

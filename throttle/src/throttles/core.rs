@@ -1,0 +1,354 @@
+//! The engine shared by HTTP and WebSocket throttles: hit, stat, check, headers.
+
+use super::options::{CostSource, ErrorAction, OnError, RateSource};
+use crate::backend::{Backend, BackendError};
+use crate::headers::Headers;
+use crate::headers::header::Input;
+use crate::rejection::{Throttled, ThrottledHandler};
+use crate::strategy::{Decision, DynStrategy, Metadata, Snapshot, StrategyStat};
+use crate::{Connection, Context, Cost, Identifier, Identity, InvalidCost, Rate, ThrottleError, key};
+use http::HeaderMap;
+use parking_lot::RwLock;
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[doc(hidden)]
+pub struct Core {
+    pub(crate) uid: Arc<str>,
+    pub(crate) origin: String,
+    /// `{namespace}:{uid}:`, computed once.
+    pub(crate) key_prefix: String,
+    pub(crate) rate: RwLock<RateSource>,
+    pub(crate) strategy: Arc<dyn DynStrategy>,
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) identifier: Identifier,
+    pub(crate) cost: CostSource,
+    pub(crate) headers: Headers,
+    pub(crate) on_error: OnError,
+    pub(crate) timeout: Duration,
+    pub(crate) context: Context,
+    pub(crate) handler: Option<ThrottledHandler>,
+    pub(crate) enabled: AtomicBool,
+}
+
+/// A hit that was admitted (or that the throttle let through untouched).
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct Admitted {
+    decision: Option<Decision>,
+    headers: HeaderMap,
+}
+
+impl Admitted {
+    /// Quota left after this hit; `None` when nothing was counted (disabled throttle,
+    /// cost 0, unlimited rate, exempted client, or a backend failure allowed through).
+    pub fn remaining(&self) -> Option<u64> {
+        self.decision.map(|d| d.remaining)
+    }
+
+    /// Whether the hit was counted against a quota.
+    pub fn is_counted(&self) -> bool {
+        self.decision.is_some()
+    }
+
+    /// The throttle's headers resolved for this (admitted) response.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Takes the resolved headers.
+    pub fn into_headers(self) -> HeaderMap {
+        self.headers
+    }
+}
+
+impl axum::response::IntoResponseParts for Admitted {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(
+        self,
+        mut res: axum::response::ResponseParts,
+    ) -> Result<axum::response::ResponseParts, Self::Error> {
+        res.headers_mut().extend(self.headers);
+        Ok(res)
+    }
+}
+
+impl Core {
+    pub(crate) fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub(crate) fn strategy_name(&self) -> &'static str {
+        self.strategy.name()
+    }
+
+    pub(crate) fn backend_namespace(&self) -> &str {
+        self.backend.namespace()
+    }
+
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    pub(crate) fn static_rate(&self) -> Option<Rate> {
+        match &*self.rate.read() {
+            RateSource::Static(rate) => Some(*rate),
+            RateSource::Dynamic(_) => None,
+        }
+    }
+
+    pub(crate) fn set_rate(&self, rate: Rate) {
+        *self.rate.write() = RateSource::Static(rate);
+    }
+
+    /// The default context, or the default with the call's context merged on top.
+    fn context<'a>(&'a self, call: Option<&Context>) -> Cow<'a, Context> {
+        match call {
+            Some(call) if !call.is_empty() => Cow::Owned(self.context.merged_with(call)),
+            _ => Cow::Borrowed(&self.context),
+        }
+    }
+
+    async fn resolve_rate(&self, conn: &Connection<'_>, context: &Context) -> Rate {
+        let source = match &*self.rate.read() {
+            RateSource::Static(rate) => return *rate,
+            RateSource::Dynamic(f) => f.clone(),
+        };
+        source(conn, context).await
+    }
+
+    async fn resolve_cost(&self, conn: &Connection<'_>, context: &Context) -> Result<u64, InvalidCost> {
+        match &self.cost {
+            CostSource::Fixed(cost) => Ok(*cost),
+            CostSource::Dynamic(f) => Cost::try_from(f(conn, context).await).map(Cost::get),
+        }
+    }
+
+    async fn client_key(&self, conn: &Connection<'_>, context: &Context) -> Option<String> {
+        match self.identifier.identify(conn).await {
+            Identity::Exempted => None,
+            Identity::Client(id) => Some(key::build(&self.key_prefix, &id, &context.scope())),
+        }
+    }
+
+    async fn decide(&self, key: &str, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
+        if let Some(memory) = self.backend.as_memory() {
+            return Ok(memory.hit_now(key, &*self.strategy, rate, cost));
+        }
+        let hit = self.backend.hit(key, &*self.strategy, rate, cost);
+        tokio::time::timeout(self.timeout, hit).await.unwrap_or(Err(BackendError::Timeout(self.timeout)))
+    }
+
+    async fn snapshot(&self, key: &str, rate: Rate) -> Result<Snapshot, BackendError> {
+        if let Some(memory) = self.backend.as_memory() {
+            return Ok(memory.stat_now(key, &*self.strategy, rate));
+        }
+        let stat = self.backend.stat(key, &*self.strategy, rate);
+        tokio::time::timeout(self.timeout, stat).await.unwrap_or(Err(BackendError::Timeout(self.timeout)))
+    }
+
+    pub(crate) async fn hit(
+        &self,
+        conn: &Connection<'_>,
+        cost: Option<Result<Cost, InvalidCost>>,
+        call_context: Option<&Context>,
+    ) -> Result<Admitted, ThrottleError> {
+        if !self.is_enabled() {
+            return Ok(Admitted::default());
+        }
+        let explicit_cost = cost.transpose()?.map(Cost::get);
+        if explicit_cost == Some(0) {
+            return Ok(Admitted::default());
+        }
+        let context = self.context(call_context);
+        let rate = self.resolve_rate(conn, &context).await;
+        if rate.is_unlimited() {
+            return Ok(Admitted::default());
+        }
+        let cost = match explicit_cost {
+            Some(cost) => cost,
+            None => self.resolve_cost(conn, &context).await?,
+        };
+        if cost == 0 {
+            return Ok(Admitted::default());
+        }
+        let capacity = self.strategy.capacity(rate);
+        if cost > capacity && capacity > 0 {
+            return Err(ThrottleError::CostExceedsCapacity { uid: self.uid.to_string(), cost, capacity });
+        }
+        let Some(key) = self.client_key(conn, &context).await else {
+            return Ok(Admitted::default());
+        };
+        let decision = match self.decide(&key, rate, cost).await {
+            Ok(decision) => decision,
+            Err(error) => match self.on_error.action(&error, &context) {
+                ErrorAction::Allow => {
+                    tracing::warn!("throttle {:?}: backend failed, request allowed: {error}", self.uid);
+                    return Ok(Admitted::default());
+                }
+                ErrorAction::Raise => return Err(error.into()),
+                ErrorAction::Throttle(wait) => {
+                    tracing::warn!("throttle {:?}: backend failed, request throttled: {error}", self.uid);
+                    let wait_ms = (wait.as_millis() as u64).max(1);
+                    Decision { allowed: false, remaining: 0, wait_ms, reset_ms: wait_ms }
+                }
+            },
+        };
+        let stat = || self.stat_from(key.clone(), rate, decision);
+        if decision.allowed {
+            let headers = self.resolve_headers(None, conn, &context, false, stat);
+            return Ok(Admitted { decision: Some(decision), headers });
+        }
+        let headers = self.resolve_headers(None, conn, &context, true, stat);
+        Err(Throttled {
+            uid: self.uid.clone(),
+            wait_ms: decision.wait_ms,
+            headers,
+            context: context.into_owned(),
+            handler: self.handler.clone(),
+        }
+        .into())
+    }
+
+    fn stat_from(&self, key: String, rate: Rate, decision: Decision) -> StrategyStat {
+        StrategyStat {
+            uid: self.uid.clone(),
+            key,
+            rate,
+            hits_remaining: decision.remaining,
+            wait_ms: decision.wait_ms,
+            reset_ms: decision.reset_ms,
+            strategy: self.strategy.name(),
+            metadata: Metadata::None,
+        }
+    }
+
+    /// Resolves `self.headers` (plus `overrides`); builds the stat only if a header
+    /// needs it.
+    fn resolve_headers(
+        &self,
+        overrides: Option<&Headers>,
+        conn: &Connection<'_>,
+        context: &Context,
+        throttled: bool,
+        stat: impl FnOnce() -> StrategyStat,
+    ) -> HeaderMap {
+        let overrides = overrides.filter(|o| !o.is_empty());
+        if self.headers.is_empty() && overrides.is_none() {
+            return HeaderMap::new();
+        }
+        let stat = stat();
+        self.headers.resolve(overrides, &Input { conn, stat: &stat, context, throttled })
+    }
+
+    pub(crate) async fn stat(
+        &self,
+        conn: &Connection<'_>,
+        call_context: Option<&Context>,
+    ) -> Result<Option<StrategyStat>, ThrottleError> {
+        let context = self.context(call_context);
+        let rate = self.resolve_rate(conn, &context).await;
+        let Some(key) = self.client_key(conn, &context).await else {
+            return Ok(None);
+        };
+        if rate.is_unlimited() {
+            let unlimited = Decision { allowed: true, remaining: u64::MAX, wait_ms: 0, reset_ms: 0 };
+            return Ok(Some(self.stat_from(key, rate, unlimited)));
+        }
+        let snapshot = self.snapshot(&key, rate).await?;
+        Ok(Some(StrategyStat {
+            uid: self.uid.clone(),
+            key,
+            rate,
+            hits_remaining: snapshot.remaining.min(rate.limit()),
+            wait_ms: snapshot.wait_ms,
+            reset_ms: snapshot.reset_ms,
+            strategy: self.strategy.name(),
+            metadata: snapshot.metadata,
+        }))
+    }
+
+    pub(crate) async fn check(
+        &self,
+        conn: &Connection<'_>,
+        cost: Option<Result<Cost, InvalidCost>>,
+        call_context: Option<&Context>,
+    ) -> bool {
+        if !self.is_enabled() {
+            return true;
+        }
+        let context = self.context(call_context);
+        let cost = match cost {
+            Some(Ok(cost)) => cost.get(),
+            Some(Err(_)) => return false,
+            None => match self.resolve_cost(conn, &context).await {
+                Ok(cost) => cost,
+                Err(_) => return false,
+            },
+        };
+        if cost == 0 {
+            return true;
+        }
+        match self.stat(conn, Some(&context)).await {
+            Ok(Some(stat)) => stat.rate.is_unlimited() || stat.hits_remaining >= cost,
+            // Exempted, or the state cannot be read: check is best effort and optimistic.
+            Ok(None) | Err(_) => true,
+        }
+    }
+
+    pub(crate) async fn get_headers(
+        &self,
+        conn: &Connection<'_>,
+        overrides: Option<&Headers>,
+        call_context: Option<&Context>,
+    ) -> Result<HeaderMap, ThrottleError> {
+        let merged;
+        let headers = match overrides.filter(|o| !o.is_empty()) {
+            Some(overrides) => {
+                merged = &self.headers | overrides;
+                &merged
+            }
+            None => &self.headers,
+        };
+        if headers.is_empty() || headers.is_static() {
+            return Ok(headers.resolve_static());
+        }
+        let context = self.context(call_context);
+        let Some(stat) = self.stat(conn, Some(&context)).await? else {
+            return Ok(headers.resolve_static());
+        };
+        let throttled = stat.wait_ms > 0;
+        Ok(headers.resolve(None, &Input { conn, stat: &stat, context: &context, throttled }))
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        crate::registry::unregister(&self.uid);
+    }
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttle")
+            .field("uid", &self.uid)
+            .field("rate", &self.static_rate())
+            .field("strategy", &self.strategy)
+            .field("backend", &self.backend.namespace())
+            .field("identifier", &self.identifier)
+            .field("on_error", &self.on_error)
+            .field("enabled", &self.is_enabled())
+            .finish_non_exhaustive()
+    }
+}

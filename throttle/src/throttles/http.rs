@@ -1,0 +1,110 @@
+//! [`HttpThrottle`]: the direct API for HTTP handlers.
+
+use super::builder::{BuildThrottle, Sealed, ThrottleBuilder};
+use super::call::{Call, CheckOp, HeadersOp, Hit, StatOp};
+use super::core::Core;
+use crate::{AsConnection, Rate};
+use std::sync::Arc;
+
+/// A rate limit for HTTP requests, called directly from handlers. Cheap to clone.
+///
+/// ```
+/// use axum::{Json, extract::Request, routing::get, Router};
+/// use throttle::{HttpThrottle, ThrottleError};
+/// use std::sync::LazyLock;
+///
+/// static API: LazyLock<HttpThrottle> =
+///     LazyLock::new(|| HttpThrottle::builder("docs:data").rate("100/min").build().expect("valid throttle"));
+///
+/// async fn get_data(request: Request) -> Result<Json<Vec<u32>>, ThrottleError> {
+///     API.hit(&request).await?; // a 429 with Retry-After when over the limit
+///     Ok(Json(vec![]))
+/// }
+///
+/// let app: Router = Router::new().route("/data", get(get_data));
+/// ```
+///
+/// Per-call cost and context, a pre-check, and a stat:
+///
+/// ```
+/// # use throttle::{Context, HttpThrottle, ThrottleError};
+/// # async fn demo(request: axum::extract::Request) -> Result<(), ThrottleError> {
+/// let uploads = HttpThrottle::builder("docs:uploads").rate("1000/min").build().unwrap();
+/// if uploads.check(&request).cost(5).await {
+///     uploads.hit(&request).cost(5).await?;
+/// }
+/// uploads.hit(&request).context(Context::new().with("scope", "tenant-7")).await?;
+/// let remaining = uploads.stat(&request).await?.map(|s| s.hits_remaining);
+/// # let _ = remaining; Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct HttpThrottle {
+    core: Arc<Core>,
+}
+
+impl Sealed for HttpThrottle {
+    fn from_core(core: Arc<Core>) -> Self {
+        HttpThrottle { core }
+    }
+}
+impl BuildThrottle for HttpThrottle {}
+
+impl HttpThrottle {
+    /// Starts a throttle with this uid: unique in the process; letters, digits and
+    /// `_-.:/`. It is the first part of every key the throttle stores.
+    #[track_caller]
+    pub fn builder(uid: impl Into<String>) -> ThrottleBuilder<HttpThrottle> {
+        ThrottleBuilder::new(uid.into(), std::panic::Location::caller().to_string())
+    }
+
+    /// Records a hit: admits it (consuming its cost) or rejects it with
+    /// [`ThrottleError::Throttled`](crate::ThrottleError::Throttled), which renders as a
+    /// 429 with `Retry-After`. Configure with `.cost(n)` and `.context(ctx)`.
+    pub fn hit<'a>(&'a self, conn: &'a (impl AsConnection + ?Sized)) -> Hit<'a> {
+        Call::new(&self.core, conn.as_connection())
+    }
+
+    /// Whether a hit of the given cost (default: the throttle's) would be admitted
+    /// now. Consumes nothing. Best effort: another request may take the quota before
+    /// your hit, so always follow with [`hit`](Self::hit). `true` when the state cannot
+    /// be read or the client is exempted.
+    pub fn check<'a>(&'a self, conn: &'a (impl AsConnection + ?Sized)) -> Call<'a, CheckOp> {
+        Call::new(&self.core, conn.as_connection())
+    }
+
+    /// The client's current standing, consuming nothing; `None` for an exempted client.
+    pub fn stat<'a>(&'a self, conn: &'a (impl AsConnection + ?Sized)) -> Call<'a, StatOp> {
+        Call::new(&self.core, conn.as_connection())
+    }
+
+    /// The throttle's headers resolved for this client now, with optional per-call
+    /// `.overrides(..)`. A collection of fixed values resolves without backend I/O.
+    pub fn get_headers<'a>(&'a self, conn: &'a (impl AsConnection + ?Sized)) -> Call<'a, HeadersOp> {
+        Call::new(&self.core, conn.as_connection())
+    }
+
+    /// The uid.
+    pub fn uid(&self) -> &str {
+        self.core.uid()
+    }
+
+    /// The static rate, or `None` when the rate is a function.
+    pub fn rate(&self) -> Option<Rate> {
+        self.core.static_rate()
+    }
+
+    /// Replaces the rate from now on.
+    pub fn set_rate(&self, rate: Rate) {
+        self.core.set_rate(rate);
+    }
+
+    /// Whether hits are counted.
+    pub fn is_enabled(&self) -> bool {
+        self.core.is_enabled()
+    }
+
+    /// Turns counting on or off; a disabled throttle admits everything with no backend I/O.
+    pub fn set_enabled(&self, enabled: bool) {
+        self.core.set_enabled(enabled);
+    }
+}

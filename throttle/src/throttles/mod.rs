@@ -1,0 +1,13 @@
+//! Throttles: [`HttpThrottle`], its builder, and the per-call builders ([`Call`]).
+
+mod builder;
+mod call;
+pub(crate) mod core;
+mod http;
+mod options;
+
+pub use self::core::Admitted;
+pub use builder::{BuildThrottle, IntoRate, ThrottleBuilder};
+pub use call::{Call, CheckOp, CostedOp, HeadersOp, Hit, HitOp, StatOp};
+pub use http::HttpThrottle;
+pub use options::{ErrorAction, OnError};

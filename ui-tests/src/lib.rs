@@ -1,0 +1,1 @@
+//! Workspace member that only hosts tests and examples.
