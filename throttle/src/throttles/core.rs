@@ -35,7 +35,6 @@ pub struct Core {
 
 /// A hit that was admitted (or that the throttle let through untouched).
 #[derive(Debug, Clone, Default)]
-#[must_use]
 pub struct Admitted {
     decision: Option<Decision>,
     headers: HeaderMap,
