@@ -226,3 +226,71 @@ impl MemoryBackendBuilder {
         Ok(MemoryBackend::from_parts(self.namespace, self.clock))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use crate::strategy::FixedWindow;
+    use std::time::Duration;
+
+    #[test]
+    fn memory_stays_bounded_under_a_million_distinct_clients() {
+        let clock = ManualClock::new(0);
+        let backend = MemoryBackend::builder().clock(clock.clone()).build().unwrap();
+        let rate = Rate::per_second(10);
+        let mut peak = 0;
+        for second in 0..100u64 {
+            for client in 0..10_000u64 {
+                let key = format!("ns:u:{}:default", second * 10_000 + client);
+                assert!(backend.hit_now(&key, &FixedWindow, rate, 1).allowed);
+            }
+            peak = peak.max(backend.len());
+            clock.advance(Duration::from_secs(1));
+        }
+        // 1,000,000 clients seen, 10,000 live per second: the map holds a few seconds' worth.
+        assert!(peak < 40_000, "peak {peak} keys");
+        backend.sweep();
+        assert_eq!(backend.len(), 0);
+    }
+
+    #[test]
+    fn threads_hammering_one_key_are_admitted_exactly() {
+        let backend = MemoryBackend::builder().clock(ManualClock::new(0)).build().unwrap();
+        let rate = Rate::per_minute(1_000);
+        let admitted: usize = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| (0..500).filter(|_| backend.hit_now("k", &FixedWindow, rate, 1).allowed).count()))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        assert_eq!(admitted, 1_000);
+        assert_eq!(backend.stat_now("k", &FixedWindow, rate).remaining, 0);
+    }
+
+    #[test]
+    fn state_of_another_strategy_reads_as_fresh() {
+        #[derive(Debug)]
+        struct Other;
+        impl crate::strategy::Strategy for Other {
+            type State = String;
+            fn name(&self) -> &'static str {
+                "other"
+            }
+            fn decide(&self, _: &mut String, _: u64, rate: Rate, _: u64) -> Decision {
+                Decision { allowed: true, remaining: rate.limit(), wait_ms: 0, reset_ms: 0 }
+            }
+            fn stat(&self, _: &String, _: u64, rate: Rate) -> Snapshot {
+                Snapshot { remaining: rate.limit(), wait_ms: 0, reset_ms: 0, metadata: crate::strategy::Metadata::None }
+            }
+            fn expires_at(&self, _: &String, _: Rate) -> u64 {
+                u64::MAX
+            }
+        }
+        let backend = MemoryBackend::builder().clock(ManualClock::new(0)).build().unwrap();
+        let rate = Rate::per_minute(3);
+        assert!(backend.hit_now("k", &Other, rate, 1).allowed);
+        assert_eq!(backend.stat_now("k", &FixedWindow, rate).remaining, 3);
+        assert_eq!(backend.hit_now("k", &FixedWindow, rate, 1).remaining, 2);
+    }
+}

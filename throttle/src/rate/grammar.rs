@@ -189,9 +189,13 @@ fn parse_number(s: &str) -> Option<u64> {
     (value <= MAX_VALUE).then_some(value)
 }
 
+/// Whether `s` is a well-formed number that is merely too large.
 fn parse_number_overflows(s: &str) -> bool {
-    let digits: String = s.chars().filter(|c| *c != '_').collect();
-    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && parse_number(s).is_none()
+    let well_formed = s.starts_with(|c: char| c.is_ascii_digit())
+        && s.ends_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_digit() || c == '_')
+        && !s.contains("__");
+    well_formed && parse_number(s).is_none()
 }
 
 fn parse_period(s: &str) -> Result<u64, RateSyntaxError> {
