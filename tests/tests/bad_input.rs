@@ -72,6 +72,9 @@ async fn invalid_per_call_costs_fail_the_call_without_io() {
     assert!(matches!(err, ThrottleError::InvalidCost(InvalidCost::TooLarge(_))));
     let err = api.hit(&request).cost(11).await.unwrap_err();
     assert_eq!(err.to_string(), "cost 11 exceeds the capacity 10 of throttle \"bad:call:cost\"; no wait would ever admit it");
+    let response = err.into_response();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(!response.headers().contains_key("retry-after"), "no wait would ever admit it");
     assert!(backend.is_empty());
 }
 

@@ -113,8 +113,9 @@ macro_rules! cost_from_ints {
 }
 cost_from_ints!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
 
-/// Why a throttle call failed. Renders as a response: the 429 for [`Throttled`],
-/// a 500 for the others (they are server-side mistakes or outages).
+/// Why a throttle call failed. Renders as a response: the 429 for [`Throttled`]; a
+/// 429 without `Retry-After` for a cost above capacity (no wait would help); a 500 for
+/// the others (server-side mistakes or outages).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ThrottleError {
@@ -159,6 +160,11 @@ impl IntoResponse for ThrottleError {
     fn into_response(self) -> Response {
         match self {
             ThrottleError::Throttled(t) => t.into_response(),
+            // No wait would help, so a 429 without Retry-After that says why.
+            ThrottleError::CostExceedsCapacity { cost, capacity, .. } => {
+                let detail = format!("This request costs {cost}, more than the limit of {capacity} allows.");
+                (StatusCode::TOO_MANY_REQUESTS, detail).into_response()
+            }
             other => {
                 tracing::error!("throttle: {other}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
