@@ -1,4 +1,33 @@
-#![doc = include_str!("../README.md")]
+//! Rate limiting for axum.
+//!
+//! Build an [`HttpThrottle`] once, keyed by a unique uid, and call it from handlers:
+//!
+//! ```
+//! use axum::{Json, extract::Request};
+//! use std::sync::LazyLock;
+//! use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError};
+//!
+//! static API: LazyLock<HttpThrottle> = LazyLock::new(|| {
+//!     HttpThrottle::builder("api:items")
+//!         .rate("100/min")
+//!         .headers(&*DEFAULT_HEADERS_ALWAYS)
+//!         .build()
+//!         .expect("valid throttle")
+//! });
+//!
+//! async fn list_items(request: Request) -> Result<impl axum::response::IntoResponse, ThrottleError> {
+//!     let admitted = API.hit(&request).await?; // 429 + Retry-After when over the limit
+//!     Ok((admitted, Json(["widget", "gizmo"]))) // X-RateLimit-Limit / -Remaining
+//! }
+//! ```
+//!
+//! - [`Rate`]: `"100/min"`, `"5 per 10s"`, `"1000/1h30m"`, `"unlimited"`.
+//! - [`HttpThrottle`]: `hit`, `check`, `stat`, `get_headers`, with `.cost(n)` and
+//!   `.context(ctx)`.
+//! - [`headers`]: header values, conditions, collections and presets.
+//! - [`strategy`]: the algorithms; [`backend`]: where state lives ([`MemoryBackend`] by
+//!   default).
+//! - [`registry`]: every live throttle by uid, with runtime switches.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
