@@ -44,6 +44,22 @@ pub enum ConfigError {
     /// A header name or value is invalid.
     #[error(transparent)]
     Header(#[from] HeaderError),
+    /// A trusted-proxy range or IPv6 prefix is invalid.
+    #[error("invalid IP range {range:?}: {reason}")]
+    InvalidIpRange {
+        /// The refused range.
+        range: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A path glob of a rule is invalid.
+    #[error("invalid path glob {glob:?}: {reason}")]
+    InvalidGlob {
+        /// The refused glob.
+        glob: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The backend namespace is invalid.
     #[error("invalid backend namespace {namespace:?}: {reason}")]
     InvalidNamespace {

@@ -1,6 +1,7 @@
 //! Who is being limited: [`Identifier`] turns a request into an [`Identity`].
 
-use crate::Connection;
+use crate::{ClientIp, Connection};
+use http::HeaderName;
 use crate::backend::BoxFuture;
 use std::borrow::Cow;
 use std::fmt;
@@ -63,6 +64,9 @@ pub struct Identifier(Kind);
 enum Kind {
     #[default]
     PeerIp,
+    ClientIp(Arc<ClientIp>),
+    Header(HeaderName),
+    Composite(Arc<[Identifier]>),
     Sync(Arc<SyncFn>),
     Async(Arc<AsyncFn>),
 }
@@ -73,6 +77,48 @@ impl Identifier {
     /// [`ANONYMOUS`] bucket, and this is reported once in the log.
     pub const fn peer_ip() -> Self {
         Identifier(Kind::PeerIp)
+    }
+
+    /// The client address behind trusted proxies (see [`ClientIp`]); without
+    /// `ConnectInfo`, the shared [`ANONYMOUS`] bucket.
+    pub fn client_ip(config: ClientIp) -> Self {
+        Identifier(Kind::ClientIp(Arc::new(config)))
+    }
+
+    /// The value of a request header (an API key, a tenant id), falling back to the
+    /// peer IP when the header is absent.
+    ///
+    /// ```
+    /// let by_key = throttle::Identifier::header("x-api-key")?;
+    /// # let _ = by_key;
+    /// # Ok::<(), throttle::headers::HeaderError>(())
+    /// ```
+    pub fn header(name: &str) -> Result<Self, crate::headers::HeaderError> {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| crate::headers::HeaderError::InvalidName(name.to_string()))?;
+        Ok(Identifier(Kind::Header(name)))
+    }
+
+    /// A request extension set by an earlier layer (e.g. the authenticated user id
+    /// your auth middleware inserted), falling back to the peer IP when absent.
+    ///
+    /// ```
+    /// #[derive(Clone)]
+    /// struct UserId(u64);
+    /// let by_user = throttle::Identifier::extension(|user: &UserId| user.0.to_string());
+    /// # let _ = by_user;
+    /// ```
+    pub fn extension<T: Send + Sync + 'static>(id: impl Fn(&T) -> String + Send + Sync + 'static) -> Self {
+        Self::from_fn(move |conn| match conn.extensions().get::<T>() {
+            Some(value) => Identity::Client(id(value).into()),
+            None => peer_ip(conn),
+        })
+    }
+
+    /// Several identifiers combined: one bucket per combination (e.g. user and IP).
+    /// If any part is [`EXEMPTED`], so is the whole.
+    pub fn composite(parts: impl IntoIterator<Item = Identifier>) -> Self {
+        Identifier(Kind::Composite(parts.into_iter().collect()))
     }
 
     /// A synchronous function of the request.
@@ -92,6 +138,30 @@ impl Identifier {
     pub async fn identify(&self, conn: &Connection<'_>) -> Identity {
         match &self.0 {
             Kind::PeerIp => peer_ip(conn),
+            Kind::ClientIp(config) => match conn.peer_addr() {
+                Some(peer) => Identity::Client(config.resolve(peer.ip(), conn.headers()).to_string().into()),
+                None => peer_ip(conn),
+            },
+            Kind::Header(name) => match conn.headers().get(name) {
+                Some(value) => Identity::Client(String::from_utf8_lossy(value.as_bytes()).into_owned().into()),
+                None => peer_ip(conn),
+            },
+            Kind::Composite(parts) => {
+                let mut joined = String::new();
+                for part in parts.iter() {
+                    match Box::pin(part.identify(conn)).await {
+                        Identity::Exempted => return Identity::Exempted,
+                        // Escaping each part keeps the join injective: ("a:", "b") != ("a", ":b").
+                        Identity::Client(id) => {
+                            if !joined.is_empty() {
+                                joined.push(':');
+                            }
+                            crate::key::push_escaped(&mut joined, &id);
+                        }
+                    }
+                }
+                Identity::Client(joined.into())
+            }
             Kind::Sync(f) => f(conn),
             Kind::Async(f) => f(conn).await,
         }
@@ -119,6 +189,9 @@ impl fmt::Debug for Identifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.0 {
             Kind::PeerIp => "Identifier::peer_ip()",
+            Kind::ClientIp(_) => "Identifier::client_ip(..)",
+            Kind::Header(_) => "Identifier::header(..)",
+            Kind::Composite(_) => "Identifier::composite(..)",
             Kind::Sync(_) => "Identifier::from_fn(..)",
             Kind::Async(_) => "Identifier::from_async_fn(..)",
         })

@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+mod client_ip;
 mod clock;
 mod connection;
 mod context;
@@ -43,10 +44,12 @@ mod key;
 pub mod rate;
 pub mod registry;
 mod rejection;
+mod rules;
 pub mod strategy;
 pub mod throttles;
 
 pub use backend::{MemoryBackend, default_backend, set_default_backend};
+pub use client_ip::{ClientIp, IpRange};
 pub use clock::{Clock, ManualClock};
 pub use connection::{AsConnection, Connection};
 pub use context::Context;
@@ -56,5 +59,6 @@ pub use headers::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Header, Hea
 pub use identity::{ANONYMOUS, EXEMPTED, Identifier, Identity};
 pub use rate::{ParseRateError, Rate};
 pub use rejection::{Throttled, ThrottledHandler};
+pub use rules::Rule;
 pub use strategy::StrategyStat;
 pub use throttles::{Admitted, Call, ErrorAction, Hit, HttpThrottle, OnError, ThrottleBuilder};

@@ -7,7 +7,7 @@ use crate::headers::Headers;
 use crate::rate::ParseRateError;
 use crate::rejection::{Throttled, ThrottledHandler};
 use crate::strategy::{DynStrategy, FixedWindow, Strategy};
-use crate::{ConfigError, Connection, Context, Cost, Identifier, InvalidCost, Rate, key, registry};
+use crate::{ConfigError, Connection, Context, Cost, Identifier, InvalidCost, Rate, Rule, key, registry};
 use axum::response::Response;
 use parking_lot::RwLock;
 use std::marker::PhantomData;
@@ -31,6 +31,7 @@ pub struct ThrottleBuilder<T> {
     timeout: Duration,
     context: Context,
     handler: Option<ThrottledHandler>,
+    rules: Vec<Rule>,
     kind: PhantomData<fn() -> T>,
 }
 
@@ -83,6 +84,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             timeout: Duration::from_millis(250),
             context: Context::new(),
             handler: None,
+            rules: Vec::new(),
             kind: PhantomData,
         }
     }
@@ -173,6 +175,12 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
+    /// Adds a rule: where the throttle applies (see [`Rule`]).
+    pub fn rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
     /// Where this throttle comes from, for duplicate-uid errors (set by the attribute).
     #[doc(hidden)]
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
@@ -201,6 +209,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             timeout: self.timeout,
             context: self.context,
             handler: self.handler,
+            rules: self.rules,
             enabled: AtomicBool::new(true),
         });
         registry::register(&core)?;

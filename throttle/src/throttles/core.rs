@@ -6,6 +6,7 @@ use crate::headers::Headers;
 use crate::headers::header::Input;
 use crate::rejection::{Throttled, ThrottledHandler};
 use crate::strategy::{Decision, DynStrategy, Metadata, Snapshot, StrategyStat};
+use crate::rules::{self, Rule};
 use crate::{Connection, Context, Cost, Identifier, Identity, InvalidCost, Rate, ThrottleError, key};
 use http::HeaderMap;
 use parking_lot::RwLock;
@@ -30,6 +31,7 @@ pub struct Core {
     pub(crate) timeout: Duration,
     pub(crate) context: Context,
     pub(crate) handler: Option<ThrottledHandler>,
+    pub(crate) rules: Vec<Rule>,
     pub(crate) enabled: AtomicBool,
 }
 
@@ -171,6 +173,9 @@ impl Core {
             return Ok(Admitted::default());
         }
         let context = self.context(call_context);
+        if !rules::applies(&self.rules, conn).await {
+            return Ok(Admitted::default());
+        }
         let rate = self.resolve_rate(conn, &context).await;
         if rate.is_unlimited() {
             return Ok(Admitted::default());
@@ -257,6 +262,9 @@ impl Core {
         call_context: Option<&Context>,
     ) -> Result<Option<StrategyStat>, ThrottleError> {
         let context = self.context(call_context);
+        if !rules::applies(&self.rules, conn).await {
+            return Ok(None);
+        }
         let rate = self.resolve_rate(conn, &context).await;
         let Some(key) = self.client_key(conn, &context).await else {
             return Ok(None);
