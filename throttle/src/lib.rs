@@ -48,6 +48,10 @@ mod rules;
 pub mod strategy;
 pub mod throttles;
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
 pub use backend::{MemoryBackend, default_backend, set_default_backend};
 pub use client_ip::{ClientIp, IpRange};
 pub use clock::{Clock, ManualClock};
@@ -62,3 +66,7 @@ pub use rejection::{Throttled, ThrottledHandler};
 pub use rules::Rule;
 pub use strategy::StrategyStat;
 pub use throttles::{Admitted, Call, ErrorAction, Hit, HttpThrottle, OnError, ThrottleBuilder};
+
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use throttle_macros::{rate, throttle};
