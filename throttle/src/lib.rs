@@ -66,6 +66,7 @@ pub use rejection::{Throttled, ThrottledHandler};
 pub use rules::Rule;
 pub use strategy::StrategyStat;
 pub use throttles::{Admitted, Call, ErrorAction, Hit, HttpThrottle, OnError, ThrottleBuilder};
+pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_frame, is_throttled};
 
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]

@@ -5,9 +5,13 @@ mod call;
 pub(crate) mod core;
 mod http;
 mod options;
+mod websocket;
 
 pub use self::core::Admitted;
 pub use builder::{BuildThrottle, IntoRate, ThrottleBuilder};
 pub use call::{Call, CheckOp, CostedOp, HeadersOp, Hit, HitOp, StatOp};
 pub use http::HttpThrottle;
 pub use options::{ErrorAction, OnError};
+pub use websocket::{
+    MessageHandler, MessageHit, MessageVerdict, WebSocketThrottle, WsConnection, default_frame, is_throttled,
+};
