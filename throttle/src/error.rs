@@ -38,6 +38,9 @@ pub enum ConfigError {
     /// The rate string does not parse.
     #[error(transparent)]
     Rate(#[from] ParseRateError),
+    /// The strategy name or its parameters are invalid.
+    #[error(transparent)]
+    Strategy(#[from] crate::strategy::ParseStrategyError),
     /// The default cost is invalid.
     #[error(transparent)]
     Cost(#[from] InvalidCost),

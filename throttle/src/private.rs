@@ -7,7 +7,7 @@
 //! (the return type of a handler with `headers = ...`).
 
 use crate::backend::{BackendError, BoxFuture};
-use crate::strategy::{FixedWindow, StrategyStat};
+use crate::strategy::StrategyStat;
 use crate::throttles::{CheckOp, CostedOp, HeadersOp, HitOp, StatOp};
 use crate::{
     Admitted, AsConnection, Call, ConfigError, Connection, Context, Cost, HttpThrottle, InvalidCost, OnError,
@@ -35,29 +35,11 @@ pub fn builder(uid: &'static str, origin: &'static str) -> ThrottleBuilder<HttpT
     HttpThrottle::builder(uid).origin(origin)
 }
 
-/// `strategy = "name"`: the macro accepts only the names matched here.
-///
-/// Strategies engineers: when a strategy lands, give it its own arm (for example
-/// `"gcra" => builder.strategy(crate::strategy::Gcra::default())`) and take its name
-/// out of the fallback arm. The macro's list of names is
-/// `throttle-macros/src/validate.rs` (`STRATEGIES`).
+/// `strategy = "name"`: the macro accepts only the built-in names, which
+/// [`strategy::from_name`](crate::strategy::from_name) resolves (were the two lists
+/// ever to drift, `build` reports the unknown name).
 pub fn strategy(builder: ThrottleBuilder<HttpThrottle>, name: &str) -> ThrottleBuilder<HttpThrottle> {
-    match name {
-        "fixed_window" => builder.strategy(FixedWindow),
-        "sliding_window_counter"
-        | "sliding_window_log"
-        | "token_bucket"
-        | "token_bucket_debt"
-        | "leaky_bucket"
-        | "leaky_bucket_queue"
-        | "gcra" => {
-            tracing::warn!(
-                "throttle: strategy {name:?} is not available in this build of throttle; using fixed_window"
-            );
-            builder.strategy(FixedWindow)
-        }
-        _ => builder,
-    }
+    builder.strategy_name(name)
 }
 
 /// `headers = "always"`.

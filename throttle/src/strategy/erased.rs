@@ -1,6 +1,6 @@
 //! [`DynStrategy`]: any [`Strategy`] behind a trait object, with its state as `dyn Any`.
 
-use super::{Decision, Snapshot, Strategy};
+use super::{Decision, EncodedDecision, Snapshot, Strategy};
 use crate::Rate;
 use core::any::Any;
 use core::fmt::Debug;
@@ -22,6 +22,19 @@ pub trait DynStrategy: Debug + Send + Sync + 'static {
     fn decide_any(&self, state: &mut AnyState, now_ms: u64, rate: Rate, cost: u64) -> (Decision, u64);
     /// Runs [`Strategy::stat`]; `None` or a state of the wrong type reads as fresh.
     fn stat_any(&self, state: Option<&AnyState>, now_ms: u64, rate: Rate) -> Snapshot;
+    /// Whether the strategy implements [`Strategy::encode`], so backends that store
+    /// state outside the process can run it.
+    fn has_codec(&self) -> bool;
+    /// Runs [`Strategy::encode`]; `None` without a codec or for a state of the wrong type.
+    fn encode_any(&self, state: &AnyState) -> Option<Vec<i64>>;
+    /// Runs [`Strategy::decode`]; `None` without a codec or for unreadable fields.
+    fn decode_any(&self, fields: &[i64]) -> Option<AnyState>;
+    /// The compare-and-set step of an external backend: decodes `stored` (absent or
+    /// unreadable fields read as fresh state), decides, and encodes the new state.
+    /// `None` when the strategy has no codec. See [`codec`](super::codec).
+    fn decide_encoded(&self, stored: Option<&[i64]>, now_ms: u64, rate: Rate, cost: u64) -> Option<EncodedDecision>;
+    /// Runs [`Strategy::stat`] on stored fields (absent or unreadable ones read as fresh).
+    fn stat_encoded(&self, stored: Option<&[i64]>, now_ms: u64, rate: Rate) -> Snapshot;
 }
 
 impl<S: Strategy> DynStrategy for S {
@@ -54,5 +67,30 @@ impl<S: Strategy> DynStrategy for S {
             Some(typed) => self.stat(typed, now_ms, rate),
             None => self.stat(&S::State::default(), now_ms, rate),
         }
+    }
+
+    fn has_codec(&self) -> bool {
+        self.encode(&S::State::default()).is_some()
+    }
+
+    fn encode_any(&self, state: &AnyState) -> Option<Vec<i64>> {
+        self.encode(state.downcast_ref::<S::State>()?)
+    }
+
+    fn decode_any(&self, fields: &[i64]) -> Option<AnyState> {
+        self.decode(fields).map(|state| Box::new(state) as AnyState)
+    }
+
+    fn decide_encoded(&self, stored: Option<&[i64]>, now_ms: u64, rate: Rate, cost: u64) -> Option<EncodedDecision> {
+        let mut state = stored.and_then(|fields| self.decode(fields)).unwrap_or_default();
+        let decision = self.decide(&mut state, now_ms, rate, cost);
+        let expires_at = self.expires_at(&state, rate);
+        let state = self.encode(&state)?;
+        Some(EncodedDecision { decision, state, expires_at })
+    }
+
+    fn stat_encoded(&self, stored: Option<&[i64]>, now_ms: u64, rate: Rate) -> Snapshot {
+        let state = stored.and_then(|fields| self.decode(fields)).unwrap_or_default();
+        self.stat(&state, now_ms, rate)
     }
 }

@@ -1,6 +1,7 @@
 //! Fixed window: a counter per epoch-aligned window.
 
-use super::{Decision, Metadata, Snapshot, Strategy};
+use super::math::{field, to_field};
+use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat, never};
 use crate::Rate;
 
 /// Counts cost per window of `rate.period()`, windows aligned to the Unix epoch
@@ -39,10 +40,16 @@ impl Strategy for FixedWindow {
     }
 
     fn decide(&self, state: &mut FixedWindowState, now_ms: u64, rate: Rate, cost: u64) -> Decision {
+        if let Some(decision) = degenerate(rate) {
+            return decision;
+        }
         let start = Self::window_start(now_ms, rate);
         let reset_ms = start + rate.period_ms() - now_ms;
         let count = Self::count_in(state, start);
-        if count + cost > rate.limit() {
+        if cost > rate.limit() {
+            return never(rate.limit().saturating_sub(count), reset_ms);
+        }
+        if count.saturating_add(cost) > rate.limit() {
             let remaining = rate.limit().saturating_sub(count);
             return Decision { allowed: false, remaining, wait_ms: reset_ms, reset_ms };
         }
@@ -51,6 +58,9 @@ impl Strategy for FixedWindow {
     }
 
     fn stat(&self, state: &FixedWindowState, now_ms: u64, rate: Rate) -> Snapshot {
+        if let Some(snapshot) = degenerate_stat(rate) {
+            return snapshot;
+        }
         let start = Self::window_start(now_ms, rate);
         let end = start + rate.period_ms();
         let count = Self::count_in(state, start).min(rate.limit());
@@ -59,16 +69,24 @@ impl Strategy for FixedWindow {
             remaining,
             wait_ms: if remaining == 0 { end - now_ms } else { 0 },
             reset_ms: end - now_ms,
-            metadata: Metadata::FixedWindow {
-                window_start_ms: start,
-                window_end_ms: end,
-                current_count: count,
-            },
+            metadata: Metadata::FixedWindow { window_start_ms: start, window_end_ms: end, current_count: count },
         }
     }
 
     fn expires_at(&self, state: &FixedWindowState, rate: Rate) -> u64 {
         state.window_start_ms.saturating_add(rate.period_ms())
+    }
+
+    /// `[1, window_start_ms, count]`.
+    fn encode(&self, state: &FixedWindowState) -> Option<Vec<i64>> {
+        Some(vec![1, to_field(state.window_start_ms), to_field(state.count)])
+    }
+
+    fn decode(&self, fields: &[i64]) -> Option<FixedWindowState> {
+        match fields {
+            [1, _, _] => Some(FixedWindowState { window_start_ms: field(fields, 1)?, count: field(fields, 2)? }),
+            _ => None,
+        }
     }
 }
 
@@ -111,6 +129,27 @@ mod tests {
         assert!(!FixedWindow.decide(&mut state, 0, rate, 1).allowed);
         let stat = FixedWindow.stat(&state, 0, rate);
         assert_eq!((stat.remaining, stat.wait_ms), (0, 1_000));
+    }
+
+    #[test]
+    fn degenerate_rates_and_oversized_costs_never_panic() {
+        let mut state = FixedWindowState::default();
+        assert!(FixedWindow.decide(&mut state, 5, Rate::UNLIMITED, 1).allowed);
+        let closed = FixedWindow.decide(&mut state, 5, Rate::per_second(0), 1);
+        assert_eq!((closed.allowed, closed.wait_ms), (false, 1_000));
+        let huge = FixedWindow.decide(&mut state, 5, RATE, 6);
+        assert_eq!((huge.allowed, huge.wait_ms, huge.remaining), (false, crate::strategy::NEVER, 5));
+        assert_eq!(state, FixedWindowState::default());
+        assert_eq!(FixedWindow.stat(&state, 5, Rate::UNLIMITED).remaining, u64::MAX);
+    }
+
+    #[test]
+    fn codec_round_trips_and_refuses_other_layouts() {
+        let state = FixedWindowState { window_start_ms: 60_000, count: 7 };
+        assert_eq!(FixedWindow.decode(&FixedWindow.encode(&state).unwrap()), Some(state));
+        for bad in [&[][..], &[1, 2], &[2, 60_000, 7], &[1, -1, 7], &[1, 60_000, 7, 0]] {
+            assert_eq!(FixedWindow.decode(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -7,14 +7,80 @@
 //!
 //! Rejected hits never consume quota, in every strategy: a rejection leaves the state
 //! exactly as it was.
+//!
+//! # The built-in strategies
+//!
+//! | name | type | state | memory per key |
+//! |---|---|---|---|
+//! | `fixed_window` (default) | [`FixedWindow`] | window start, count | 16 bytes |
+//! | `sliding_window_counter` | [`SlidingWindowCounter`] | window start, two counts | 24 bytes |
+//! | `sliding_window_log` | [`SlidingWindowLog`] | one `(ms, cost)` entry per admitting millisecond | O(limit) |
+//! | `token_bucket` | [`TokenBucket`] | last refill, missing tokens | 16 bytes |
+//! | `token_bucket_debt` | [`TokenBucketDebt`] | last refill, missing tokens | 16 bytes |
+//! | `leaky_bucket` | [`LeakyBucket`] | last leak, level | 16 bytes |
+//! | `leaky_bucket_queue` | [`LeakyBucketQueue`] | last leak, FIFO of admitted costs | O(limit) |
+//! | `gcra` | [`Gcra`] | theoretical arrival time | 16 bytes |
+//!
+//! Every one of them:
+//!
+//! - admits exactly: `N` concurrent hits on a fresh key with limit `L` admit exactly
+//!   `min(N, L)` (`min(N, burst)` for the bucket strategies given a burst);
+//! - waits honestly: after a rejection with wait `W`, the same hit at `now + W` is
+//!   admitted when nothing else hits the key, and at `now + W - 1` it would not be;
+//! - reports `remaining` between 0 and the rate's limit;
+//! - refuses a cost above its [`capacity`](Strategy::capacity) (the throttle turns it
+//!   into [`ThrottleError::CostExceedsCapacity`](crate::ThrottleError::CostExceedsCapacity));
+//!   called directly, [`Strategy::decide`] rejects it with a wait of [`NEVER`];
+//! - admits everything for [`Rate::UNLIMITED`] and rejects everything for a limit of 0
+//!   (a closed gate: the wait is one period, as no wait would ever admit);
+//! - computes in integer milliseconds only, with integer state (see [`codec`]).
+//!
+//! Select one by type with [`ThrottleBuilder::strategy`](crate::ThrottleBuilder::strategy)
+//! or by name, with parameters, with [`from_name`] and
+//! [`ThrottleBuilder::strategy_name`](crate::ThrottleBuilder::strategy_name):
+//!
+//! ```
+//! let strategy = throttle::strategy::from_name("token_bucket(burst = 15)")?;
+//! assert_eq!(strategy.name(), "token_bucket");
+//! assert_eq!(strategy.capacity(throttle::Rate::per_second(10)), 15);
+//! # Ok::<(), throttle::strategy::ParseStrategyError>(())
+//! ```
+//!
+//! # Exactness with large rates
+//!
+//! The bucket strategies count in units of `1 / period_ms` of a hit, so every
+//! intermediate value stays below about `capacity × period_ms` (and
+//! `limit × period_ms`). Rust computes them in 128 bits and is exact for every
+//! rate; a backend that runs the same steps with doubles (Lua) is exact while those
+//! products stay below 2^53, which covers e.g. a million hits per day
+//! (8.64 × 10^13).
 
+mod bucket;
+pub mod codec;
 mod erased;
 mod fixed_window;
+mod gcra;
+mod leaky_bucket;
+mod leaky_bucket_queue;
+mod select;
+mod sliding_window_counter;
+mod sliding_window_log;
 mod stat;
+mod token_bucket;
+mod token_bucket_debt;
 
+pub use codec::EncodedDecision;
 pub use erased::{AnyState, DynStrategy};
 pub use fixed_window::{FixedWindow, FixedWindowState};
-pub use stat::{Decision, Metadata, Snapshot, StrategyStat};
+pub use gcra::{Gcra, GcraState};
+pub use leaky_bucket::{LeakyBucket, LeakyBucketState};
+pub use leaky_bucket_queue::{LeakyBucketQueue, LeakyBucketQueueState};
+pub use select::{InvalidStrategyParam, ParseStrategyError, StrategyKind, from_name};
+pub use sliding_window_counter::{SlidingWindowCounter, SlidingWindowCounterState};
+pub use sliding_window_log::{SlidingWindowLog, SlidingWindowLogState};
+pub use stat::{Decision, Metadata, NEVER, Snapshot, StrategyStat};
+pub use token_bucket::{TokenBucket, TokenBucketState};
+pub use token_bucket_debt::TokenBucketDebt;
 
 use crate::Rate;
 use core::fmt::Debug;
@@ -52,7 +118,16 @@ use core::fmt::Debug;
 ///
 ///     fn expires_at(&self, _spent: &u64, _rate: Rate) -> u64 { u64::MAX }
 /// }
+///
+/// let backend = throttle::MemoryBackend::new();
+/// let rate = Rate::per_minute(2);
+/// assert!(backend.hit_now("k", &Lifetime, rate, 2).allowed);
+/// assert!(!backend.hit_now("k", &Lifetime, rate, 1).allowed);
 /// ```
+///
+/// To run on a backend that stores state outside the process (through its
+/// compare-and-set path), also implement [`encode`](Self::encode) and
+/// [`decode`](Self::decode); see [`codec`].
 pub trait Strategy: Debug + Send + Sync + 'static {
     /// Per-key state. `Default` is the state of a key never seen (or expired, or
     /// unreadable: corrupt state is treated as fresh).
@@ -77,4 +152,72 @@ pub trait Strategy: Debug + Send + Sync + 'static {
     fn capacity(&self, rate: Rate) -> u64 {
         rate.limit()
     }
+
+    /// The state as integers, for backends that store it outside the process.
+    /// `None` (the default) means the strategy runs on the in-memory backend only.
+    ///
+    /// Keep every integer below 2^53 in magnitude so a Lua script reads it exactly.
+    fn encode(&self, state: &Self::State) -> Option<Vec<i64>> {
+        let _ = state;
+        None
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote. Return `None` for anything
+    /// unreadable: the backend then uses a fresh state (corrupt state is never an
+    /// error).
+    fn decode(&self, fields: &[i64]) -> Option<Self::State> {
+        let _ = fields;
+        None
+    }
+}
+
+/// Integer helpers of the built-in strategies.
+mod math {
+    /// `x` as a `u64`, saturating.
+    pub(super) fn sat(x: u128) -> u64 {
+        u64::try_from(x).unwrap_or(u64::MAX)
+    }
+
+    /// `a / b` rounded up; `b` must not be 0.
+    pub(super) fn ceil_div(a: u128, b: u128) -> u128 {
+        a.div_ceil(b)
+    }
+
+    /// `fields[i]` as a non-negative integer.
+    pub(super) fn field(fields: &[i64], i: usize) -> Option<u64> {
+        fields.get(i).and_then(|&v| u64::try_from(v).ok())
+    }
+
+    /// `v` as a codec field (values above `i64::MAX` cannot occur in valid state).
+    pub(super) fn to_field(v: u64) -> i64 {
+        i64::try_from(v).unwrap_or(i64::MAX)
+    }
+}
+
+/// The decision for rates no algorithm needs to run on: [`Rate::UNLIMITED`] admits
+/// everything, a limit of 0 rejects everything (for one period at a time).
+fn degenerate(rate: Rate) -> Option<Decision> {
+    if rate.is_unlimited() {
+        return Some(Decision { allowed: true, remaining: u64::MAX, wait_ms: 0, reset_ms: 0 });
+    }
+    if rate.limit() == 0 {
+        let wait_ms = rate.period_ms();
+        return Some(Decision { allowed: false, remaining: 0, wait_ms, reset_ms: wait_ms });
+    }
+    None
+}
+
+/// [`degenerate`] for stats.
+fn degenerate_stat(rate: Rate) -> Option<Snapshot> {
+    degenerate(rate).map(|d| Snapshot {
+        remaining: d.remaining,
+        wait_ms: d.wait_ms,
+        reset_ms: d.reset_ms,
+        metadata: Metadata::None,
+    })
+}
+
+/// A rejection of a cost no wait can ever admit.
+fn never(remaining: u64, reset_ms: u64) -> Decision {
+    Decision { allowed: false, remaining, wait_ms: NEVER, reset_ms }
 }

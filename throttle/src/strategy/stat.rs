@@ -2,6 +2,11 @@
 
 use crate::Rate;
 
+/// The wait of a hit no wait can ever admit: its cost is above the strategy's
+/// [`capacity`](crate::strategy::Strategy::capacity). Throttles refuse such costs
+/// with an error before deciding, so only direct callers of a strategy see it.
+pub const NEVER: u64 = u64::MAX;
+
 /// The outcome of one hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
@@ -10,7 +15,8 @@ pub struct Decision {
     pub allowed: bool,
     /// Quota left after this hit, never above the limit.
     pub remaining: u64,
-    /// Milliseconds until this same hit would be admitted; 0 when admitted.
+    /// Milliseconds until this same hit would be admitted (absent other traffic);
+    /// 0 when admitted, [`NEVER`] when the cost is above the capacity.
     pub wait_ms: u64,
     /// Milliseconds until the quota is whole again (the window or bucket resets).
     pub reset_ms: u64,
@@ -43,6 +49,89 @@ pub enum Metadata {
         window_end_ms: u64,
         /// Cost consumed in the current window.
         current_count: u64,
+    },
+    /// [`SlidingWindowCounter`](crate::strategy::SlidingWindowCounter): both windows
+    /// and the weighted count.
+    SlidingWindowCounter {
+        /// Start of the current window, ms since the epoch.
+        window_start_ms: u64,
+        /// End (exclusive) of the current window, ms since the epoch.
+        window_end_ms: u64,
+        /// Cost admitted in the current window.
+        current_count: u64,
+        /// Cost admitted in the previous window.
+        previous_count: u64,
+        /// Weight of the previous window now, in thousandths (1000 at the start of the
+        /// current window, falling to 0 at its end).
+        previous_weight_permille: u64,
+        /// `previous × weight + current`, rounded up.
+        weighted_count: u64,
+    },
+    /// [`SlidingWindowLog`](crate::strategy::SlidingWindowLog): the log of the last
+    /// period.
+    SlidingWindowLog {
+        /// Start (exclusive) of the sliding window: entries after it count.
+        window_start_ms: u64,
+        /// Number of log entries in the window (hits admitted in the same millisecond
+        /// share one entry).
+        entry_count: u64,
+        /// Cost admitted in the window.
+        current_count: u64,
+        /// Time of the oldest entry in the window; 0 when there is none.
+        oldest_entry_ms: u64,
+    },
+    /// [`TokenBucket`](crate::strategy::TokenBucket): tokens now.
+    TokenBucket {
+        /// Whole tokens in the bucket (may exceed the limit when the burst does).
+        tokens: u64,
+        /// The bucket's size: the burst.
+        capacity: u64,
+        /// When tokens were last taken, ms since the epoch.
+        last_refill_ms: u64,
+    },
+    /// [`TokenBucketDebt`](crate::strategy::TokenBucketDebt): tokens, possibly
+    /// negative.
+    TokenBucketDebt {
+        /// Whole tokens in the bucket, rounded down; negative while in debt.
+        tokens: i64,
+        /// The bucket's size: the burst.
+        capacity: u64,
+        /// How far below zero tokens may go.
+        max_debt: u64,
+        /// Tokens owed now (`-tokens` while in debt, else 0).
+        debt: u64,
+        /// When tokens were last taken, ms since the epoch.
+        last_refill_ms: u64,
+    },
+    /// [`LeakyBucket`](crate::strategy::LeakyBucket): the bucket's level.
+    LeakyBucket {
+        /// Cost in the bucket now, rounded up.
+        level: u64,
+        /// The bucket's size: the limit.
+        capacity: u64,
+        /// When cost was last added, ms since the epoch.
+        last_leak_ms: u64,
+    },
+    /// [`LeakyBucketQueue`](crate::strategy::LeakyBucketQueue): the queue.
+    LeakyBucketQueue {
+        /// Admitted hits still in the queue.
+        queue_len: u64,
+        /// Their cost not yet leaked, rounded up.
+        queue_cost: u64,
+        /// The queue's size in cost: the limit.
+        capacity: u64,
+        /// When the queue was last updated, ms since the epoch.
+        last_leak_ms: u64,
+    },
+    /// [`Gcra`](crate::strategy::Gcra): the theoretical arrival time.
+    Gcra {
+        /// Theoretical arrival time, rounded up, ms since the epoch (at or before now
+        /// for a key at full burst).
+        tat_ms: u64,
+        /// Time between two hits at the sustained rate, in microseconds (rounded down).
+        emission_interval_us: u64,
+        /// Hits admitted at once from rest.
+        burst: u64,
     },
     /// A user strategy's own named integers.
     Custom(Vec<(&'static str, i64)>),

@@ -23,6 +23,7 @@ pub struct ThrottleBuilder<T> {
     origin: String,
     rate: Option<Result<RateSource, ParseRateError>>,
     strategy: Arc<dyn DynStrategy>,
+    strategy_error: Option<crate::strategy::ParseStrategyError>,
     backend: Option<Arc<dyn Backend>>,
     identifier: Identifier,
     cost: Result<CostSource, InvalidCost>,
@@ -76,6 +77,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             origin,
             rate: None,
             strategy: Arc::new(FixedWindow),
+            strategy_error: None,
             backend: None,
             identifier: Identifier::default(),
             cost: Ok(CostSource::Fixed(1)),
@@ -107,6 +109,36 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
     /// The algorithm (default [`FixedWindow`]).
     pub fn strategy(mut self, strategy: impl Strategy) -> Self {
         self.strategy = Arc::new(strategy);
+        self.strategy_error = None;
+        self
+    }
+
+    /// A built-in algorithm by name, with optional parameters (see
+    /// [`strategy::from_name`](crate::strategy::from_name)): `"token_bucket"`,
+    /// `"gcra(burst = 10)"`, ... An unknown name or a bad parameter is reported by
+    /// [`build`](Self::build).
+    ///
+    /// ```
+    /// use throttle::{ConfigError, HttpThrottle};
+    ///
+    /// let api = HttpThrottle::builder("docs:strategy-name")
+    ///     .rate("100/min")
+    ///     .strategy_name("token_bucket(burst = 150)")
+    ///     .build()?;
+    ///
+    /// let err = HttpThrottle::builder("docs:strategy-typo").rate("1/s").strategy_name("gcar").build().unwrap_err();
+    /// assert!(matches!(err, ConfigError::Strategy(_)));
+    /// assert!(err.to_string().ends_with("(did you mean `gcra`?)"));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
+    pub fn strategy_name(mut self, name: &str) -> Self {
+        match crate::strategy::from_name(name) {
+            Ok(strategy) => {
+                self.strategy = strategy;
+                self.strategy_error = None;
+            }
+            Err(error) => self.strategy_error = Some(error),
+        }
         self
     }
 
@@ -193,6 +225,9 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         key::validate_uid(&self.uid)?;
         let rate = self.rate.ok_or_else(|| ConfigError::MissingRate { uid: self.uid.clone() })??;
         let cost = self.cost?;
+        if let Some(error) = self.strategy_error {
+            return Err(error.into());
+        }
         let backend = self.backend.unwrap_or_else(default_backend);
         let key_prefix = format!("{}:{}:", backend.namespace(), self.uid);
         let core = Arc::new(Core {
