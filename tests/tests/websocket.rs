@@ -18,12 +18,13 @@ use serde_json::json;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::LazyLock;
 use std::task::{self, Poll};
 use std::time::Duration;
 use support::*;
 use throttle::{
     Context, Identifier, Identity, ManualClock, MemoryBackend, MessageVerdict, RequestInfo, ThrottleError,
-    WebSocketThrottle, WsConnection, is_throttled,
+    WebSocketThrottle, WsConnection, is_throttled, throttle,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -389,6 +390,40 @@ async fn five_concurrent_handshakes_at_three_per_window_admit_exactly_three() {
     clock.advance(Duration::from_millis(1));
     let mut late = connect(addr).await;
     assert_eq!(ask(&mut late, "late").await, "echo:late");
+}
+
+static MACRO_BACKEND: LazyLock<(MemoryBackend, ManualClock)> = LazyLock::new(manual_backend);
+
+/// The attribute on a `WebSocketUpgrade` handler: the throttle runs before the
+/// extractors, on the upgrade request, so a 429 refuses the handshake.
+#[throttle(uid = "ws:macro:connects", rate = "2/min", backend = MACRO_BACKEND.0.clone())]
+async fn annotated_upgrade(upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(|mut socket| async move {
+        while let Some(Ok(Message::Text(text))) = socket.recv().await {
+            if socket.send(Message::text(format!("echo:{text}"))).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn the_attribute_throttles_the_handshake_of_a_websocket_upgrade_handler() {
+    let addr = serve(Router::new().route("/ws", get(annotated_upgrade))).await;
+    let mut first = connect(addr).await;
+    let mut second = connect(addr).await;
+    match try_connect(addr, &[]).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers()["retry-after"], "45");
+        }
+        other => panic!("expected a 429, got {:?}", other.map(|_| "an upgrade")),
+    }
+    assert_eq!(ask(&mut first, "a").await, "echo:a");
+    assert_eq!(ask(&mut second, "b").await, "echo:b");
+    MACRO_BACKEND.1.advance(Duration::from_secs(45));
+    let mut third = connect(addr).await;
+    assert_eq!(ask(&mut third, "c").await, "echo:c");
 }
 
 // ---------------------------------------------------------------------------------------
