@@ -22,6 +22,10 @@ impl Errors {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
+    pub(crate) fn has_errors(&self) -> bool {
+        self.first.is_some()
+    }
+
     pub(crate) fn finish(self) -> syn::Result<()> {
         self.first.map_or(Ok(()), Err)
     }

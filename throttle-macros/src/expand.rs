@@ -59,7 +59,9 @@ fn not_a_fn(item: TokenStream) -> Option<syn::Error> {
 /// errors.
 fn fallback(handler: &HandlerFn, invalid: Invalid) -> TokenStream {
     let mut tokens = handler.to_token_stream();
-    if let (Some(krate), Some(static_name)) = (&invalid.krate, &invalid.static_name) {
+    // A method sits in an `impl` block, where a static cannot go.
+    let in_impl = handler.sig.receiver().is_some();
+    if let (Some(krate), Some(static_name), false) = (&invalid.krate, &invalid.static_name, in_impl) {
         let vis = &handler.vis;
         let fn_name = handler.sig.ident.unraw().to_string();
         let static_name_str = static_name.to_string();
@@ -222,6 +224,9 @@ fn rewrite(config: &Config, handler: HandlerFn, marker: &Ident) -> TokenStream {
         ReturnType::Type(_, ty) => (ty.to_token_stream(), ty.span()),
     };
     let fake_return = fake_return_edge(&sig.output, ret_span);
+    // The whole call is spanned on the return type, so an output that is no response
+    // is reported there (the `T: IntoResponse` bound of `respond`/`with_headers`).
+    let krate_at_ret = respan(krate.to_token_stream(), ret_span);
     let respond = if config.headers.is_some() {
         let arrow = match &sig.output {
             ReturnType::Type(arrow, _) => *arrow,
@@ -229,10 +234,11 @@ fn rewrite(config: &Config, handler: HandlerFn, marker: &Ident) -> TokenStream {
         };
         let wrapped: Type = syn::parse_quote_spanned!(ret_span=> #krate::__private::WithHeaders<#declared>);
         sig.output = ReturnType::Type(arrow, Box::new(wrapped));
-        quote_spanned!(ret_span=> #krate::__private::with_headers)
+        quote_spanned!(ret_span=> #krate_at_ret::__private::with_headers)
     } else {
-        quote_spanned!(ret_span=> #krate::__private::respond)
+        quote_spanned!(ret_span=> #krate_at_ret::__private::respond)
     };
+    let call = quote_spanned!(ret_span=> #respond(#guard, #output));
 
     let mut async_body = Group::new(Delimiter::Brace, quote!(#fake_return #body));
     async_body.set_span(brace.span());
@@ -241,7 +247,7 @@ fn rewrite(config: &Config, handler: HandlerFn, marker: &Ident) -> TokenStream {
         quote! {
             #(#inner_attrs)*
             let #output = async move #async_body.await;
-            #respond(#guard, #output)
+            #call
         },
     );
     new_body.set_span(brace.span());
@@ -249,6 +255,22 @@ fn rewrite(config: &Config, handler: HandlerFn, marker: &Ident) -> TokenStream {
         #(#attrs)*
         #vis #sig #new_body
     }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = inner.into();
+            }
+            tree.set_span(span);
+            tree
+        })
+        .collect()
 }
 
 /// A dead `return` of the declared type, first in the body: inference anchors on the
@@ -318,7 +340,10 @@ pub(crate) fn rate(input: TokenStream) -> TokenStream {
     }) {
         Ok(tokens) => tokens,
         // An expression of the right type, so `const R: Rate = rate!(..)` adds no error.
-        Err(error) => with_error(quote!(::throttle::Rate::UNLIMITED), &error),
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote!({ #error; ::throttle::Rate::UNLIMITED })
+        }
     }
 }
 

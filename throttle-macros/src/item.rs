@@ -67,7 +67,7 @@ mod tests {
         .unwrap();
         assert_eq!(item.attrs.len(), 2);
         assert_eq!(item.inner_attrs.len(), 1);
-        assert!(item.body.to_string().contains("! ! !"));
+        assert_eq!(item.body.to_string().matches('!').count(), 3);
         assert_eq!(item.sig.ident, "f");
     }
 }

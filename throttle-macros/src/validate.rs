@@ -107,8 +107,11 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
     let static_name = static_name(name.map(|(_, v)| v), item, &mut errors);
     check_item(item, &mut errors);
 
+    // A misspelled key is likely the missing one: report the spelling only.
+    let misspelled = errors.has_errors();
     let uid = match uid {
         Some((_, value)) => check_uid(value, &mut errors),
+        None if misspelled => None,
         None => {
             errors.push(syn::Error::new(Span::call_site(), format!("missing `uid`; {USAGE}")));
             None
@@ -121,6 +124,7 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
         }
         (Some((_, value)), None) => check_rate(value, &mut errors),
         (None, Some((_, value))) => Some(RateSpec::Fn(value)),
+        (None, None) if misspelled => None,
         (None, None) => {
             let message = format!(
                 "missing `rate`; {USAGE} (or `rate_fn = path` for a rate computed per request)"
@@ -194,11 +198,13 @@ fn static_name(value: Option<Expr>, item: &HandlerFn, errors: &mut Errors) -> Op
             return Some(ident.clone());
         }
     }
-    let hint = match &value {
-        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => format!(" (write `name = {}` without quotes)", lit.value()),
-        _ => String::new(),
+    let message = match &value {
+        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => {
+            format!("`name` must be an identifier, not a string: write `name = {}`", lit.value())
+        }
+        _ => "`name` must be an identifier for the static, e.g. `name = DATA_THROTTLE`".to_string(),
     };
-    errors.spanned(&value, format!("`name` must be an identifier for the static, e.g. `name = DATA_THROTTLE`{hint}"));
+    errors.spanned(&value, message);
     None
 }
 
@@ -353,7 +359,7 @@ fn check_cost(value: Expr, errors: &mut Errors) -> Option<CostSpec> {
         Expr::Unary(ExprUnary { op: UnOp::Neg(_), ref expr, .. })
             if matches!(&**expr, Expr::Lit(ExprLit { lit: Lit::Int(_) | Lit::Float(_), .. })) =>
         {
-            errors.spanned(&value, "`cost` cannot be negative; a cost of 0 makes the throttle a no-op");
+            errors.spanned(&value, "`cost` cannot be negative; costs are whole numbers from 0 (a no-op) to 2^53 - 1");
             None
         }
         Expr::Lit(ExprLit { lit: Lit::Float(float), .. }) => {

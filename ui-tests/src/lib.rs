@@ -1,1 +1,3 @@
-//! Workspace member that only hosts tests and examples.
+//! Compile-time tests of `#[throttle]` and `rate!` (see `tests/ui.rs` and `README.md`).
+//! This crate has no code of its own; its dependencies are what the cases compile
+//! against.

@@ -1,0 +1,15 @@
+//! A key without a value shows the `key = value` form.
+
+use axum::Router;
+use axum::routing::get;
+use throttle::throttle;
+
+#[throttle(uid, rate = "100/min")]
+async fn handler() -> &'static str {
+    "ok"
+}
+
+fn main() {
+    // The handler still exists, so routes naming it add no errors.
+    let _app: Router = Router::new().route("/", get(handler));
+}

@@ -1,0 +1,15 @@
+//! Positional arguments are refused with the full grammar.
+
+use axum::Router;
+use axum::routing::get;
+use throttle::throttle;
+
+#[throttle("ui:positional", "100/min")]
+async fn handler() -> &'static str {
+    "ok"
+}
+
+fn main() {
+    // The handler still exists, so routes naming it add no errors.
+    let _app: Router = Router::new().route("/", get(handler));
+}

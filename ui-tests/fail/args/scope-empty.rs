@@ -1,0 +1,15 @@
+//! An empty scope is refused.
+
+use axum::Router;
+use axum::routing::get;
+use throttle::throttle;
+
+#[throttle(uid = "ui:scope", rate = "100/min", scope = "")]
+async fn handler() -> &'static str {
+    "ok"
+}
+
+fn main() {
+    // The handler still exists, so routes naming it add no errors.
+    let _app: Router = Router::new().route("/", get(handler));
+}

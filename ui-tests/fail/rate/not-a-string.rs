@@ -1,0 +1,15 @@
+//! A rate of the wrong literal kind is refused.
+
+use axum::Router;
+use axum::routing::get;
+use throttle::throttle;
+
+#[throttle(uid = "ui:rate-int", rate = 100)]
+async fn handler() -> &'static str {
+    "ok"
+}
+
+fn main() {
+    // The handler still exists, so routes naming it add no errors.
+    let _app: Router = Router::new().route("/", get(handler));
+}

@@ -1,0 +1,15 @@
+//! A limit that overflows is refused.
+
+use axum::Router;
+use axum::routing::get;
+use throttle::throttle;
+
+#[throttle(uid = "ui:rate-overflow", rate = "99999999999999999999/s")]
+async fn handler() -> &'static str {
+    "ok"
+}
+
+fn main() {
+    // The handler still exists, so routes naming it add no errors.
+    let _app: Router = Router::new().route("/", get(handler));
+}

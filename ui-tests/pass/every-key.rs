@@ -1,0 +1,53 @@
+//! Every key at once, with each value form the docs list.
+
+use axum::Router;
+use axum::routing::get;
+use std::sync::LazyLock;
+use std::time::Duration;
+use throttle::backend::BoxFuture;
+use throttle::strategy::FixedWindow;
+use throttle::{Connection, Context, Headers, Identifier, Identity, MemoryBackend, OnError, Rate, throttle};
+
+static BACKEND: LazyLock<MemoryBackend> = LazyLock::new(MemoryBackend::new);
+static CUSTOM_HEADERS: LazyLock<Headers> = LazyLock::new(|| throttle::DEFAULT_HEADERS_ALWAYS.clone());
+
+fn by_key() -> Identifier {
+    Identifier::from_fn(|conn| match conn.headers().get("x-api-key") {
+        Some(key) => Identity::client(String::from_utf8_lossy(key.as_bytes()).into_owned()),
+        None => throttle::EXEMPTED,
+    })
+}
+
+fn cost_of(_conn: &Connection<'_>, _context: &Context) -> BoxFuture<'static, u64> {
+    Box::pin(async { 2 })
+}
+
+fn rate_of(_conn: &Connection<'_>, _context: &Context) -> BoxFuture<'static, Rate> {
+    Box::pin(async { Rate::per_minute(10) })
+}
+
+#[throttle(
+    uid = "ui:every-key",
+    rate = "1000/1h30m",
+    headers = CUSTOM_HEADERS,
+    strategy = FixedWindow,
+    cost = cost_of,
+    backend = BACKEND.clone(),
+    identifier = by_key(),
+    scope = "reports",
+    on_error = OnError::Throttle(Duration::from_secs(5)),
+    name = REPORTS,
+)]
+async fn reports() -> &'static str {
+    "reports"
+}
+
+#[throttle(uid = "ui:every-key-fn", rate_fn = rate_of, strategy = "gcra", on_error = "raise", cost = 0)]
+async fn dynamic() -> &'static str {
+    "dynamic"
+}
+
+fn main() {
+    let _app: Router = Router::new().route("/reports", get(reports)).route("/dynamic", get(dynamic));
+    let _ = (&REPORTS, &DYNAMIC_THROTTLE);
+}
