@@ -9,8 +9,8 @@
 mod support;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
@@ -63,7 +63,7 @@ impl Echo {
     }
 
     async fn serve(self) -> SocketAddr {
-        let app = Router::new().route("/ws", get(upgrade)).with_state(self);
+        let app = Router::new().route("/ws", get(upgrade)).route("/ws-parts", get(upgrade_from_parts)).with_state(self);
         serve(app).await
     }
 
@@ -110,6 +110,20 @@ async fn upgrade(
     Ok(upgrade.on_upgrade(move |socket| echo.run(socket, conn)))
 }
 
+/// The same gate with the whole `Request`: hit its parts, then keep them (no clone).
+async fn upgrade_from_parts(
+    State(echo): State<Echo>,
+    upgrade: WebSocketUpgrade,
+    request: Request,
+) -> Result<Response, ThrottleError> {
+    let (parts, _body) = request.into_parts();
+    if let Some(connects) = &echo.connects {
+        connects.hit(&parts).await?;
+    }
+    let conn = WsConnection::from(parts);
+    Ok(upgrade.on_upgrade(move |socket| echo.run(socket, conn)))
+}
+
 async fn serve(app: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
@@ -137,7 +151,15 @@ async fn connect(addr: SocketAddr) -> Client {
 }
 
 async fn try_connect(addr: SocketAddr, headers: &[(&'static str, &str)]) -> Result<Client, tungstenite::Error> {
-    let mut request = format!("ws://{addr}/ws").into_client_request().expect("valid url");
+    try_connect_to(addr, "/ws", headers).await
+}
+
+async fn try_connect_to(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<Client, tungstenite::Error> {
+    let mut request = format!("ws://{addr}{path}").into_client_request().expect("valid url");
     for (name, value) in headers {
         request.headers_mut().insert(*name, value.parse().expect("valid header value"));
     }
@@ -246,7 +268,7 @@ async fn extras_from_the_context_are_merged_into_the_frame() {
         .expect("valid throttle");
     let (mut echo, _) = Echo::new(messages);
     // The call's extras replace the default's (the call wins per key).
-    echo.context = Context::new().with("extras", json!({ "room": "kitchen", "hint": "slow down" }));
+    echo.context = Context::new().with("extras", json!({ "hint": "slow down", "room": "kitchen" }));
     let mut client = connect(echo.serve().await).await;
 
     assert_eq!(ask(&mut client, "a").await, "echo:a");
@@ -436,7 +458,8 @@ async fn message_buckets_are_per_client_across_sockets() {
     let (echo, _) = Echo::new(messages.clone());
     let addr = echo.serve().await;
     let mut first = connect(addr).await;
-    let mut second = connect(addr).await;
+    // Snapshotted from the request's `Parts` rather than `RequestInfo`: the same client.
+    let mut second = try_connect_to(addr, "/ws-parts", &[]).await.expect("handshake");
 
     assert_eq!(ask(&mut first, "a").await, "echo:a");
     assert_eq!(ask(&mut second, "b").await, "echo:b");

@@ -464,8 +464,8 @@ impl MessageVerdict {
 /// The default `rate_limit` frame for a rejected message hit:
 /// `{"type":"rate_limit","error":"Too many messages","retry_after":N}`, where N is
 /// the wait in whole seconds rounded up, with the entries of the context's `extras`
-/// object merged after (an entry named like a fixed field replaces its value in
-/// place). An `extras` that is not an object is ignored.
+/// object appended in the object's key order (an entry named like a fixed field
+/// replaces its value in place). An `extras` that is not an object is ignored.
 ///
 /// A [`message_handler`](WebSocketThrottle::message_handler) can start from it.
 ///
