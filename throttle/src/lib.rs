@@ -41,10 +41,12 @@ mod extract;
 pub mod headers;
 mod identity;
 mod key;
+mod layer;
 pub mod rate;
 pub mod registry;
 mod rejection;
 mod rules;
+mod stack;
 pub mod strategy;
 pub mod throttles;
 
@@ -63,7 +65,9 @@ pub use headers::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Header, Hea
 pub use identity::{ANONYMOUS, EXEMPTED, Identifier, Identity};
 pub use rate::{ParseRateError, Rate};
 pub use rejection::{Throttled, ThrottledHandler};
+pub use layer::{ThrottleLayer, ThrottleService};
 pub use rules::Rule;
+pub use stack::hit_all;
 pub use strategy::StrategyStat;
 pub use throttles::{Admitted, Call, ErrorAction, Hit, HttpThrottle, OnError, ThrottleBuilder};
 pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_frame, is_throttled};

@@ -81,6 +81,11 @@ impl MemoryBackend {
         Self { inner: Arc::new(Inner { namespace, clock, hasher: Hasher::default(), shards }) }
     }
 
+    /// Whether both handles share one store.
+    pub(crate) fn same_as(&self, other: &MemoryBackend) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The clock this backend decides with.
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
@@ -112,10 +117,7 @@ impl MemoryBackend {
     }
 
     fn shard(&self, key: &str) -> &Shard {
-        let hash = self.inner.hasher.hash_one(key);
-        // High bits pick the shard; the map inside uses all bits, so they stay independent.
-        let index = (hash >> 40) as usize & (self.inner.shards.len() - 1);
-        &self.inner.shards[index]
+        &self.inner.shards[self.shard_index(key)]
     }
 
     /// Decides a hit synchronously: the in-memory fast path.
@@ -131,6 +133,60 @@ impl MemoryBackend {
         let (decision, expires_at) = strategy.decide_any(&mut state, now, rate, cost);
         map.insert(key, Entry { state, expires_at }, now);
         decision
+    }
+
+    /// Decides several hits as one: either every hit is admitted, or the state of
+    /// every key is left as it was and the decisions stop at the first rejection.
+    /// `None` when a strategy has no state codec to roll back with.
+    pub(crate) fn hit_all_now(&self, hits: &[(&str, &dyn DynStrategy, Rate, u64)]) -> Option<Vec<Decision>> {
+        if !hits.iter().all(|(_, strategy, _, _)| strategy.has_codec()) {
+            return None;
+        }
+        let now = self.inner.clock.now_ms();
+        let shard_of = |key: &str| self.shard_index(key);
+        let mut indices: Vec<usize> = hits.iter().map(|(key, ..)| shard_of(key)).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        // Ascending shard order: two multi-hits can never wait on each other in a cycle.
+        let mut guards: Vec<(usize, parking_lot::MutexGuard<'_, ShardMap>)> =
+            indices.into_iter().map(|i| (i, self.inner.shards[i].0.lock())).collect();
+        // Per hit so far: its state before this call (`None`: the key was new).
+        let mut undo: Vec<(usize, Option<(Vec<i64>, u64)>)> = Vec::with_capacity(hits.len());
+        let mut decisions = Vec::with_capacity(hits.len());
+        for (n, (key, strategy, rate, cost)) in hits.iter().enumerate() {
+            let shard = shard_of(key);
+            let map = &mut guards.iter_mut().find(|(i, _)| *i == shard)?.1;
+            let existed = map.entries.contains_key(*key);
+            let entry = map.entries.entry((*key).into()).or_insert_with(|| Entry { state: strategy.new_state(), expires_at: 0 });
+            let before = existed.then(|| strategy.encode_any(&entry.state).map(|fields| (fields, entry.expires_at))).flatten();
+            let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, *rate, *cost);
+            entry.expires_at = expires_at;
+            undo.push((n, before));
+            decisions.push(decision);
+            if !decision.allowed {
+                for (m, before) in undo.into_iter().rev() {
+                    let (key, strategy, ..) = hits[m];
+                    let map = &mut guards.iter_mut().find(|(i, _)| *i == shard_of(key))?.1;
+                    match before.and_then(|(fields, at)| strategy.decode_any(&fields).map(|s| (s, at))) {
+                        Some((state, expires_at)) => {
+                            map.entries.insert(key.into(), Entry { state, expires_at });
+                        }
+                        // The key was new (or its old state was unreadable, which reads as new).
+                        None => {
+                            map.entries.remove(key);
+                        }
+                    }
+                }
+                return Some(decisions);
+            }
+        }
+        Some(decisions)
+    }
+
+    fn shard_index(&self, key: &str) -> usize {
+        let hash = self.inner.hasher.hash_one(key);
+        // High bits pick the shard; the map inside uses all bits, so they stay independent.
+        (hash >> 40) as usize & (self.inner.shards.len() - 1)
     }
 
     /// Reads a key's state synchronously.

@@ -77,6 +77,14 @@ impl axum::response::IntoResponseParts for Admitted {
     }
 }
 
+/// A hit ready for the backend.
+pub(crate) struct Prepared<'c> {
+    pub(crate) key: String,
+    pub(crate) rate: Rate,
+    pub(crate) cost: u64,
+    pub(crate) context: Cow<'c, Context>,
+}
+
 impl Core {
     pub(crate) fn uid(&self) -> &str {
         &self.uid
@@ -143,7 +151,7 @@ impl Core {
         }
     }
 
-    async fn decide(&self, key: &str, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
+    pub(crate) async fn decide(&self, key: &str, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
         if let Some(memory) = self.backend.as_memory() {
             return Ok(memory.hit_now(key, &*self.strategy, rate, cost));
         }
@@ -165,36 +173,64 @@ impl Core {
         cost: Option<Result<Cost, InvalidCost>>,
         call_context: Option<&Context>,
     ) -> Result<Admitted, ThrottleError> {
+        match self.prepare(conn, cost, call_context).await? {
+            None => Ok(Admitted::default()),
+            Some(prepared) => {
+                let decision = self.decide(&prepared.key, prepared.rate, prepared.cost).await;
+                self.finish(conn, prepared, decision)
+            }
+        }
+    }
+
+    /// Everything before the backend: switches, cost, rules, rate, identity and key.
+    /// `None` means the hit is let through untouched.
+    pub(crate) async fn prepare<'c>(
+        &'c self,
+        conn: &Connection<'_>,
+        cost: Option<Result<Cost, InvalidCost>>,
+        call_context: Option<&'c Context>,
+    ) -> Result<Option<Prepared<'c>>, ThrottleError> {
         if !self.is_enabled() {
-            return Ok(Admitted::default());
+            return Ok(None);
         }
         let explicit_cost = cost.transpose()?.map(Cost::get);
         if explicit_cost == Some(0) {
-            return Ok(Admitted::default());
+            return Ok(None);
         }
         let context = self.context(call_context);
         if !rules::applies(&self.rules, conn).await {
-            return Ok(Admitted::default());
+            return Ok(None);
         }
         let rate = self.resolve_rate(conn, &context).await;
         if rate.is_unlimited() {
-            return Ok(Admitted::default());
+            return Ok(None);
         }
         let cost = match explicit_cost {
             Some(cost) => cost,
             None => self.resolve_cost(conn, &context).await?,
         };
         if cost == 0 {
-            return Ok(Admitted::default());
+            return Ok(None);
         }
         let capacity = self.strategy.capacity(rate);
         if cost > capacity && capacity > 0 {
             return Err(ThrottleError::CostExceedsCapacity { uid: self.uid.to_string(), cost, capacity });
         }
         let Some(key) = self.client_key(conn, &context).await else {
-            return Ok(Admitted::default());
+            return Ok(None);
         };
-        let decision = match self.decide(&key, rate, cost).await {
+        Ok(Some(Prepared { key, rate, cost, context }))
+    }
+
+    /// Everything after the backend: the error policy, headers, the rejection.
+    pub(crate) fn finish(
+        &self,
+        conn: &Connection<'_>,
+        prepared: Prepared<'_>,
+        decision: Result<Decision, BackendError>,
+    ) -> Result<Admitted, ThrottleError> {
+        let Prepared { key, rate, context, .. } = prepared;
+        let decision = match decision {
             Ok(decision) => decision,
             Err(error) => match self.on_error.action(&error, &context) {
                 ErrorAction::Allow => {

@@ -83,6 +83,10 @@ impl HttpThrottle {
         Call::new(&self.core, conn.as_connection())
     }
 
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
     /// The uid.
     pub fn uid(&self) -> &str {
         self.core.uid()

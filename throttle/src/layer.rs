@@ -1,0 +1,105 @@
+//! [`ThrottleLayer`] and [`ThrottleService`]: throttles for a whole `Router`.
+
+use crate::HttpThrottle;
+use axum::response::{IntoResponse, Response};
+use http::Request;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Runs one or several throttles before the inner service, in order.
+///
+/// The first rejection wins and is the response (429 + `Retry-After`, as everywhere).
+/// A request rejected by a later throttle consumes nothing from the earlier ones, so
+/// stacked limits ("10/s" burst and "1000/h" sustained) stay exact. Admitted
+/// responses carry every throttle's headers.
+///
+/// Works with `Router::layer` (every route, 404s included) and `Router::route_layer`
+/// (matched routes only).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use throttle::{HttpThrottle, Rule, ThrottleLayer};
+///
+/// let burst = HttpThrottle::builder("docs:layer:burst").rate("10/s").build()?;
+/// let sustained = HttpThrottle::builder("docs:layer:hourly")
+///     .rate("1000/h")
+///     .rule(Rule::bypass_if().path("/health")?)
+///     .build()?;
+/// let app: Router = Router::new()
+///     .route("/api/items", get(|| async { "items" }))
+///     .route_layer(ThrottleLayer::new(burst).and(sustained));
+/// # Ok::<(), throttle::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ThrottleLayer {
+    throttles: Arc<[HttpThrottle]>,
+}
+
+impl ThrottleLayer {
+    /// A layer running `throttle`.
+    pub fn new(throttle: HttpThrottle) -> Self {
+        ThrottleLayer { throttles: Arc::new([throttle]) }
+    }
+
+    /// Adds a throttle, run after the ones already in the layer.
+    #[must_use]
+    pub fn and(self, throttle: HttpThrottle) -> Self {
+        let mut throttles = self.throttles.to_vec();
+        throttles.push(throttle);
+        ThrottleLayer { throttles: throttles.into() }
+    }
+}
+
+impl<S> Layer<S> for ThrottleLayer {
+    type Service = ThrottleService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ThrottleService { inner, throttles: self.throttles.clone() }
+    }
+}
+
+/// The service made by [`ThrottleLayer`].
+#[derive(Debug, Clone)]
+pub struct ThrottleService<S> {
+    inner: S,
+    throttles: Arc<[HttpThrottle]>,
+}
+
+impl<S, B> Service<Request<B>> for ThrottleService<S>
+where
+    S: Service<Request<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The clone is the one that was not driven to readiness; keep the ready one.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let throttles = self.throttles.clone();
+        // Only the head is borrowed across the throttle's await, so bodies need not be `Sync`.
+        let (parts, body) = request.into_parts();
+        Box::pin(async move {
+            let headers = match crate::stack::hit_all(&throttles, &parts).await {
+                Ok(headers) => headers,
+                Err(rejection) => return Ok(rejection.into_response()),
+            };
+            let mut response = inner.call(Request::from_parts(parts, body)).await?.into_response();
+            response.headers_mut().extend(headers);
+            Ok(response)
+        })
+    }
+}
