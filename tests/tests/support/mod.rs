@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod redis_server;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
