@@ -1,14 +1,17 @@
 //! The rate grammar, compiled from the runtime crate's own source file so the macro and
 //! `Rate::from_str` can never disagree.
 
+// Formatted (and linted) as part of the `throttle` crate, which owns it.
 #[path = "../../throttle/src/rate/grammar.rs"]
 #[allow(dead_code, unreachable_pub, clippy::all)]
+#[rustfmt::skip]
 mod grammar;
 
 pub(crate) use grammar::{MAX_VALUE, ParsedRate, parse};
 
 #[cfg(test)]
 #[path = "../../throttle/src/rate/vectors.rs"]
+#[rustfmt::skip]
 mod vectors;
 
 #[cfg(test)]

@@ -126,9 +126,7 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
         (None, Some((_, value))) => Some(RateSpec::Fn(value)),
         (None, None) if misspelled => None,
         (None, None) => {
-            let message = format!(
-                "missing `rate`; {USAGE} (or `rate_fn = path` for a rate computed per request)"
-            );
+            let message = format!("missing `rate`; {USAGE} (or `rate_fn = path` for a rate computed per request)");
             errors.push(syn::Error::new(Span::call_site(), message));
             None
         }
@@ -159,9 +157,7 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
         }),
         // Every `None` above pushed an error, so this arm is never taken; it keeps the
         // expansion total without a panic.
-        (krate, static_name, ..) => {
-            Err(invalid(syn::Error::new(Span::call_site(), USAGE), krate, static_name))
-        }
+        (krate, static_name, ..) => Err(invalid(syn::Error::new(Span::call_site(), USAGE), krate, static_name)),
     }
 }
 
@@ -174,7 +170,8 @@ pub(crate) fn crate_path(value: Option<Expr>, errors: &mut Errors) -> Option<Pat
         Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => match lit.parse::<Path>() {
             Ok(path) => Some(path),
             Err(_) => {
-                let message = format!("`crate` must name a path, e.g. `crate = \"my_throttle\"`; `{}` is not one", lit.value());
+                let message =
+                    format!("`crate` must name a path, e.g. `crate = \"my_throttle\"`; `{}` is not one", lit.value());
                 errors.spanned(lit, message);
                 None
             }
@@ -266,9 +263,7 @@ fn check_uid(value: Expr, errors: &mut Errors) -> Option<LitStr> {
         Some(format!("`uid` is {} bytes long; a uid is at most {MAX_UID_LEN} bytes", uid.len()))
     } else {
         uid.chars().find(|c| !(c.is_ascii_alphanumeric() || "_-.:/".contains(*c))).map(|c| {
-            format!(
-                "character {c:?} is not allowed in a uid; use letters, digits and `_`, `-`, `.`, `:`, `/`"
-            )
+            format!("character {c:?} is not allowed in a uid; use letters, digits and `_`, `-`, `.`, `:`, `/`")
         })
     };
     match problem {
@@ -352,7 +347,8 @@ fn check_cost(value: Expr, errors: &mut Errors) -> Option<CostSpec> {
         Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => match int.base10_parse::<u64>() {
             Ok(cost) if cost <= MAX_VALUE => Some(CostSpec::Fixed(cost, int.span())),
             _ => {
-                errors.spanned(&int, format!("cost `{}` is too large; costs are at most 2^53 - 1", int.base10_digits()));
+                errors
+                    .spanned(&int, format!("cost `{}` is too large; costs are at most 2^53 - 1", int.base10_digits()));
                 None
             }
         },

@@ -10,8 +10,8 @@ use crate::backend::{BackendError, BoxFuture};
 use crate::strategy::StrategyStat;
 use crate::throttles::{CheckOp, CostedOp, HeadersOp, HitOp, StatOp};
 use crate::{
-    Admitted, AsConnection, Call, ConfigError, Connection, Context, Cost, HttpThrottle, InvalidCost, OnError,
-    Rate, ThrottleError,
+    Admitted, AsConnection, Call, ConfigError, Connection, Context, Cost, HttpThrottle, InvalidCost, OnError, Rate,
+    ThrottleError,
 };
 use crate::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Headers};
 use axum::extract::FromRequestParts;
@@ -282,9 +282,7 @@ macro_rules! static_call_future {
 }
 
 static_call_future!(HitOp, Result<Admitted, ThrottleError>, |owner, error| Err(owner.not_built(error)));
-static_call_future!(StatOp, Result<Option<StrategyStat>, ThrottleError>, |owner, error| Err(
-    owner.not_built(error)
-));
+static_call_future!(StatOp, Result<Option<StrategyStat>, ThrottleError>, |owner, error| Err(owner.not_built(error)));
 static_call_future!(HeadersOp, Result<HeaderMap, ThrottleError>, |owner, error| Err(owner.not_built(error)));
 static_call_future!(CheckOp, bool, |owner, error| {
     tracing::error!("throttle: {}", owner.not_built(error));
