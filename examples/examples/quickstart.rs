@@ -66,7 +66,8 @@ async fn status(request: Request) -> Result<Json<Value>, ThrottleError> {
     let mut report = serde_json::Map::new();
     for throttle in [&*DATA, &*UPLOADS, &*BATCH] {
         if let Some(stat) = throttle.stat(&request).await? {
-            let entry = json!({ "limit": stat.rate.to_string(), "remaining": stat.hits_remaining, "wait_ms": stat.wait_ms });
+            let entry =
+                json!({ "limit": stat.rate.to_string(), "remaining": stat.hits_remaining, "wait_ms": stat.wait_ms });
             report.insert(throttle.uid().to_string(), entry);
         }
     }

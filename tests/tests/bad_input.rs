@@ -71,7 +71,10 @@ async fn invalid_per_call_costs_fail_the_call_without_io() {
     let err = api.hit(&request).cost(i64::MAX).await.unwrap_err();
     assert!(matches!(err, ThrottleError::InvalidCost(InvalidCost::TooLarge(_))));
     let err = api.hit(&request).cost(11).await.unwrap_err();
-    assert_eq!(err.to_string(), "cost 11 exceeds the capacity 10 of throttle \"bad:call:cost\"; no wait would ever admit it");
+    assert_eq!(
+        err.to_string(),
+        "cost 11 exceeds the capacity 10 of throttle \"bad:call:cost\"; no wait would ever admit it"
+    );
     let response = err.into_response();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(!response.headers().contains_key("retry-after"), "no wait would ever admit it");
@@ -109,11 +112,22 @@ impl Backend for SharedDown {
     fn namespace(&self) -> &str {
         "down"
     }
-    fn hit<'a>(&'a self, _: &'a str, _: &'a dyn DynStrategy, _: Rate, _: u64) -> BoxFuture<'a, Result<Decision, BackendError>> {
+    fn hit<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a dyn DynStrategy,
+        _: Rate,
+        _: u64,
+    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
         self.0.calls.fetch_add(1, Ordering::SeqCst);
         Box::pin(async { Err(BackendError::Failed(Box::new(Refused))) })
     }
-    fn stat<'a>(&'a self, _: &'a str, _: &'a dyn DynStrategy, _: Rate) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
+    fn stat<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a dyn DynStrategy,
+        _: Rate,
+    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
         Box::pin(async { Err(BackendError::Failed(Box::new(Refused))) })
     }
     fn reset<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
@@ -129,10 +143,21 @@ impl Backend for HungBackend {
     fn namespace(&self) -> &str {
         "hung"
     }
-    fn hit<'a>(&'a self, _: &'a str, _: &'a dyn DynStrategy, _: Rate, _: u64) -> BoxFuture<'a, Result<Decision, BackendError>> {
+    fn hit<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a dyn DynStrategy,
+        _: Rate,
+        _: u64,
+    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
         Box::pin(std::future::pending())
     }
-    fn stat<'a>(&'a self, _: &'a str, _: &'a dyn DynStrategy, _: Rate) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
+    fn stat<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a dyn DynStrategy,
+        _: Rate,
+    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
         Box::pin(std::future::pending())
     }
     fn reset<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {

@@ -285,8 +285,9 @@ async fn batch_items_putting_it_together() {
                 // Quota is left but not enough for the batch: it fits once the window resets.
                 let retry_after = stat.map_or(60, |s| s.reset_ms.div_ceil(1000));
                 let detail = format!("Batch of {cost} items would exceed quota.");
-                return Ok((StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after.to_string())], detail)
-                    .into_response());
+                return Ok(
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after.to_string())], detail).into_response()
+                );
             }
             let results: Vec<&Value> = items.iter().filter(|item| !item.is_null()).collect();
             batch.hit(&info).cost(results.len()).await?;
@@ -294,7 +295,8 @@ async fn batch_items_putting_it_together() {
         }),
     );
     let post_items = |items: Value| {
-        let mut request = request_from("POST", "/batch", [12, 0, 0, 1], Body::from(json!({ "items": items }).to_string()));
+        let mut request =
+            request_from("POST", "/batch", [12, 0, 0, 1], Body::from(json!({ "items": items }).to_string()));
         request.headers_mut().insert("content-type", "application/json".parse().unwrap());
         request
     };

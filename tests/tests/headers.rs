@@ -11,7 +11,9 @@ use http::{HeaderMap, StatusCode};
 use serde_json::json;
 use std::time::Duration;
 use support::*;
-use throttle::headers::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Header, HeaderError, Headers, IETF_HEADERS, When};
+use throttle::headers::{
+    DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Header, HeaderError, Headers, IETF_HEADERS, When,
+};
 use throttle::{HttpThrottle, ThrottleError};
 
 fn throttle_with(uid: &str, rate: &str, headers: &Headers) -> (HttpThrottle, throttle::ManualClock) {
@@ -51,13 +53,21 @@ async fn default_headers_always_on_200s_and_429s_with_retry_after_only_on_429() 
     for remaining in expected_remaining {
         let ok = send(&app, get_from("/items", [1, 0, 0, 1])).await;
         assert_eq!(ok.status(), StatusCode::OK);
-        assert_eq!(pairs(ok.headers()).into_iter().filter(|(n, _)| n.starts_with("x-") || n == "retry-after").collect::<Vec<_>>(),
-            owned(&[("x-ratelimit-limit", "3"), ("x-ratelimit-remaining", remaining)]));
+        assert_eq!(
+            pairs(ok.headers())
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("x-") || n == "retry-after")
+                .collect::<Vec<_>>(),
+            owned(&[("x-ratelimit-limit", "3"), ("x-ratelimit-remaining", remaining)])
+        );
     }
     let rejected = send(&app, get_from("/items", [1, 0, 0, 1])).await;
     assert_eq!(rejected.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
-        pairs(rejected.headers()).into_iter().filter(|(n, _)| n != "content-type" && n != "content-length").collect::<Vec<_>>(),
+        pairs(rejected.headers())
+            .into_iter()
+            .filter(|(n, _)| n != "content-type" && n != "content-length")
+            .collect::<Vec<_>>(),
         owned(&[("x-ratelimit-limit", "3"), ("x-ratelimit-remaining", "0"), ("retry-after", "45")])
     );
 }
@@ -96,11 +106,16 @@ async fn ietf_preset_emits_draft_10_structured_fields() {
 #[tokio::test]
 async fn github_style_headers_example() {
     let api_headers = Headers::new()
-        .with("X-RateLimit-Limit", Header::limit(When::Always)).unwrap()
-        .with("X-RateLimit-Remaining", Header::remaining(When::Always)).unwrap()
-        .with("Retry-After", Header::reset_seconds(When::Throttled)).unwrap()
-        .with("X-RateLimit-Reset-Ms", Header::reset_milliseconds(When::Always)).unwrap()
-        .with("RateLimit-Policy", Header::fixed("1000;w=60").unwrap()).unwrap();
+        .with("X-RateLimit-Limit", Header::limit(When::Always))
+        .unwrap()
+        .with("X-RateLimit-Remaining", Header::remaining(When::Always))
+        .unwrap()
+        .with("Retry-After", Header::reset_seconds(When::Throttled))
+        .unwrap()
+        .with("X-RateLimit-Reset-Ms", Header::reset_milliseconds(When::Always))
+        .unwrap()
+        .with("RateLimit-Policy", Header::fixed("1000;w=60").unwrap())
+        .unwrap();
     let (backend, clock) = manual_backend();
     let api = HttpThrottle::builder("api:v1").rate("1000/min").backend(backend).headers(&api_headers).build().unwrap();
     clock.set(T0 + 1_800); // 16.8 s into the minute: 43.2 s left
@@ -117,7 +132,10 @@ async fn github_style_headers_example() {
     api.hit(&request()).cost(2).await.unwrap();
     let ok = send(&app, request()).await;
     assert_eq!(
-        pairs(ok.headers()).into_iter().filter(|(n, _)| n != "content-type" && n != "content-length").collect::<Vec<_>>(),
+        pairs(ok.headers())
+            .into_iter()
+            .filter(|(n, _)| n != "content-type" && n != "content-length")
+            .collect::<Vec<_>>(),
         owned(&[
             ("x-ratelimit-limit", "1000"),
             ("x-ratelimit-remaining", "997"),
@@ -132,7 +150,10 @@ async fn github_style_headers_example() {
     let rejected = send(&app, request()).await;
     assert_eq!(rejected.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
-        pairs(rejected.headers()).into_iter().filter(|(n, _)| n != "content-type" && n != "content-length").collect::<Vec<_>>(),
+        pairs(rejected.headers())
+            .into_iter()
+            .filter(|(n, _)| n != "content-type" && n != "content-length")
+            .collect::<Vec<_>>(),
         owned(&[
             ("x-ratelimit-limit", "1000"),
             ("x-ratelimit-remaining", "0"),
@@ -149,10 +170,14 @@ async fn when_conditions_and_copies() {
     let base = Header::remaining(When::Always);
     let warn_when_low = When::predicate(|_conn, stat, _ctx| stat.hits_remaining * 10 < stat.rate.limit());
     let headers = Headers::new()
-        .with("A-Always", base.clone().always()).unwrap()
-        .with("A-Throttled", base.clone().throttled()).unwrap()
-        .with("A-When", base.clone().when(When::Throttled)).unwrap()
-        .with("A-Low", Header::remaining(warn_when_low)).unwrap();
+        .with("A-Always", base.clone().always())
+        .unwrap()
+        .with("A-Throttled", base.clone().throttled())
+        .unwrap()
+        .with("A-When", base.clone().when(When::Throttled))
+        .unwrap()
+        .with("A-Low", Header::remaining(warn_when_low))
+        .unwrap();
     let (api, _clock) = throttle_with("h:when", "20/min", &headers);
     let request = get_from("/", [3, 0, 0, 1]);
     let first = api.hit(&request).await.unwrap().into_headers();
@@ -169,9 +194,13 @@ async fn when_conditions_and_copies() {
 async fn static_values_and_resolvers() {
     let headers = Headers::from_pairs([
         ("X-Service-Name", Header::fixed("my-api").unwrap()),
-        ("X-Custom", Header::resolver(|conn, stat, ctx| {
-            format!("{} {} {}", conn.uri().path(), stat.hits_remaining, ctx.scope())
-        }, When::Always)),
+        (
+            "X-Custom",
+            Header::resolver(
+                |conn, stat, ctx| format!("{} {} {}", conn.uri().path(), stat.hits_remaining, ctx.scope()),
+                When::Always,
+            ),
+        ),
         ("X-Broken", Header::resolver(|_, _, _| "line\nbreak".to_string(), When::Always)),
     ])
     .unwrap();
@@ -187,7 +216,8 @@ async fn all_static_collections_resolve_without_backend_io() {
     let headers = Headers::from_pairs([("RateLimit-Policy", Header::fixed("100;w=60").unwrap())]).unwrap();
     assert!(headers.is_static());
     let (backend, _clock) = manual_backend();
-    let api = HttpThrottle::builder("h:static").rate("100/min").backend(backend.clone()).headers(&headers).build().unwrap();
+    let api =
+        HttpThrottle::builder("h:static").rate("100/min").backend(backend.clone()).headers(&headers).build().unwrap();
     let resolved = api.get_headers(&get_from("/", [5, 0, 0, 1])).await.unwrap();
     assert_eq!(pairs(&resolved), owned(&[("ratelimit-policy", "100;w=60")]));
     assert!(backend.is_empty());
@@ -201,7 +231,8 @@ async fn disable_removes_a_header_per_call_even_when_all_are_static() {
     let resolved = api.get_headers(&request).overrides(overrides).await.unwrap();
     assert_eq!(pairs(&resolved), owned(&[("x-ratelimit-limit", "10")]));
 
-    let statics = Headers::from_pairs([("X-A", Header::fixed("a").unwrap()), ("X-B", Header::fixed("b").unwrap())]).unwrap();
+    let statics =
+        Headers::from_pairs([("X-A", Header::fixed("a").unwrap()), ("X-B", Header::fixed("b").unwrap())]).unwrap();
     let (api, _clock) = throttle_with("h:disable:static", "10/min", &statics);
     let overrides = Headers::new().with("x-a", Header::DISABLE).unwrap();
     let resolved = api.get_headers(&request).overrides(overrides).await.unwrap();
@@ -215,7 +246,10 @@ async fn overrides_win_and_get_headers_reports_throttled_state() {
     assert!(api.get_headers(&request).await.unwrap().is_empty(), "not throttled yet");
     api.hit(&request).await.unwrap();
     let resolved = api.get_headers(&request).await.unwrap();
-    assert_eq!(pairs(&resolved), owned(&[("retry-after", "45"), ("x-ratelimit-limit", "1"), ("x-ratelimit-remaining", "0")]));
+    assert_eq!(
+        pairs(&resolved),
+        owned(&[("retry-after", "45"), ("x-ratelimit-limit", "1"), ("x-ratelimit-remaining", "0")])
+    );
     let overrides = Headers::new().with("X-RateLimit-Limit", Header::fixed("custom").unwrap()).unwrap();
     let resolved = api.get_headers(&request).overrides(overrides).await.unwrap();
     assert_eq!(resolved["x-ratelimit-limit"], "custom");
@@ -224,13 +258,18 @@ async fn overrides_win_and_get_headers_reports_throttled_state() {
 #[test]
 fn merging_with_bitor_copies_and_bitor_assign_mutates() {
     let extra = Headers::new()
-        .with("X-Service-Name", Header::fixed("my-api").unwrap()).unwrap()
-        .with("X-RateLimit-Reset-Ms", Header::reset_milliseconds(When::Always)).unwrap();
+        .with("X-Service-Name", Header::fixed("my-api").unwrap())
+        .unwrap()
+        .with("X-RateLimit-Reset-Ms", Header::reset_milliseconds(When::Always))
+        .unwrap();
     let combined = &*DEFAULT_HEADERS_ALWAYS | &extra;
     assert_eq!(combined.len(), 5);
     assert_eq!(DEFAULT_HEADERS_ALWAYS.len(), 3, "the preset is not mutated");
     let names: Vec<_> = combined.iter().map(|(n, _)| n.as_str().to_string()).collect();
-    assert_eq!(names, ["x-ratelimit-limit", "x-ratelimit-remaining", "retry-after", "x-service-name", "x-ratelimit-reset-ms"]);
+    assert_eq!(
+        names,
+        ["x-ratelimit-limit", "x-ratelimit-remaining", "retry-after", "x-service-name", "x-ratelimit-reset-ms"]
+    );
 
     let mut copy = DEFAULT_HEADERS_ALWAYS.clone();
     copy |= Headers::new().with("retry-after", Header::fixed("1").unwrap()).unwrap();

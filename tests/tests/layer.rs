@@ -92,7 +92,10 @@ async fn apply_rules_with_globs_and_methods() {
     assert_eq!(status(&app, "POST", "/api/items").await, StatusCode::TOO_MANY_REQUESTS);
 
     let (backend, _clock) = manual_backend();
-    let deep = throttle("rules:apply:deep", "1/min", &backend).rule(Rule::apply_if().path("/api/**").unwrap()).build().unwrap();
+    let deep = throttle("rules:apply:deep", "1/min", &backend)
+        .rule(Rule::apply_if().path("/api/**").unwrap())
+        .build()
+        .unwrap();
     let app = routes().layer(ThrottleLayer::new(deep));
     assert_eq!(status(&app, "GET", "/health").await, StatusCode::OK);
     assert_eq!(status(&app, "GET", "/health").await, StatusCode::OK);
@@ -130,7 +133,11 @@ async fn stacked_limits_are_exact_and_leak_nothing_under_concurrency() {
     let (ok, throttled) = burst_requests(&app, 40).await;
     assert_eq!((ok, throttled), (3, 37));
     let request = get_from("/", [10, 0, 0, 1]);
-    assert_eq!(burst.stat(&request).await.unwrap().unwrap().hits_remaining, 7, "rejected requests leave the first limit untouched");
+    assert_eq!(
+        burst.stat(&request).await.unwrap().unwrap().hits_remaining,
+        7,
+        "rejected requests leave the first limit untouched"
+    );
     assert_eq!(sustained.stat(&request).await.unwrap().unwrap().hits_remaining, 0);
 
     // The same through the direct API.
@@ -191,7 +198,10 @@ async fn header_extension_composite_and_exempted_identifiers() {
     struct UserId(&'static str);
 
     let (backend, _clock) = manual_backend();
-    let by_key = throttle("ident:header", "1/min", &backend).identifier(Identifier::header("x-api-key").unwrap()).build().unwrap();
+    let by_key = throttle("ident:header", "1/min", &backend)
+        .identifier(Identifier::header("x-api-key").unwrap())
+        .build()
+        .unwrap();
     let by_user = throttle("ident:ext", "1/min", &backend)
         .identifier(Identifier::extension(|u: &UserId| u.0.to_string()))
         .build()
@@ -232,7 +242,10 @@ async fn header_extension_composite_and_exempted_identifiers() {
 #[tokio::test]
 async fn clients_never_share_a_bucket_whatever_their_ids_contain() {
     let (backend, _clock) = manual_backend();
-    let api = throttle("ident:separators", "1/min", &backend).identifier(Identifier::header("x-id").unwrap()).build().unwrap();
+    let api = throttle("ident:separators", "1/min", &backend)
+        .identifier(Identifier::header("x-id").unwrap())
+        .build()
+        .unwrap();
     let ids = ["a", "a:default", "a%3Adefault", "{a}", "a b", "a:b", "a%", ":", "", "é"];
     for id in ids {
         let mut request = get_from("/", [1, 1, 1, 1]);
@@ -248,7 +261,10 @@ async fn registry_lists_looks_up_disables_and_updates() {
     let api = throttle("registry:demo", "1/min", &backend).build().unwrap();
     let app = Router::new().route("/x", post(|| async { "x" })).layer(ThrottleLayer::new(api.clone()));
     let entry = registry::get("registry:demo").expect("registered");
-    assert_eq!((entry.uid(), entry.strategy(), entry.backend_namespace()), ("registry:demo", "fixed_window", "throttle"));
+    assert_eq!(
+        (entry.uid(), entry.strategy(), entry.backend_namespace()),
+        ("registry:demo", "fixed_window", "throttle")
+    );
     assert_eq!(entry.rate(), Some("1/min".parse().unwrap()));
     assert!(registry::list().iter().any(|e| e.uid() == "registry:demo"));
 

@@ -41,7 +41,9 @@ impl FromStr for IpRange {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| invalid("prefix length out of range"))?,
+            Some(p) => {
+                p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| invalid("prefix length out of range"))?
+            }
         };
         Ok(IpRange { addr, prefix })
     }
@@ -122,11 +124,11 @@ impl ClientIp {
     /// finally to the peer.
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = canonical(peer);
-        let client = if self.is_trusted(peer) { self.from_headers(headers).unwrap_or(peer) } else { peer };
+        let client = if self.is_trusted(peer) { self.forwarded_client(headers).unwrap_or(peer) } else { peer };
         self.group(client)
     }
 
-    fn from_headers(&self, headers: &HeaderMap) -> Option<IpAddr> {
+    fn forwarded_client(&self, headers: &HeaderMap) -> Option<IpAddr> {
         let forwarded = values(headers, "forwarded")
             .flat_map(|v| v.split([',', ';']))
             .filter_map(|pair| pair.split_once('='))
@@ -185,11 +187,14 @@ mod tests {
         map
     }
 
+    /// (what the case shows, socket peer, request headers, expected client).
+    type Case = (&'static str, &'static str, &'static [(&'static str, &'static str)], &'static str);
+
     #[test]
     fn client_ip_resolution_table() {
         let proxies = ClientIp::new().trust("10.0.0.0/8").unwrap().trust("2001:db8:ffff::/48").unwrap();
         #[rustfmt::skip]
-        let cases: &[(&str, &str, &[(&str, &str)], &str)] = &[
+        let cases: &[Case] = &[
             // (case, peer, headers, expected client)
             ("untrusted peer, forged XFF ignored", "203.0.113.9", &[("x-forwarded-for", "1.1.1.1")], "203.0.113.9"),
             ("untrusted peer, forged Forwarded ignored", "203.0.113.9", &[("forwarded", "for=1.1.1.1")], "203.0.113.9"),

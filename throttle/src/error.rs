@@ -20,7 +20,9 @@ pub enum ConfigError {
         reason: String,
     },
     /// Another live throttle already has this uid.
-    #[error("throttle uid {uid:?} is already registered by {existing}; every throttle needs a unique uid (this one: {new})")]
+    #[error(
+        "throttle uid {uid:?} is already registered by {existing}; every throttle needs a unique uid (this one: {new})"
+    )]
     DuplicateUid {
         /// The uid in use.
         uid: String,

@@ -1,8 +1,8 @@
 //! Who is being limited: [`Identifier`] turns a request into an [`Identity`].
 
+use crate::backend::BoxFuture;
 use crate::{ClientIp, Connection};
 use http::HeaderName;
-use crate::backend::BoxFuture;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -128,9 +128,7 @@ impl Identifier {
 
     /// An asynchronous function: it reads what it needs from the request and returns a
     /// `'static` future.
-    pub fn from_async_fn(
-        f: impl Fn(&Connection<'_>) -> BoxFuture<'static, Identity> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn from_async_fn(f: impl Fn(&Connection<'_>) -> BoxFuture<'static, Identity> + Send + Sync + 'static) -> Self {
         Identifier(Kind::Async(Arc::new(f)))
     }
 

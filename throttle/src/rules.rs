@@ -65,7 +65,10 @@ impl Rule {
 
     /// Adds an async predicate: it reads what it needs from the request and returns
     /// a `'static` future.
-    pub fn predicate(mut self, f: impl Fn(&Connection<'_>) -> BoxFuture<'static, bool> + Send + Sync + 'static) -> Self {
+    pub fn predicate(
+        mut self,
+        f: impl Fn(&Connection<'_>) -> BoxFuture<'static, bool> + Send + Sync + 'static,
+    ) -> Self {
         self.predicate = Some(Arc::new(f));
         self
     }

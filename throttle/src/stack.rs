@@ -1,10 +1,10 @@
 //! Several throttles on one request: the first rejection wins and leaves nothing
 //! consumed in the others.
 
-use crate::throttles::core::Prepared;
-use crate::{AsConnection, HttpThrottle, ThrottleError};
 use crate::backend::BackendError;
 use crate::strategy::Decision;
+use crate::throttles::core::Prepared;
+use crate::{AsConnection, HttpThrottle, ThrottleError};
 use http::HeaderMap;
 
 /// Hits several throttles as one, in order: the first rejection wins, and on one

@@ -26,5 +26,7 @@ pub fn set_default_backend(backend: impl Backend) -> Result<(), DefaultBackendIn
 
 /// [`set_default_backend`] was called after the default backend was already in use.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the default throttle backend is already in use; call `set_default_backend` at startup, before building throttles")]
+#[error(
+    "the default throttle backend is already in use; call `set_default_backend` at startup, before building throttles"
+)]
 pub struct DefaultBackendInUse;

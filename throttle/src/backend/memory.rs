@@ -51,6 +51,9 @@ struct ShardMap {
     inserts_since_sweep: usize,
 }
 
+/// A key's encoded state and expiry, kept to roll a multi-hit back.
+type Saved = (Vec<i64>, u64);
+
 #[derive(Debug)]
 struct Entry {
     state: AnyState,
@@ -150,15 +153,19 @@ impl MemoryBackend {
         // Ascending shard order: two multi-hits can never wait on each other in a cycle.
         let mut guards: Vec<(usize, parking_lot::MutexGuard<'_, ShardMap>)> =
             indices.into_iter().map(|i| (i, self.inner.shards[i].0.lock())).collect();
-        // Per hit so far: its state before this call (`None`: the key was new).
-        let mut undo: Vec<(usize, Option<(Vec<i64>, u64)>)> = Vec::with_capacity(hits.len());
+        // Per hit so far: its encoded state and expiry before this call (`None`: the key was new).
+        let mut undo: Vec<(usize, Option<Saved>)> = Vec::with_capacity(hits.len());
         let mut decisions = Vec::with_capacity(hits.len());
         for (n, (key, strategy, rate, cost)) in hits.iter().enumerate() {
             let shard = shard_of(key);
             let map = &mut guards.iter_mut().find(|(i, _)| *i == shard)?.1;
             let existed = map.entries.contains_key(*key);
-            let entry = map.entries.entry((*key).into()).or_insert_with(|| Entry { state: strategy.new_state(), expires_at: 0 });
-            let before = existed.then(|| strategy.encode_any(&entry.state).map(|fields| (fields, entry.expires_at))).flatten();
+            let entry = map
+                .entries
+                .entry((*key).into())
+                .or_insert_with(|| Entry { state: strategy.new_state(), expires_at: 0 });
+            let before =
+                existed.then(|| strategy.encode_any(&entry.state).map(|fields| (fields, entry.expires_at))).flatten();
             let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, *rate, *cost);
             entry.expires_at = expires_at;
             undo.push((n, before));
@@ -316,7 +323,9 @@ mod tests {
         let rate = Rate::per_minute(1_000);
         let admitted: usize = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..8)
-                .map(|_| scope.spawn(|| (0..500).filter(|_| backend.hit_now("k", &FixedWindow, rate, 1).allowed).count()))
+                .map(|_| {
+                    scope.spawn(|| (0..500).filter(|_| backend.hit_now("k", &FixedWindow, rate, 1).allowed).count())
+                })
                 .collect();
             workers.into_iter().map(|w| w.join().unwrap()).sum()
         });

@@ -6,11 +6,11 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use default::{DefaultBackendInUse, default_backend, set_default_backend};
-pub use memory::{MemoryBackend, MemoryBackendBuilder};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisBackend;
+pub use default::{DefaultBackendInUse, default_backend, set_default_backend};
+pub use memory::{MemoryBackend, MemoryBackendBuilder};
 
 use crate::Rate;
 use crate::strategy::{Decision, DynStrategy, Snapshot};

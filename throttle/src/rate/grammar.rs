@@ -78,7 +78,8 @@ pub(crate) enum RateSyntaxError {
 impl fmt::Display for RateSyntaxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const FORM: &str = "expected `<limit>/<period>` or `<limit> per <period>`, e.g. \"100/min\", \"5 per 10s\", \"1000/1h30m\" or \"unlimited\"";
-        const VALID_UNITS: &str = "`ms`, `s`, `sec`, `second`, `m`, `min`, `minute`, `h`, `hr`, `hour`, `d`, `day` (plurals accepted)";
+        const VALID_UNITS: &str =
+            "`ms`, `s`, `sec`, `second`, `m`, `min`, `minute`, `h`, `hr`, `hour`, `d`, `day` (plurals accepted)";
         match self {
             Self::Empty => write!(f, "rate string is empty; {FORM}"),
             Self::MissingSeparator => write!(f, "rate has no `/` or `per` separator; {FORM}"),
@@ -88,7 +89,10 @@ impl fmt::Display for RateSyntaxError {
             Self::EmptyLimit => write!(f, "rate has no limit before the separator; {FORM}"),
             Self::NegativeLimit => write!(f, "rate limit cannot be negative"),
             Self::FractionalLimit => {
-                write!(f, "rate limit must be a whole number, e.g. \"5/s\" rather than \"0.5/s\" (write \"1/2s\" instead)")
+                write!(
+                    f,
+                    "rate limit must be a whole number, e.g. \"5/s\" rather than \"0.5/s\" (write \"1/2s\" instead)"
+                )
             }
             Self::InvalidLimit(s) => write!(f, "rate limit `{s}` is not a whole number; {FORM}"),
             Self::ZeroLimit => write!(
@@ -106,10 +110,9 @@ impl fmt::Display for RateSyntaxError {
             Self::MissingUnit(n) => {
                 write!(f, "period `{n}` has no time unit; write e.g. \"{n}s\" or \"{n}min\"")
             }
-            Self::FractionalPeriod => write!(
-                f,
-                "period multipliers must be whole numbers; write \"1500ms\" rather than \"1.5s\""
-            ),
+            Self::FractionalPeriod => {
+                write!(f, "period multipliers must be whole numbers; write \"1500ms\" rather than \"1.5s\"")
+            }
             Self::NegativePeriod => write!(f, "rate period cannot be negative"),
             Self::InvalidPeriod(s) => {
                 write!(f, "cannot read period `{s}`; expected e.g. \"min\", \"10s\" or \"1h30m\"")
@@ -117,10 +120,9 @@ impl fmt::Display for RateSyntaxError {
             Self::ZeroMultiplier => {
                 write!(f, "period multiplier must be positive; \"0s\" is not a period")
             }
-            Self::Overflow => write!(
-                f,
-                "rate is too large: limit and period must each stay below 2^53 (period in milliseconds)"
-            ),
+            Self::Overflow => {
+                write!(f, "rate is too large: limit and period must each stay below 2^53 (period in milliseconds)")
+            }
         }
     }
 }
@@ -238,10 +240,8 @@ fn parse_period(s: &str) -> Result<u64, RateSyntaxError> {
                 None => return Err(RateSyntaxError::InvalidPeriod(s.to_string())),
             },
         };
-        let unit_ms = unit_millis(unit).ok_or_else(|| RateSyntaxError::UnknownUnit {
-            unit: unit.to_string(),
-            suggestion: suggest_unit(unit),
-        })?;
+        let unit_ms = unit_millis(unit)
+            .ok_or_else(|| RateSyntaxError::UnknownUnit { unit: unit.to_string(), suggestion: suggest_unit(unit) })?;
         total = multiplier
             .checked_mul(unit_ms)
             .and_then(|part| total.checked_add(part))
@@ -292,10 +292,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Canonical text of a limited rate: the largest unit that divides the period exactly.
 pub(crate) fn canonical_period(period_ms: u64) -> (u64, &'static str) {
-    const CANONICAL: &[(u64, &str)] =
-        &[(86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1_000, "s"), (1, "ms")];
-    CANONICAL
-        .iter()
-        .find(|(ms, _)| period_ms % ms == 0)
-        .map_or((period_ms, "ms"), |(ms, unit)| (period_ms / ms, *unit))
+    const CANONICAL: &[(u64, &str)] = &[(86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1_000, "s"), (1, "ms")];
+    CANONICAL.iter().find(|(ms, _)| period_ms % ms == 0).map_or((period_ms, "ms"), |(ms, unit)| (period_ms / ms, *unit))
 }

@@ -50,7 +50,10 @@ fn const_constructors() {
     assert!(Rate::per_millis(3, 50).is_subsecond());
     assert_eq!(Rate::new(1, Duration::from_micros(10)), Err(InvalidRate::ZeroPeriod));
     assert_eq!(Rate::new(u64::MAX, Duration::from_secs(1)), Err(InvalidRate::TooLarge));
-    assert_eq!(Rate::new(u64::MAX, Duration::from_secs(1)).unwrap_err().to_string(), "rate limit and period (ms) must each be at most 2^53 - 1");
+    assert_eq!(
+        Rate::new(u64::MAX, Duration::from_secs(1)).unwrap_err().to_string(),
+        "rate limit and period (ms) must each be at most 2^53 - 1"
+    );
 }
 
 proptest! {

@@ -114,9 +114,7 @@ impl<'a> IntoFuture for Call<'a, HeadersOp> {
     type IntoFuture = BoxFuture<'a, Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            self.core.get_headers(&self.conn, self.overrides.as_ref(), self.context.as_ref()).await
-        })
+        Box::pin(async move { self.core.get_headers(&self.conn, self.overrides.as_ref(), self.context.as_ref()).await })
     }
 }
 
