@@ -292,6 +292,28 @@ async fn cost_scope_identifier_and_name_are_applied() {
     assert_eq!(EXPORTS.handler(), "export");
 }
 
+static BURSTY: LazyLock<Clocked> = LazyLock::new(Clocked::new);
+
+#[throttle(uid = "macro:gcra", rate = "10/min", strategy = "gcra(burst = 2)", backend = BURSTY.backend.clone())]
+async fn bursty() -> &'static str {
+    "ok"
+}
+
+#[tokio::test]
+async fn the_strategy_and_its_parameters_are_applied() {
+    let app = Router::new().route("/", get(bursty));
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(send(&app, get_from("/", [10, 0, 4, 1])).await.status().as_u16());
+    }
+    // A burst of 2 although the rate is 10 per minute; one more every 6 s.
+    assert_eq!(statuses, [200, 200, 429]);
+    BURSTY.clock.advance(Duration::from_secs(6));
+    assert_eq!(send(&app, get_from("/", [10, 0, 4, 1])).await.status(), StatusCode::OK);
+    let stat = BURSTY_THROTTLE.stat(&get_from("/", [10, 0, 4, 1])).await.expect("stat").expect("counted");
+    assert_eq!(stat.strategy, "gcra");
+}
+
 // --- concurrency --------------------------------------------------------------------
 
 static CONCURRENT: LazyLock<Clocked> = LazyLock::new(Clocked::new);

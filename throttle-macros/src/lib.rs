@@ -47,7 +47,7 @@ use proc_macro::TokenStream;
 /// | `rate` (required unless `rate_fn`) | `"100/min"`, `"5 per 10s"`, `"1000/1h30m"`, `"unlimited"`, or an expression of type `Rate` | `.rate(..)` |
 /// | `rate_fn` | path to `fn(&Connection<'_>, &Context) -> BoxFuture<'static, Rate>` | `.rate_fn(..)` |
 /// | `headers` | `"always"`, `"throttled"`, or a path to a `Headers` value (e.g. `throttle::IETF_HEADERS`) | `.headers(..)` |
-/// | `strategy` | `"fixed_window"`, `"sliding_window_counter"`, `"sliding_window_log"`, `"token_bucket"`, `"token_bucket_debt"`, `"leaky_bucket"`, `"leaky_bucket_queue"`, `"gcra"`, or a strategy value | `.strategy(..)` |
+/// | `strategy` | `"fixed_window"`, `"sliding_window_counter"`, `"sliding_window_log"`, `"token_bucket"`, `"token_bucket_debt"`, `"leaky_bucket"`, `"leaky_bucket_queue"`, `"gcra"`, with optional parameters (`"token_bucket(burst = 15)"`), or a strategy value | `.strategy_name(..)` / `.strategy(..)` |
 /// | `cost` | integer literal (0 to 2^53 - 1), an integer constant, or a path to `fn(&Connection<'_>, &Context) -> BoxFuture<'static, u64>` | `.cost(..)` / `.cost_fn(..)` |
 /// | `backend` | expression of a `Backend` type, e.g. `app_backend()` | `.backend(..)` |
 /// | `identifier` | expression of type `Identifier`, e.g. `by_api_key()` | `.identifier(..)` |

@@ -10,7 +10,7 @@ use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::{Expr, ExprLit, ExprPath, ExprUnary, FnArg, Ident, Lit, LitStr, Path, Signature, Type, UnOp};
 
-/// Strategy names `strategy = "..."` accepts.
+/// Strategy names `strategy = "..."` accepts (with parameters: `STRATEGY_PARAMS`).
 pub(crate) const STRATEGIES: &[&str] = &[
     "fixed_window",
     "sliding_window_counter",
@@ -21,6 +21,10 @@ pub(crate) const STRATEGIES: &[&str] = &[
     "leaky_bucket_queue",
     "gcra",
 ];
+
+/// The parameters each strategy takes in `"name(param = value, ...)"`.
+const STRATEGY_PARAMS: &[(&str, &[&str])] =
+    &[("token_bucket", &["burst"]), ("token_bucket_debt", &["burst", "max_debt"]), ("gcra", &["burst"])];
 
 const HEADER_POLICIES: &[&str] = &["always", "throttled"];
 const ERROR_POLICIES: &[&str] = &["allow", "throttle", "raise"];
@@ -328,17 +332,70 @@ fn check_strategy(value: Expr, errors: &mut Errors) -> Option<StrategySpec> {
     let Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) = &value else {
         return Some(StrategySpec::Expr(value));
     };
-    let name = lit.value();
-    if STRATEGIES.contains(&name.as_str()) {
-        return Some(StrategySpec::Name(lit.clone()));
+    match check_strategy_spec(&lit.value()) {
+        Ok(()) => Some(StrategySpec::Name(lit.clone())),
+        Err(message) => {
+            errors.spanned(lit, message);
+            None
+        }
     }
-    let mut message = format!("unknown strategy `{name}`; expected one of {}", one_of(STRATEGIES));
-    let normalized = name.to_ascii_lowercase().replace(['-', ' '], "_");
-    if let Some(suggestion) = did_you_mean(&normalized, STRATEGIES) {
-        message.push_str(&format!(" (did you mean `{suggestion}`?)"));
+}
+
+/// `"name"` or `"name(param = value, ...)"`, as the runtime's `strategy::from_name`
+/// reads it: the name, the parameter names and whole-number values are checked here.
+fn check_strategy_spec(spec: &str) -> Result<(), String> {
+    let spec = spec.trim();
+    let (name, args) = match spec.split_once('(') {
+        None => (spec, None),
+        Some((name, rest)) => match rest.strip_suffix(')') {
+            Some(args) => (name.trim(), Some(args)),
+            None => return Err(format!("strategy `{spec}` is missing the closing `)`")),
+        },
+    };
+    if !STRATEGIES.contains(&name) {
+        let mut message = format!("unknown strategy `{name}`; expected one of {}", one_of(STRATEGIES));
+        let normalized = name.to_ascii_lowercase().replace(['-', ' '], "_");
+        if let Some(suggestion) = did_you_mean(&normalized, STRATEGIES) {
+            message.push_str(&format!(" (did you mean `{suggestion}`?)"));
+        }
+        return Err(message);
     }
-    errors.spanned(lit, message);
-    None
+    let allowed = STRATEGY_PARAMS.iter().find(|(n, _)| *n == name).map_or(&[][..], |(_, params)| *params);
+    let args = args.unwrap_or("").trim();
+    let args = args.strip_suffix(',').unwrap_or(args);
+    let mut seen: Vec<&str> = Vec::new();
+    for piece in args.split(',').filter(|_| !args.is_empty()) {
+        let Some((param, value)) = piece.split_once('=') else {
+            return Err(format!("expected `param = value` in strategy `{spec}`, e.g. \"token_bucket(burst = 15)\""));
+        };
+        let (param, value) = (param.trim(), value.trim());
+        if !allowed.contains(&param) {
+            let takes = match allowed {
+                [] => "takes no parameters".to_string(),
+                params => format!("takes {}", one_of(params)),
+            };
+            let mut message = format!("strategy `{name}` has no parameter `{param}`; it {takes}");
+            if let Some(suggestion) = did_you_mean(param, allowed) {
+                message.push_str(&format!(" (did you mean `{suggestion}`?)"));
+            }
+            return Err(message);
+        }
+        if seen.contains(&param) {
+            return Err(format!("parameter `{param}` is given twice in strategy `{spec}`"));
+        }
+        seen.push(param);
+        let digits = value.replace('_', "");
+        let number = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse::<u64>().ok())
+            .flatten()
+            .filter(|n| *n <= MAX_VALUE);
+        match number {
+            None => return Err(format!("`{param}` must be a whole number from 1 to 2^53 - 1, not `{value}`")),
+            Some(0) if param == "burst" => return Err("`burst` must be at least 1".to_string()),
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn check_cost(value: Expr, errors: &mut Errors) -> Option<CostSpec> {
@@ -394,4 +451,24 @@ fn check_on_error(value: Expr, errors: &mut Errors) -> Option<OnErrorSpec> {
     }
     errors.spanned(lit, message);
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_strategy_spec;
+
+    #[test]
+    fn strategy_specs_follow_the_runtime_grammar() {
+        for ok in ["gcra", "token_bucket(burst = 15)", " token_bucket_debt(burst = 2, max_debt = 0,) ", "gcra()"] {
+            assert_eq!(check_strategy_spec(ok), Ok(()), "{ok}");
+        }
+        let err = |spec| check_strategy_spec(spec).unwrap_err();
+        assert!(err("token-bucket").ends_with("(did you mean `token_bucket`?)"));
+        assert!(err("gcra(brust = 5)").contains("has no parameter `brust`; it takes `burst` (did you mean `burst`?)"));
+        assert!(err("fixed_window(burst = 5)").contains("takes no parameters"));
+        assert!(err("gcra(burst = 0)").contains("at least 1"));
+        assert!(err("gcra(burst = many)").contains("whole number"));
+        assert!(err("gcra(burst = 1, burst = 2)").contains("twice"));
+        assert!(err("gcra(burst = 1").contains("closing `)`"));
+    }
 }

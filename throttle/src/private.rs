@@ -35,11 +35,9 @@ pub fn builder(uid: &'static str, origin: &'static str) -> ThrottleBuilder<HttpT
     HttpThrottle::builder(uid).origin(origin)
 }
 
-/// `strategy = "name"`: the macro accepts only the built-in names, which
-/// [`strategy::from_name`](crate::strategy::from_name) resolves (were the two lists
-/// ever to drift, `build` reports the unknown name).
-pub fn strategy(builder: ThrottleBuilder<HttpThrottle>, name: &str) -> ThrottleBuilder<HttpThrottle> {
-    builder.strategy_name(name)
+/// `strategy = "name"` or `"name(param = value, ...)"`, already checked by the macro.
+pub fn strategy(builder: ThrottleBuilder<HttpThrottle>, spec: &str) -> ThrottleBuilder<HttpThrottle> {
+    builder.strategy_name(spec)
 }
 
 /// `headers = "always"`.

@@ -42,7 +42,7 @@ async fn reports() -> &'static str {
     "reports"
 }
 
-#[throttle(uid = "ui:every-key-fn", rate_fn = rate_of, strategy = "gcra", on_error = "raise", cost = 0)]
+#[throttle(uid = "ui:every-key-fn", rate_fn = rate_of, strategy = "token_bucket_debt(burst = 15, max_debt = 5)", on_error = "raise", cost = 0)]
 async fn dynamic() -> &'static str {
     "dynamic"
 }
