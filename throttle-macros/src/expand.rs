@@ -106,8 +106,9 @@ fn expand(config: &Config, handler: HandlerFn) -> TokenStream {
     let static_name_str = static_name.to_string();
     let function = rewrite(config, handler, &marker);
     quote! {
+        // Unused only when the handler is: its own warning says so, once.
         #[doc(hidden)]
-        #[allow(non_camel_case_types)]
+        #[allow(non_camel_case_types, dead_code)]
         #[derive(Debug)]
         #vis struct #marker;
 
@@ -118,6 +119,7 @@ fn expand(config: &Config, handler: HandlerFn) -> TokenStream {
         }
 
         #[doc = #static_doc]
+        #[allow(dead_code)]
         #vis static #static_name: #krate::__private::StaticThrottle =
             #krate::__private::StaticThrottle::new(#fn_name, #static_name_str, || #init);
 
