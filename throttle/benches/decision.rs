@@ -1,4 +1,5 @@
-//! One in-memory decision on a warm key, beside governor's keyed limiter in the same run.
+//! One in-memory decision on a warm key, for every strategy, beside governor's keyed
+//! limiter in the same run.
 //!
 //! `cargo bench -p throttle --bench decision`
 //!
@@ -11,23 +12,30 @@ use governor::{Quota, RateLimiter};
 use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::Duration;
-use throttle::strategy::FixedWindow;
+use throttle::strategy::StrategyKind;
 use throttle::{MemoryBackend, Rate};
 
 const KEY: &str = "throttle:bench:203.0.113.7:default";
 
+/// 2^40 per second never runs out during a run, and keeps the bucket strategies'
+/// `limit × period` well inside their exact range.
+const ALLOW: Rate = Rate::per_second(1 << 40);
+const DENY: Rate = Rate::per_hour(1);
+
 fn decision(c: &mut Criterion) {
-    for (path, ours_rate, gov_quota) in [
-        ("allow", Rate::per_hour(Rate::MAX), Quota::per_second(NonZeroU32::MAX)),
-        ("deny", Rate::per_hour(1), Quota::per_hour(NonZeroU32::MIN)),
-    ] {
+    for (path, ours_rate, gov_quota) in
+        [("allow", ALLOW, Quota::per_second(NonZeroU32::MAX)), ("deny", DENY, Quota::per_hour(NonZeroU32::MIN))]
+    {
         let mut group = c.benchmark_group(format!("decision/{path}"));
 
-        let backend = MemoryBackend::new();
-        let _ = backend.hit_now(KEY, &FixedWindow, ours_rate, 1);
-        group.bench_function(BenchmarkId::new("throttle", "fixed_window"), |b| {
-            b.iter(|| black_box(backend.hit_now(black_box(KEY), &FixedWindow, ours_rate, 1)))
-        });
+        for kind in StrategyKind::ALL {
+            let strategy = kind.build();
+            let backend = MemoryBackend::new();
+            let _ = backend.hit_now(KEY, &*strategy, ours_rate, 1);
+            group.bench_function(BenchmarkId::new("throttle", kind.name()), |b| {
+                b.iter(|| black_box(backend.hit_now(black_box(KEY), &*strategy, ours_rate, 1)))
+            });
+        }
 
         let governor = RateLimiter::keyed(gov_quota);
         let key = KEY.to_string();

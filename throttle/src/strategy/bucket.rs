@@ -6,7 +6,7 @@
 //! A token bucket's "missing tokens" and a leaky bucket's level are the same number;
 //! the bucket admits a hit while the level after it stays within `admit` units.
 
-use super::math::{ceil_div, sat};
+use super::math::{ceil_div, div, sat};
 use super::{Decision, never};
 use crate::Rate;
 
@@ -53,7 +53,7 @@ pub(super) fn decide(
     let r = read(*last_ms, *level, now_ms, rate);
     let limit = u128::from(rate.limit());
     let unit = unit(rate);
-    let remaining = |level: u128| sat((admit_units.saturating_sub(level) / unit).min(limit));
+    let remaining = |level: u128| sat(div(admit_units.saturating_sub(level), unit).min(limit));
     let cost_units = u128::from(cost) * unit;
     if cost_units > admit_units {
         return never(remaining(r.level), r.shift.saturating_add(sat(ceil_div(r.level, limit))));
@@ -94,7 +94,7 @@ pub(super) fn view(last_ms: u64, level: u64, now_ms: u64, rate: Rate, admit_unit
     let r = read(last_ms, level, now_ms, rate);
     let limit = u128::from(rate.limit());
     let unit = unit(rate);
-    let remaining = sat((admit_units.saturating_sub(r.level) / unit).min(limit));
+    let remaining = sat(div(admit_units.saturating_sub(r.level), unit).min(limit));
     let after = r.level + unit;
     let wait_ms =
         if after <= admit_units { 0 } else { r.shift.saturating_add(sat(ceil_div(after - admit_units, limit))) };

@@ -1,6 +1,6 @@
 //! GCRA, the generic cell rate algorithm: one timestamp per key.
 
-use super::math::{ceil_div, field, sat, to_field};
+use super::math::{ceil_div, div, field, rem, sat, to_field};
 use super::select::InvalidStrategyParam;
 use super::token_bucket::{burst_or_limit, check_burst};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat, never};
@@ -108,7 +108,7 @@ impl Strategy for Gcra {
         let limit = u128::from(rate.limit());
         let period = u128::from(rate.period_ms());
         let tolerance = u128::from(Strategy::capacity(self, rate)) * period; // burst × T, in units
-        let remaining = |ahead: u128| sat((tolerance.saturating_sub(ahead) / period).min(limit));
+        let remaining = |ahead: u128| sat(div(tolerance.saturating_sub(ahead), period).min(limit));
         let current = Tat::read(state, now_ms, limit).ahead;
         let increment = u128::from(cost) * period; // cost × T, in units
         if increment > tolerance {
@@ -123,7 +123,7 @@ impl Strategy for Gcra {
                 reset_ms: sat(ceil_div(current, limit)),
             };
         }
-        *state = GcraState { tat_ms: now_ms.saturating_add(sat(ahead / limit)), tat_rem: sat(ahead % limit) };
+        *state = GcraState { tat_ms: now_ms.saturating_add(sat(div(ahead, limit))), tat_rem: sat(rem(ahead, limit)) };
         Decision { allowed: true, remaining: remaining(ahead), wait_ms: 0, reset_ms: sat(ceil_div(ahead, limit)) }
     }
 
@@ -139,7 +139,7 @@ impl Strategy for Gcra {
         let next = ahead + period;
         let wait_ms = if next > tolerance { sat(ceil_div(next - tolerance, limit)) } else { 0 };
         Snapshot {
-            remaining: sat((tolerance.saturating_sub(ahead) / period).min(limit)),
+            remaining: sat(div(tolerance.saturating_sub(ahead), period).min(limit)),
             wait_ms,
             reset_ms: sat(ceil_div(ahead, limit)),
             metadata: Metadata::Gcra {

@@ -39,15 +39,30 @@ pub struct LeakyBucketQueue;
 /// [`LeakyBucketQueue`]'s per-key state. The default is an empty queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeakyBucketQueueState {
-    /// When the queue was last drained, ms since the epoch.
-    pub last_ms: u64,
-    /// How much of the head hit has drained, in units of `1 / period_ms` of cost.
-    pub head_leaked: u64,
-    /// The cost of each queued hit, oldest (head) first.
-    pub queue: VecDeque<u64>,
+    last_ms: u64,
+    head_leaked: u64,
+    queue: VecDeque<u64>,
+    /// The cost of every queued hit, so admission never walks the queue.
+    total: u64,
 }
 
 impl LeakyBucketQueueState {
+    /// When the queue was last drained, ms since the epoch.
+    pub fn last_ms(&self) -> u64 {
+        self.last_ms
+    }
+
+    /// How much of the head hit had drained at [`last_ms`](Self::last_ms), in units
+    /// of `1 / period_ms` of cost.
+    pub fn head_leaked(&self) -> u64 {
+        self.head_leaked
+    }
+
+    /// The cost of each queued hit at [`last_ms`](Self::last_ms), oldest (head) first.
+    pub fn queue(&self) -> &VecDeque<u64> {
+        &self.queue
+    }
+
     /// How much of the head has drained, in units, never more than the head's cost
     /// (state written under another rate may say otherwise).
     fn head_drained(&self, unit: u128) -> u128 {
@@ -57,8 +72,7 @@ impl LeakyBucketQueueState {
 
     /// Undrained cost at `last_ms`, in units.
     fn level(&self, unit: u128) -> u128 {
-        let total: u128 = self.queue.iter().map(|&c| u128::from(c)).sum();
-        total * unit - self.head_drained(unit)
+        u128::from(self.total) * unit - self.head_drained(unit)
     }
 
     /// Drains `budget` units from the head, whole hits first.
@@ -72,6 +86,7 @@ impl LeakyBucketQueueState {
             }
             budget -= left;
             self.queue.pop_front();
+            self.total -= head;
             self.head_leaked = 0;
         }
         self.head_leaked = 0;
@@ -125,6 +140,7 @@ impl Strategy for LeakyBucketQueue {
             state.drain(u128::from(level) - drained.level, unit);
             state.last_ms = last_ms;
             state.queue.push_back(cost);
+            state.total = state.total.saturating_add(cost);
         }
         decision
     }
@@ -166,7 +182,8 @@ impl Strategy for LeakyBucketQueue {
             return None;
         }
         let queue = (3..fields.len()).map(|i| field(fields, i)).collect::<Option<VecDeque<u64>>>()?;
-        Some(LeakyBucketQueueState { last_ms: field(fields, 1)?, head_leaked: field(fields, 2)?, queue })
+        let total = queue.iter().try_fold(0u64, |sum, &c| sum.checked_add(c))?;
+        Some(LeakyBucketQueueState { last_ms: field(fields, 1)?, head_leaked: field(fields, 2)?, queue, total })
     }
 }
 
@@ -222,14 +239,14 @@ mod tests {
         let mut state = LeakyBucketQueueState::default();
         assert_eq!(LeakyBucketQueue.decide(&mut state, 0, RATE, 11).wait_ms, NEVER);
         assert!(state.queue.is_empty());
-        let encoded =
-            LeakyBucketQueue.encode(&LeakyBucketQueueState { last_ms: 5, head_leaked: 1, queue: [3, 4].into() });
+        let state = LeakyBucketQueueState { last_ms: 5, head_leaked: 1, queue: [3, 4].into(), total: 7 };
+        let encoded = LeakyBucketQueue.encode(&state);
         assert_eq!(encoded, Some(vec![7, 5, 1, 3, 4]));
-        assert_eq!(LeakyBucketQueue.decode(&[7, 5, 1, 3, 4]).map(|s| s.queue.len()), Some(2));
+        assert_eq!(LeakyBucketQueue.decode(&[7, 5, 1, 3, 4]), Some(state));
         assert_eq!(LeakyBucketQueue.decode(&[7, 5, 1, -3]), None);
         assert_eq!(LeakyBucketQueue.decode(&[7, 5]), None);
         // A head said to have leaked more than its cost (another rate's state) is harmless.
-        let mut odd = LeakyBucketQueueState { last_ms: 0, head_leaked: 1_000_000, queue: [1].into() };
+        let mut odd = LeakyBucketQueueState { last_ms: 0, head_leaked: 1_000_000, queue: [1].into(), total: 1 };
         assert!(LeakyBucketQueue.decide(&mut odd, 0, RATE, 10).allowed);
     }
 }

@@ -48,12 +48,15 @@
 //!
 //! # Exactness with large rates
 //!
-//! The bucket strategies count in units of `1 / period_ms` of a hit, so every
-//! intermediate value stays below about `capacity × period_ms` (and
-//! `limit × period_ms`). Rust computes them in 128 bits and is exact for every
-//! rate; a backend that runs the same steps with doubles (Lua) is exact while those
-//! products stay below 2^53, which covers e.g. a million hits per day
-//! (8.64 × 10^13).
+//! The bucket strategies (token buckets, leaky buckets) count in units of
+//! `1 / period_ms` of a hit, so their stored level reaches `capacity × period_ms` and
+//! intermediate values stay within about twice that. Rust computes in 128 bits and
+//! stores 64-bit levels: exact while `capacity × period_ms < 2^64` (a billion hits
+//! per day is 8.64 × 10^16); past that, levels saturate and admit more than they
+//! should. A backend that runs the same steps with doubles (Lua) is exact while the
+//! product stays below 2^53, which covers e.g. a million hits per day
+//! (8.64 × 10^13). The other strategies store only counts and times and are exact for
+//! every rate.
 
 mod bucket;
 pub mod codec;
@@ -178,9 +181,29 @@ mod math {
         u64::try_from(x).unwrap_or(u64::MAX)
     }
 
-    /// `a / b` rounded up; `b` must not be 0.
+    /// `a / b`; `b` must not be 0. Operands that fit 64 bits (the usual case) take
+    /// a 64-bit division, several times faster than a 128-bit one.
+    pub(super) fn div(a: u128, b: u128) -> u128 {
+        match (u64::try_from(a), u64::try_from(b)) {
+            (Ok(a), Ok(b)) => u128::from(a / b),
+            _ => a / b,
+        }
+    }
+
+    /// `a % b`; `b` must not be 0. See [`div`].
+    pub(super) fn rem(a: u128, b: u128) -> u128 {
+        match (u64::try_from(a), u64::try_from(b)) {
+            (Ok(a), Ok(b)) => u128::from(a % b),
+            _ => a % b,
+        }
+    }
+
+    /// `a / b` rounded up; `b` must not be 0. See [`div`].
     pub(super) fn ceil_div(a: u128, b: u128) -> u128 {
-        a.div_ceil(b)
+        match (u64::try_from(a), u64::try_from(b)) {
+            (Ok(a), Ok(b)) => u128::from(a.div_ceil(b)),
+            _ => a.div_ceil(b),
+        }
     }
 
     /// `fields[i]` as a non-negative integer.

@@ -1,7 +1,7 @@
 //! Sliding window counter: two epoch-aligned windows, the previous one weighted by
 //! how much of it the sliding window still covers.
 
-use super::math::{ceil_div, field, sat, to_field};
+use super::math::{ceil_div, div, field, sat, to_field};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat, never};
 use crate::Rate;
 
@@ -93,12 +93,12 @@ impl Windows {
             // previous × (left_in_window − w) ≤ (limit − current − cost) × period.
             // (previous > 0 here, or it would have fitted.)
             let slack = (limit - current - cost) * period;
-            return sat(left_in_window - slack / previous);
+            return sat(left_in_window - div(slack, previous));
         }
         // Not before the next window, where the current count becomes the previous
         // one (current > 0 here, as cost ≤ limit): current × (period − e) ≤ (limit − cost) × period.
         let slack = (limit - cost) * period;
-        sat(left_in_window + period - slack / current)
+        sat(left_in_window + period - div(slack, current))
     }
 
     /// Time until the weighted count is 0.
@@ -116,7 +116,7 @@ impl Windows {
     fn remaining(&self, rate: Rate) -> u64 {
         let period = u128::from(rate.period_ms());
         let capacity = u128::from(rate.limit()) * period;
-        sat(capacity.saturating_sub(self.weighted(period)) / period)
+        sat(div(capacity.saturating_sub(self.weighted(period)), period))
     }
 }
 

@@ -33,14 +33,40 @@ use std::collections::VecDeque;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SlidingWindowLog;
 
-/// [`SlidingWindowLog`]'s per-key state. The default is an empty log.
+/// [`SlidingWindowLog`]'s per-key state: the log and its total. The default is an
+/// empty log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SlidingWindowLogState {
-    /// `(ms since the epoch, cost)` of admitted hits, oldest first.
-    pub entries: VecDeque<(u64, u64)>,
+    entries: VecDeque<(u64, u64)>,
+    /// The cost of every entry, so admission never walks the log.
+    total: u64,
 }
 
 impl SlidingWindowLogState {
+    /// `(ms since the epoch, cost)` of admitted hits, oldest first; entries that
+    /// have aged out may linger until the next admission.
+    pub fn entries(&self) -> &VecDeque<(u64, u64)> {
+        &self.entries
+    }
+
+    /// Entries that have aged out at `now_eff`, and their cost.
+    fn expired(&self, now_eff: u64, rate: Rate) -> (usize, u64) {
+        let period = rate.period_ms();
+        let mut cost = 0u64;
+        let count = self
+            .entries
+            .iter()
+            .take_while(|&&(t, c)| {
+                let gone = t.saturating_add(period) <= now_eff;
+                if gone {
+                    cost = cost.saturating_add(c);
+                }
+                gone
+            })
+            .count();
+        (count, cost)
+    }
+
     /// `max(now, newest entry)`: a clock behind the log reads it as of its newest entry.
     fn now_eff(&self, now_ms: u64) -> u64 {
         self.entries.back().map_or(now_ms, |&(t, _)| now_ms.max(t))
@@ -48,12 +74,12 @@ impl SlidingWindowLogState {
 
     /// Entries still in the window at `now_eff`: those after `now_eff − period`.
     fn live(&self, now_eff: u64, rate: Rate) -> impl Iterator<Item = &(u64, u64)> {
-        let period = rate.period_ms();
-        self.entries.iter().skip_while(move |&&(t, _)| t.saturating_add(period) <= now_eff)
+        self.entries.iter().skip(self.expired(now_eff, rate).0)
     }
 
+    /// Cost logged in the window at `now_eff`.
     fn sum(&self, now_eff: u64, rate: Rate) -> u128 {
-        self.live(now_eff, rate).map(|&(_, c)| u128::from(c)).sum()
+        u128::from(self.total.saturating_sub(self.expired(now_eff, rate).1))
     }
 
     /// Exact wait (from `now_ms`) until `cost` fits, absent other hits; 0 if it fits now.
@@ -109,10 +135,9 @@ impl Strategy for SlidingWindowLog {
                 reset_ms: state.reset_ms(now_ms, rate),
             };
         }
-        let period = rate.period_ms();
-        while state.entries.front().is_some_and(|&(t, _)| t.saturating_add(period) <= now_eff) {
-            state.entries.pop_front();
-        }
+        let (expired, expired_cost) = state.expired(now_eff, rate);
+        state.entries.drain(..expired);
+        state.total = state.total.saturating_sub(expired_cost).saturating_add(cost);
         match state.entries.back_mut() {
             Some((t, c)) if *t == now_eff => *c += cost,
             _ => state.entries.push_back((now_eff, cost)),
@@ -168,7 +193,8 @@ impl Strategy for SlidingWindowLog {
             .map(|i| Some((field(pairs, 2 * i)?, field(pairs, 2 * i + 1)?)))
             .collect::<Option<VecDeque<_>>>()?;
         let ordered = entries.iter().zip(entries.iter().skip(1)).all(|(a, b)| a.0 < b.0);
-        ordered.then_some(SlidingWindowLogState { entries })
+        let total = entries.iter().try_fold(0u64, |sum, &(_, c)| sum.checked_add(c))?;
+        ordered.then_some(SlidingWindowLogState { entries, total })
     }
 }
 
@@ -214,7 +240,7 @@ mod tests {
 
     #[test]
     fn decode_refuses_malformed_logs() {
-        let state = SlidingWindowLogState { entries: [(1, 2), (3, 4)].into() };
+        let state = SlidingWindowLogState { entries: [(1, 2), (3, 4)].into(), total: 6 };
         assert_eq!(SlidingWindowLog.decode(&SlidingWindowLog.encode(&state).unwrap()), Some(state));
         for bad in [&[][..], &[3, 1], &[3, 5, 1, 4, 1], &[3, -1, 1], &[4, 1, 1]] {
             assert_eq!(SlidingWindowLog.decode(bad), None, "{bad:?}");
