@@ -93,8 +93,14 @@ async fn a_duplicate_uid_fails_at_first_use_naming_both_handlers() {
         other => panic!("expected a duplicate uid, got {other:?}"),
     }
     let request = get_from("/second", [10, 1, 1, 1]);
-    let error = DUP_SECOND_THROTTLE.hit(&request).await.expect_err("not built").to_string();
-    assert!(error.contains("`DUP_SECOND_THROTTLE`") && error.contains("dup_first"), "{error}");
+    let error = DUP_SECOND_THROTTLE.hit(&request).await.expect_err("not built");
+    assert!(matches!(error, throttle::ThrottleError::NotBuilt { .. }), "{error:?}");
+    let error = error.to_string();
+    assert!(
+        error.starts_with("throttle `DUP_SECOND_THROTTLE` of handler `dup_second` could not be built: ")
+            && error.contains("dup_first"),
+        "{error}"
+    );
     assert!(DUP_SECOND_THROTTLE.stat(&request).await.is_err());
     assert!(DUP_SECOND_THROTTLE.get_headers(&request).await.is_err());
     assert!(!DUP_SECOND_THROTTLE.check(&request).await);

@@ -156,6 +156,15 @@ pub enum ThrottleError {
         /// The most one hit can be admitted with.
         capacity: u64,
     },
+    /// The throttle could not be built: a generated static throttle whose options
+    /// are refused at first use (a duplicate uid, say).
+    #[error("throttle {throttle} could not be built: {error}")]
+    NotBuilt {
+        /// Which throttle (the static and its handler).
+        throttle: String,
+        /// Why.
+        error: ConfigError,
+    },
     /// The backend failed and the error policy is [`OnError::Raise`](crate::OnError::Raise).
     #[error(transparent)]
     Backend(#[from] BackendError),

@@ -6,7 +6,7 @@
 //! [`StaticThrottle`] (the type of a handler's generated static) and [`WithHeaders`]
 //! (the return type of a handler with `headers = ...`).
 
-use crate::backend::{BackendError, BoxFuture};
+use crate::backend::BoxFuture;
 use crate::strategy::StrategyStat;
 use crate::throttles::{CheckOp, CostedOp, HeadersOp, HitOp, StatOp};
 use crate::{
@@ -194,8 +194,8 @@ impl StaticThrottle {
     }
 
     fn not_built(&self, error: &ConfigError) -> ThrottleError {
-        let error = NotBuilt { name: self.name, handler: self.handler, error: error.clone() };
-        ThrottleError::Backend(BackendError::Failed(Box::new(error)))
+        let throttle = format!("`{}` of handler `{}`", self.name, self.handler);
+        ThrottleError::NotBuilt { throttle, error: error.clone() }
     }
 }
 
@@ -206,26 +206,6 @@ impl fmt::Debug for StaticThrottle {
             .field("handler", &self.handler)
             .field("throttle", &self.cell.get())
             .finish()
-    }
-}
-
-/// The throttle of a handler could not be built.
-#[derive(Debug)]
-struct NotBuilt {
-    name: &'static str,
-    handler: &'static str,
-    error: ConfigError,
-}
-
-impl fmt::Display for NotBuilt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`, the throttle of handler `{}`, could not be built: {}", self.name, self.handler, self.error)
-    }
-}
-
-impl std::error::Error for NotBuilt {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
     }
 }
 
