@@ -332,3 +332,31 @@ async fn concurrent_requests_admit_exactly_the_limit() {
     let stat = BUSY_THROTTLE.stat(&get_from("/busy", [10, 0, 0, 1])).await.expect("stat");
     assert_eq!(stat.map(|s| s.hits_remaining), Some(0));
 }
+
+// --- rules ----------------------------------------------------------------------------
+
+fn health_and_internal() -> Vec<throttle::Rule> {
+    vec![
+        throttle::Rule::bypass_if().path("/health").expect("valid glob"),
+        throttle::Rule::bypass_if().methods([http::Method::OPTIONS]),
+    ]
+}
+
+static RULED: LazyLock<Clocked> = LazyLock::new(Clocked::new);
+
+#[throttle(uid = "macro:rules", rate = "1/min", rules = health_and_internal(), backend = RULED.backend.clone())]
+async fn ruled() -> &'static str {
+    "ruled"
+}
+
+#[tokio::test]
+async fn rules_in_the_attribute_bypass_matching_requests() {
+    let app = Router::new().route("/health", get(ruled)).route("/work", get(ruled).options(ruled));
+    for _ in 0..3 {
+        assert_eq!(send(&app, get_from("/health", [10, 9, 9, 1])).await.status(), StatusCode::OK);
+        let options = request_from("OPTIONS", "/work", [10, 9, 9, 1], axum::body::Body::empty());
+        assert_eq!(send(&app, options).await.status(), StatusCode::OK);
+    }
+    assert_eq!(send(&app, get_from("/work", [10, 9, 9, 1])).await.status(), StatusCode::OK);
+    assert_eq!(send(&app, get_from("/work", [10, 9, 9, 1])).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}

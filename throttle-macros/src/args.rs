@@ -15,6 +15,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(cost);
     syn::custom_keyword!(backend);
     syn::custom_keyword!(identifier);
+    syn::custom_keyword!(rules);
     syn::custom_keyword!(scope);
     syn::custom_keyword!(on_error);
     syn::custom_keyword!(name);
@@ -30,6 +31,7 @@ pub(crate) const KEYS: &[&str] = &[
     "cost",
     "backend",
     "identifier",
+    "rules",
     "scope",
     "on_error",
     "name",
@@ -38,7 +40,7 @@ pub(crate) const KEYS: &[&str] = &[
 
 /// The full grammar, for inputs that are not `key = value` at all.
 pub(crate) const USAGE: &str = "expected #[throttle(uid = \"...\", rate = \"...\")], optionally with `headers`, \
-     `strategy`, `cost`, `backend`, `identifier`, `scope`, `on_error`, `name` or `crate`";
+     `strategy`, `cost`, `backend`, `identifier`, `rules`, `scope`, `on_error`, `name` or `crate`";
 
 /// The attribute's arguments as written, each value next to its key token.
 #[derive(Default)]
@@ -51,6 +53,7 @@ pub(crate) struct ThrottleArgs {
     pub(crate) cost: Option<(kw::cost, Expr)>,
     pub(crate) backend: Option<(kw::backend, Expr)>,
     pub(crate) identifier: Option<(kw::identifier, Expr)>,
+    pub(crate) rules: Option<(kw::rules, Expr)>,
     pub(crate) scope: Option<(kw::scope, Expr)>,
     pub(crate) on_error: Option<(kw::on_error, Expr)>,
     pub(crate) name: Option<(kw::name, Expr)>,
@@ -96,6 +99,8 @@ impl ThrottleArgs {
             assign(input, &mut self.backend, "backend", "app_backend()", errors)
         } else if lookahead.peek(kw::identifier) {
             assign(input, &mut self.identifier, "identifier", "by_api_key()", errors)
+        } else if lookahead.peek(kw::rules) {
+            assign(input, &mut self.rules, "rules", "health_bypass()", errors)
         } else if lookahead.peek(kw::scope) {
             assign(input, &mut self.scope, "scope", "\"public\"", errors)
         } else if lookahead.peek(kw::on_error) {

@@ -180,6 +180,9 @@ fn builder(config: &Config, fn_name: &str) -> TokenStream {
     if let Some(identifier) = &config.identifier {
         step(quote!(#b.identifier(#identifier)));
     }
+    if let Some(rules) = &config.rules {
+        step(quote!(#b.rules(#rules)));
+    }
     if let Some(scope) = &config.scope {
         step(quote!(#krate::__private::scope(#b, #scope)));
     }

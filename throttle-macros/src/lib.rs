@@ -51,6 +51,7 @@ use proc_macro::TokenStream;
 /// | `cost` | integer literal (0 to 2^53 - 1), an integer constant, or a path to `fn(&Connection<'_>, &Context) -> BoxFuture<'static, u64>` | `.cost(..)` / `.cost_fn(..)` |
 /// | `backend` | expression of a `Backend` type, e.g. `app_backend()` | `.backend(..)` |
 /// | `identifier` | expression of type `Identifier`, e.g. `by_api_key()` | `.identifier(..)` |
+/// | `rules` | expression of an iterable of `Rule` (apply-if / bypass-if), e.g. `[health_bypass()]` | `.rules(..)` |
 /// | `scope` | string literal: a separate bucket for this handler | `.context(Context::new().with("scope", ..))` |
 /// | `on_error` | `"allow"`, `"throttle"`, `"raise"`, or an `OnError` value | `.on_error(..)` |
 /// | `name` | identifier of the generated static | |

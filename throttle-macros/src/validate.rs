@@ -46,6 +46,7 @@ pub(crate) struct Config {
     pub(crate) cost: Option<CostSpec>,
     pub(crate) backend: Option<Expr>,
     pub(crate) identifier: Option<Expr>,
+    pub(crate) rules: Option<Expr>,
     pub(crate) scope: Option<LitStr>,
     pub(crate) on_error: Option<OnErrorSpec>,
 }
@@ -100,6 +101,7 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
         cost,
         backend,
         identifier,
+        rules,
         scope,
         on_error,
         name,
@@ -156,6 +158,7 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
             cost,
             backend: backend.map(|(_, v)| v),
             identifier: identifier.map(|(_, v)| v),
+            rules: rules.map(|(_, v)| v),
             scope,
             on_error,
         }),

@@ -34,6 +34,10 @@ fn rate_of(_conn: &Connection<'_>, _context: &Context) -> BoxFuture<'static, Rat
     cost = cost_of,
     backend = BACKEND.clone(),
     identifier = by_key(),
+    rules = [throttle::Rule::bypass_if().predicate(|conn| {
+        let internal = conn.headers().contains_key("x-internal");
+        Box::pin(async move { internal })
+    })],
     scope = "reports",
     on_error = OnError::Throttle(Duration::from_secs(5)),
     name = REPORTS,

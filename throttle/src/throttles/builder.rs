@@ -213,6 +213,12 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
+    /// Adds several rules.
+    pub fn rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
     /// Where this throttle comes from, for duplicate-uid errors (set by the attribute).
     #[doc(hidden)]
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
