@@ -448,6 +448,38 @@ async fn the_attribute_throttles_the_handshake_of_a_websocket_upgrade_handler() 
     assert_eq!(ask(&mut third, "c").await, "echo:c");
 }
 
+/// The router layer on a WebSocket route: a `WebSocketThrottle` converts into the
+/// layer's throttle, and a rejected upgrade never reaches the handler.
+#[tokio::test]
+async fn the_router_layer_throttles_the_handshake() {
+    let (connects, clock, _backend) = messages("ws:layer:connects", "1/min");
+    let plain = Router::new().route(
+        "/ws",
+        get(|upgrade: WebSocketUpgrade| async move {
+            upgrade.on_upgrade(|mut socket| async move {
+                while let Some(Ok(Message::Text(text))) = socket.recv().await {
+                    if socket.send(Message::text(format!("echo:{text}"))).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        }),
+    );
+    let addr = serve(plain.layer(throttle::ThrottleLayer::new(connects.into()))).await;
+    let mut first = connect(addr).await;
+    match try_connect(addr, &[]).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers()["retry-after"], "45");
+        }
+        other => panic!("expected a 429, got {:?}", other.map(|_| "an upgrade")),
+    }
+    assert_eq!(ask(&mut first, "still open").await, "echo:still open");
+    clock.advance(Duration::from_secs(45));
+    let mut second = connect(addr).await;
+    assert_eq!(ask(&mut second, "b").await, "echo:b");
+}
+
 // ---------------------------------------------------------------------------------------
 // Identity carries over from the handshake
 // ---------------------------------------------------------------------------------------
