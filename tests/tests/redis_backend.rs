@@ -17,8 +17,10 @@ async fn limits_with_one_script_call_per_decision() {
     let Some(server) = RedisServer::start() else { return };
     let api = HttpThrottle::builder("redis:basic").rate("5/min").backend(backend(&server).await).build().unwrap();
     let request = get_from("/", [1, 0, 0, 1]);
-    // The first call loads the script (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA); count after it.
+    // The first call of each script loads it (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA);
+    // count after the decision script and the state script (stats) are loaded.
     api.hit(&get_from("/", [9, 9, 9, 9])).await.unwrap();
+    api.stat(&get_from("/", [9, 9, 9, 9])).await.unwrap();
     let before = server.command_calls("evalsha");
     for expected in (0..5).rev() {
         assert_eq!(api.hit(&request).await.unwrap().remaining(), Some(expected));

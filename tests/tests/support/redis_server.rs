@@ -168,3 +168,59 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 }
+
+/// A user strategy: a built-in behind a type of its own, so the Redis backend has no
+/// script for it and runs it through compare-and-set, with the built-in's codec.
+#[derive(Debug)]
+pub struct UserStrategy(pub std::sync::Arc<dyn throttle::strategy::DynStrategy>);
+
+/// [`UserStrategy`]'s state: the built-in's, and its expiry as of the last decision.
+#[derive(Default)]
+pub struct UserState {
+    inner: Option<throttle::strategy::AnyState>,
+    expires_at: u64,
+}
+
+impl throttle::strategy::Strategy for UserStrategy {
+    type State = UserState;
+
+    fn name(&self) -> &'static str {
+        "user"
+    }
+
+    fn decide(
+        &self,
+        state: &mut UserState,
+        now_ms: u64,
+        rate: throttle::Rate,
+        cost: u64,
+    ) -> throttle::strategy::Decision {
+        let inner = state.inner.get_or_insert_with(|| self.0.new_state());
+        let (decision, expires_at) = self.0.decide_any(inner, now_ms, rate, cost);
+        state.expires_at = expires_at;
+        decision
+    }
+
+    fn stat(&self, state: &UserState, now_ms: u64, rate: throttle::Rate) -> throttle::strategy::Snapshot {
+        self.0.stat_any(state.inner.as_ref(), now_ms, rate)
+    }
+
+    fn expires_at(&self, state: &UserState, _rate: throttle::Rate) -> u64 {
+        state.expires_at
+    }
+
+    fn capacity(&self, rate: throttle::Rate) -> u64 {
+        self.0.capacity(rate)
+    }
+
+    fn encode(&self, state: &UserState) -> Option<Vec<i64>> {
+        match &state.inner {
+            Some(inner) => self.0.encode_any(inner),
+            None => self.0.encode_any(&self.0.new_state()),
+        }
+    }
+
+    fn decode(&self, fields: &[i64]) -> Option<UserState> {
+        Some(UserState { inner: Some(self.0.decode_any(fields)?), expires_at: 0 })
+    }
+}

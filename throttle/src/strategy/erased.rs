@@ -35,6 +35,20 @@ pub trait DynStrategy: Debug + Send + Sync + 'static {
     fn decide_encoded(&self, stored: Option<&[i64]>, now_ms: u64, rate: Rate, cost: u64) -> Option<EncodedDecision>;
     /// Runs [`Strategy::stat`] on stored fields (absent or unreadable ones read as fresh).
     fn stat_encoded(&self, stored: Option<&[i64]>, now_ms: u64, rate: Rate) -> Snapshot;
+    /// The strategy itself as [`Any`], so a backend can recognise a built-in strategy by
+    /// its type (never by its name, which any strategy may share) and read its
+    /// parameters through the type's accessors. The Redis backend runs the built-ins
+    /// as Lua scripts this way, and any other strategy through its compare-and-set path.
+    ///
+    /// ```
+    /// use throttle::strategy::{DynStrategy, Gcra, from_name};
+    ///
+    /// let strategy = from_name("gcra(burst = 5)")?;
+    /// let gcra = strategy.as_any().downcast_ref::<Gcra>().expect("the built-in GCRA");
+    /// assert_eq!(gcra.burst(), Some(5));
+    /// # Ok::<(), throttle::strategy::ParseStrategyError>(())
+    /// ```
+    fn as_any(&self) -> &dyn Any;
 }
 
 impl<S: Strategy> DynStrategy for S {
@@ -92,5 +106,9 @@ impl<S: Strategy> DynStrategy for S {
     fn stat_encoded(&self, stored: Option<&[i64]>, now_ms: u64, rate: Rate) -> Snapshot {
         let state = stored.and_then(|fields| self.decode(fields)).unwrap_or_default();
         self.stat(&state, now_ms, rate)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }

@@ -1,39 +1,89 @@
 //! [`RedisBackend`]: state in Redis (standalone or Cluster) for throttles shared by
 //! many processes. One round trip per decision.
 //!
-//! Each built-in strategy runs as a Lua script (EVALSHA; loaded on first use and
-//! reloaded when Redis answers NOSCRIPT), atomically, in integer milliseconds, on Redis
-//! server time unless a test fixes the time. State is the strategy codec's text (see
-//! [`codec`](crate::strategy::codec)) under one key per client and scope, with an
-//! expiry at the moment the state becomes fresh again, so idle keys disappear.
+//! # How a decision runs
 //!
-//! Keys are `{namespace}:{uid}:{{client}}:{scope}`: the client id is the Redis
-//! Cluster hash tag, so every key of one client lands in one slot.
+//! Each built-in strategy runs as a Lua script (EVALSHA; loaded on first use and
+//! reloaded when Redis answers NOSCRIPT, e.g. after a restart or `SCRIPT FLUSH`):
+//! one round trip, atomic, in integer milliseconds, on Redis server time (`TIME`) so
+//! the clocks of the app instances cannot skew a limit. The scripts reproduce the
+//! Rust strategies step for step, so a key makes the same decisions on this backend
+//! as on the [`MemoryBackend`](crate::MemoryBackend); they compute with doubles,
+//! which are exact below 2^53, and a rate so large that `limit × period_ms` (or
+//! `burst × period_ms`) could leave that range runs through compare-and-set instead
+//! (below), which is exact for every rate.
+//!
+//! A strategy of your own runs through a generic **compare-and-set** path, provided
+//! it implements [`Strategy::encode`](crate::strategy::Strategy::encode) and
+//! [`Strategy::decode`](crate::strategy::Strategy::decode): one script call reads the
+//! stored state and the time, Rust decides, and a second call writes the new state
+//! only if the stored text is still the one read (otherwise it answers with the
+//! current state and the decision is made again). That costs **two round trips** per
+//! admitted hit (one per rejected hit) plus one per conflict. A strategy without a
+//! codec fails with an error that says so.
+//!
+//! Stats and checks are one read-only script call; Rust computes the stat from the
+//! stored state.
+//!
+//! # Keys
+//!
+//! State is the strategy codec's text (see [`codec`](crate::strategy::codec)) under
+//! one key per client and scope, `{namespace}:{uid}:{{client}}:{scope}`: the client id
+//! is the Redis Cluster hash tag, so every key of one client lands in one slot. Each
+//! key expires at the moment its state becomes equivalent to a fresh one, so idle
+//! keys disappear by themselves; stored text that does not parse reads as a fresh
+//! state, never as an error.
+//!
+//! # Failures
+//!
+//! The connection is multiplexed (one socket carries every concurrent call) and
+//! reconnects by itself. A throttle applies its
+//! [`timeout`](crate::ThrottleBuilder::timeout) to every backend call and its
+//! [`OnError`](crate::OnError) policy to failures, so a dead or paused Redis never
+//! hangs a request.
+//!
+//! # Cluster
+//!
+//! [`RedisBackend::connect_cluster`] takes any nodes of the cluster; every decision
+//! touches one key, routed to its slot's master. [`RedisBackend::reset_namespace`]
+//! scans every master.
 
 mod scripts;
 
 use super::{Backend, BackendError, BoxFuture};
-use crate::strategy::{Decision, DynStrategy, Snapshot, codec};
-use crate::{ConfigError, Rate};
+use crate::strategy::{Decision, DynStrategy, NEVER, Snapshot, codec};
+use crate::{Clock, ConfigError, Rate};
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use ::redis::{FromRedisValue, ScriptInvocation, Value};
+use scripts::Plan;
 use std::time::Duration;
 
-/// Throttle state in Redis.
+/// Throttle state in Redis, standalone or Cluster. Cloning is cheap and shares the
+/// connection.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use throttle::{HttpThrottle, backend::RedisBackend};
 ///
 /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
-/// let api = HttpThrottle::builder("api:data").rate("100/min").backend(redis).build()?;
-/// # let _ = api; Ok(()) }
+/// let api = HttpThrottle::builder("api:data").rate("100/min").backend(redis.clone()).build()?;
+/// let gcra = HttpThrottle::builder("api:search")
+///     .rate("10/s")
+///     .strategy_name("gcra(burst = 20)")
+///     .backend(redis)
+///     .build()?;
+/// # let _ = (api, gcra); Ok(()) }
 /// ```
+///
+/// See the [module documentation](self) for how decisions, keys and failures work.
 #[derive(Clone)]
 pub struct RedisBackend {
     namespace: String,
     connection: Connection,
-    fixed_now_ms: Option<u64>,
+    /// `None`: Redis server time.
+    clock: Option<Clock>,
 }
 
 #[derive(Clone)]
@@ -42,12 +92,44 @@ enum Connection {
     Cluster(ClusterConnection),
 }
 
+/// Attempts of one compare-and-set decision before giving up.
+const CAS_ATTEMPTS: usize = 1_000;
+
+/// How long past its expiry a key is kept when decisions use a caller's clock
+/// (which Redis's expiry clock may not agree with). Keeping a key longer is always
+/// safe: a state past its expiry reads as a fresh one.
+const CLOCK_GRACE_MS: u64 = 60_000;
+
+/// Stored integers must stay below 2^53 for a script to read them exactly.
+const EXACT: u64 = 1 << 53;
+
+/// SCAN batch size for [`RedisBackend::reset_namespace`].
+const SCAN_COUNT: usize = 1_000;
+
 impl RedisBackend {
     /// Connects to one Redis server (`redis://`, `redis+unix://`; `rediss://` needs
     /// the redis crate's TLS features) through a multiplexed connection that
     /// reconnects by itself.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), throttle::backend::BackendError> {
+    /// let redis = throttle::backend::RedisBackend::connect("redis://127.0.0.1:6379/0").await?;
+    /// # let _ = redis; Ok(()) }
+    /// ```
     pub async fn connect(url: &str) -> Result<Self, BackendError> {
-        let client = ::redis::Client::open(url).map_err(failed)?;
+        Self::from_client(::redis::Client::open(url).map_err(failed)?).await
+    }
+
+    /// Connects through an existing client, with a connection timeout of 2 s and
+    /// quick reconnection attempts (a throttle's own timeout bounds every call).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let redis = throttle::backend::RedisBackend::from_client(client).await?;
+    /// # let _ = redis; Ok(()) }
+    /// ```
+    pub async fn from_client(client: ::redis::Client) -> Result<Self, BackendError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(2))
             .set_number_of_retries(2)
@@ -56,72 +138,242 @@ impl RedisBackend {
         Ok(Self::from_connection_manager(manager))
     }
 
-    /// Uses an existing connection manager.
+    /// Uses an existing connection manager (a multiplexed connection that reconnects).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let manager = redis::aio::ConnectionManager::new(client).await?;
+    /// let redis = throttle::backend::RedisBackend::from_connection_manager(manager);
+    /// # let _ = redis; Ok(()) }
+    /// ```
     pub fn from_connection_manager(manager: ConnectionManager) -> Self {
-        RedisBackend { namespace: "throttle".to_string(), connection: Connection::Single(manager), fixed_now_ms: None }
+        Self::with_connection(Connection::Single(manager))
     }
 
     /// Connects to a Redis Cluster through any of its nodes.
-    pub async fn connect_cluster(nodes: &[&str]) -> Result<Self, BackendError> {
-        let client = ::redis::cluster::ClusterClient::builder(nodes.iter().copied())
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), throttle::backend::BackendError> {
+    /// use throttle::backend::RedisBackend;
+    /// let redis = RedisBackend::connect_cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]).await?;
+    /// # let _ = redis; Ok(()) }
+    /// ```
+    pub async fn connect_cluster<I, S>(nodes: I) -> Result<Self, BackendError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(|node| node.as_ref().to_string()).collect();
+        let client = ::redis::cluster::ClusterClient::builder(nodes)
             .connection_timeout(Duration::from_secs(2))
             .retries(2)
+            .min_retry_wait(10)
+            .max_retry_wait(500)
             .build()
             .map_err(failed)?;
         let connection = client.get_async_connection().await.map_err(failed)?;
-        Ok(RedisBackend { namespace: "throttle".to_string(), connection: Connection::Cluster(connection), fixed_now_ms: None })
+        Ok(Self::from_cluster_connection(connection))
     }
 
-    /// The key prefix (default `"throttle"`).
+    /// Uses an existing Cluster connection.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::cluster::ClusterClient::new(vec!["redis://127.0.0.1:7000"])?;
+    /// let connection = client.get_async_connection().await?;
+    /// let redis = throttle::backend::RedisBackend::from_cluster_connection(connection);
+    /// # let _ = redis; Ok(()) }
+    /// ```
+    pub fn from_cluster_connection(connection: ClusterConnection) -> Self {
+        Self::with_connection(Connection::Cluster(connection))
+    }
+
+    fn with_connection(connection: Connection) -> Self {
+        RedisBackend { namespace: "throttle".to_string(), connection, clock: None }
+    }
+
+    /// The key prefix (default `"throttle"`): letters, digits, `_`, `-` and `.`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use throttle::backend::RedisBackend;
+    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?.with_namespace("shop")?;
+    /// # let _ = redis; Ok(()) }
+    /// ```
     pub fn with_namespace(mut self, namespace: &str) -> Result<Self, ConfigError> {
         crate::key::validate_namespace(namespace)?;
         self.namespace = namespace.to_string();
         Ok(self)
     }
 
-    /// Decides at this fixed time instead of Redis server time: for tests that
-    /// compare backends step by step.
-    #[doc(hidden)]
-    pub fn with_fixed_time(mut self, now_ms: u64) -> Self {
-        self.fixed_now_ms = Some(now_ms);
+    /// Decides at this clock's time instead of Redis server time: for tests that drive
+    /// a [`ManualClock`](crate::ManualClock) (shared with a
+    /// [`MemoryBackend`](crate::MemoryBackend) to compare the two step by step), or to
+    /// trust the app's clock.
+    ///
+    /// Keys still expire on Redis's clock, after the same durations, plus a minute of
+    /// grace since the two clocks need not agree (a key kept past its expiry reads as
+    /// a fresh state, so the grace costs memory only).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use throttle::ManualClock;
+    /// use throttle::backend::RedisBackend;
+    ///
+    /// let clock = ManualClock::new(1_700_000_000_000);
+    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?.with_clock(clock.clone());
+    /// # let _ = redis; Ok(()) }
+    /// ```
+    pub fn with_clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = Some(clock.into());
         self
     }
 
-    async fn run(&self, invocation: &::redis::ScriptInvocation<'_>) -> ::redis::RedisResult<::redis::Value> {
+    /// Forgets every key of this backend's namespace (`{namespace}:*`), on every
+    /// master of a Cluster, and returns how many were deleted. Keys are found with
+    /// `SCAN` (never `KEYS`, which would block Redis) and removed with `UNLINK`, in
+    /// batches; keys written meanwhile may survive.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), throttle::backend::BackendError> {
+    /// let redis = throttle::backend::RedisBackend::connect("redis://127.0.0.1:6379").await?;
+    /// let deleted = redis.reset_namespace().await?;
+    /// println!("forgot {deleted} keys");
+    /// # Ok(()) }
+    /// ```
+    pub async fn reset_namespace(&self) -> Result<u64, BackendError> {
+        let pattern = format!("{}:*", escape_glob(&self.namespace));
+        match &self.connection {
+            Connection::Single(manager) => scan_and_unlink(&mut manager.clone(), &pattern).await,
+            Connection::Cluster(cluster) => {
+                let mut cluster = cluster.clone();
+                let mut deleted = 0;
+                for (host, port) in cluster_masters(&mut cluster).await? {
+                    deleted += scan_and_unlink_node(&mut cluster, &pattern, host, port).await?;
+                }
+                Ok(deleted)
+            }
+        }
+    }
+
+    /// `ARGV[1]` of every script: the caller's time, or "" for Redis server time.
+    fn now_arg(&self) -> String {
+        self.clock.as_ref().map(|clock| clock.now_ms().to_string()).unwrap_or_default()
+    }
+
+    fn grace_ms(&self) -> u64 {
+        if self.clock.is_some() { CLOCK_GRACE_MS } else { 0 }
+    }
+
+    async fn invoke<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T, BackendError> {
         match &self.connection {
             Connection::Single(manager) => invocation.invoke_async(&mut manager.clone()).await,
             Connection::Cluster(cluster) => invocation.invoke_async(&mut cluster.clone()).await,
         }
+        .map_err(failed)
     }
 
-    fn now_arg(&self) -> String {
-        self.fixed_now_ms.map(|ms| ms.to_string()).unwrap_or_default()
-    }
-
-    async fn decide(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
-        let script = scripts::for_strategy(strategy).ok_or_else(|| unsupported(strategy))?;
-        let mut invocation = script.prepare_invoke();
-        invocation.key(redis_key(key)).arg("hit").arg(self.now_arg()).arg(rate.limit()).arg(rate.period_ms()).arg(cost);
-        for param in scripts::params(strategy, rate) {
-            invocation.arg(param);
-        }
-        let reply: Vec<u64> = ::redis::from_redis_value(&self.run(&invocation).await.map_err(failed)?).map_err(failed)?;
-        match reply[..] {
-            [allowed, remaining, wait_ms, reset_ms] => {
-                Ok(Decision { allowed: allowed == 1, remaining, wait_ms, reset_ms })
+    async fn decide(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> Result<Decision, BackendError> {
+        match scripts::plan(strategy, rate) {
+            Plan::Script(..) if is_degenerate(rate) => {
+                // Unlimited or closed: no state to read, the same answer everywhere.
+                Ok(strategy.decide_any(&mut strategy.new_state(), 0, rate, cost).0)
             }
-            _ => Err(failed(format!("unexpected script reply {reply:?}"))),
+            Plan::Script(script, param) => {
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(redis_key(key))
+                    .arg(self.now_arg())
+                    .arg(rate.limit())
+                    .arg(rate.period_ms())
+                    .arg(cost)
+                    .arg(self.grace_ms());
+                if let Some(param) = param {
+                    invocation.arg(param);
+                }
+                let reply: Vec<i64> = self.invoke(&invocation).await?;
+                match reply[..] {
+                    [allowed, remaining, wait_ms, reset_ms] => Ok(Decision {
+                        allowed: allowed == 1,
+                        remaining: remaining.max(0) as u64,
+                        wait_ms: if wait_ms < 0 { NEVER } else { wait_ms as u64 },
+                        reset_ms: reset_ms.max(0) as u64,
+                    }),
+                    _ => Err(failed(format!("unexpected script reply {reply:?}"))),
+                }
+            }
+            Plan::CompareAndSet => self.compare_and_set(key, strategy, rate, cost).await,
         }
+    }
+
+    /// Read, decide in Rust, write back if unchanged; on a conflict the script answers
+    /// with the current state, and the decision is made again.
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> Result<Decision, BackendError> {
+        if !strategy.has_codec() {
+            return Err(no_codec(strategy));
+        }
+        let key = redis_key(key);
+        let (mut now, mut stored) = self.read_raw(&key).await?;
+        for _ in 0..CAS_ATTEMPTS {
+            let fields = parse_fields(&stored, false);
+            let outcome =
+                strategy.decide_encoded(fields.as_deref(), now, rate, cost).ok_or_else(|| no_codec(strategy))?;
+            if !outcome.decision.allowed {
+                return Ok(outcome.decision); // a rejection changes nothing
+            }
+            let mut invocation = scripts::STATE.prepare_invoke();
+            invocation
+                .key(&key)
+                .arg("cas")
+                .arg(self.now_arg())
+                .arg(&stored)
+                .arg(codec::to_text(&outcome.state))
+                .arg(self.ttl_arg(outcome.expires_at, now));
+            let (written, current_now, current): (i64, u64, String) = self.invoke(&invocation).await?;
+            if written == 1 {
+                return Ok(outcome.decision);
+            }
+            (now, stored) = (current_now, current);
+        }
+        Err(failed(format!("compare-and-set on `{key}` conflicted {CAS_ATTEMPTS} times in a row")))
+    }
+
+    /// Milliseconds to keep a state expiring at `expires_at`: "" for never (beyond
+    /// what Redis can hold), 0 or less to delete it.
+    fn ttl_arg(&self, expires_at: u64, now: u64) -> String {
+        let ttl = i128::from(expires_at) - i128::from(now) + i128::from(self.grace_ms());
+        if ttl >= i128::from(EXACT) { String::new() } else { ttl.max(0).to_string() }
+    }
+
+    /// The time (server or clock) and the stored text ("" when absent).
+    async fn read_raw(&self, redis_key: &str) -> Result<(u64, String), BackendError> {
+        let mut invocation = scripts::STATE.prepare_invoke();
+        invocation.key(redis_key).arg("read").arg(self.now_arg());
+        self.invoke(&invocation).await
     }
 
     async fn read(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Result<Snapshot, BackendError> {
-        let script = scripts::for_strategy(strategy).ok_or_else(|| unsupported(strategy))?;
-        let mut invocation = script.prepare_invoke();
-        invocation.key(redis_key(key)).arg("read").arg(self.now_arg()).arg(rate.limit()).arg(rate.period_ms()).arg(0);
-        let (now, raw): (u64, String) =
-            ::redis::from_redis_value(&self.run(&invocation).await.map_err(failed)?).map_err(failed)?;
-        let fields = codec::from_text(&raw).filter(|f| !f.is_empty());
-        Ok(strategy.stat_encoded(fields.as_deref(), now, rate))
+        let scripted = match scripts::plan(strategy, rate) {
+            Plan::Script(..) if is_degenerate(rate) => return Ok(strategy.stat_any(None, 0, rate)),
+            Plan::Script(..) => true,
+            Plan::CompareAndSet if !strategy.has_codec() => return Err(no_codec(strategy)),
+            Plan::CompareAndSet => false,
+        };
+        let (now, stored) = self.read_raw(&redis_key(key)).await?;
+        Ok(strategy.stat_encoded(parse_fields(&stored, scripted).as_deref(), now, rate))
     }
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
@@ -136,6 +388,18 @@ impl RedisBackend {
     }
 }
 
+fn is_degenerate(rate: Rate) -> bool {
+    rate.is_unlimited() || rate.limit() == 0
+}
+
+/// Stored text as codec fields; `None` (a fresh state) when absent or unreadable. For
+/// a strategy run by a script (`scripted`), a number the script could not read exactly
+/// is unreadable too, so a stat reads what the script would.
+fn parse_fields(stored: &str, scripted: bool) -> Option<Vec<i64>> {
+    codec::from_text(stored)
+        .filter(|fields| !fields.is_empty() && (!scripted || fields.iter().all(|v| v.unsigned_abs() < EXACT)))
+}
+
 /// `ns:uid:client:scope` → `ns:uid:{client}:scope`. Client and scope are escaped (no
 /// `:`, `{`, `}`), so the last two segments are exactly them.
 fn redis_key(key: &str) -> String {
@@ -144,12 +408,116 @@ fn redis_key(key: &str) -> String {
     format!("{prefix}:{{{client}}}:{scope}")
 }
 
+/// `text` matched literally by a SCAN pattern.
+fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// SCAN + UNLINK on a standalone server.
+async fn scan_and_unlink(connection: &mut ConnectionManager, pattern: &str) -> Result<u64, BackendError> {
+    let mut cursor = 0u64;
+    let mut deleted = 0;
+    loop {
+        let scan = scan_cmd(cursor, pattern);
+        let (next, keys): (u64, Vec<Vec<u8>>) =
+            ::redis::from_redis_value(&connection.req_packed_command(&scan).await.map_err(failed)?).map_err(failed)?;
+        if !keys.is_empty() {
+            let mut unlink = ::redis::cmd("UNLINK");
+            unlink.arg(&keys);
+            let removed: u64 =
+                ::redis::from_redis_value(&connection.req_packed_command(&unlink).await.map_err(failed)?)
+                    .map_err(failed)?;
+            deleted += removed;
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
+/// SCAN + UNLINK on one Cluster master: keys of one SCAN batch may sit in different
+/// slots, so each is unlinked on its own, in one pipeline per batch.
+async fn scan_and_unlink_node(
+    cluster: &mut ClusterConnection,
+    pattern: &str,
+    host: String,
+    port: u16,
+) -> Result<u64, BackendError> {
+    let route = SingleNodeRoutingInfo::ByAddress { host, port };
+    let mut cursor = 0u64;
+    let mut deleted = 0;
+    loop {
+        let reply = cluster
+            .route_command(&scan_cmd(cursor, pattern), RoutingInfo::SingleNode(route.clone()))
+            .await
+            .map_err(failed)?;
+        let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::from_redis_value(&reply).map_err(failed)?;
+        if !keys.is_empty() {
+            let mut pipe = ::redis::pipe();
+            for key in &keys {
+                pipe.cmd("UNLINK").arg(key);
+            }
+            let replies = cluster.route_pipeline(&pipe, 0, keys.len(), route.clone()).await.map_err(failed)?;
+            for reply in replies {
+                deleted += u64::from_redis_value(&reply).map_err(failed)?;
+            }
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
+}
+
+fn scan_cmd(cursor: u64, pattern: &str) -> ::redis::Cmd {
+    let mut cmd = ::redis::cmd("SCAN");
+    cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(SCAN_COUNT);
+    cmd
+}
+
+/// `(host, port)` of every master, from `CLUSTER SLOTS`.
+async fn cluster_masters(cluster: &mut ClusterConnection) -> Result<Vec<(String, u16)>, BackendError> {
+    let reply = cluster
+        .route_command(
+            &::redis::cmd("CLUSTER").arg("SLOTS").clone(),
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+        )
+        .await
+        .map_err(failed)?;
+    let ranges: Vec<Vec<Value>> = ::redis::from_redis_value(&reply).map_err(failed)?;
+    let mut masters: Vec<(String, u16)> = Vec::new();
+    for range in ranges {
+        // [start, end, [host, port, id, ...], replicas...]
+        let Some(master) = range.get(2) else { continue };
+        let node: Vec<Value> = ::redis::from_redis_value(master).map_err(failed)?;
+        let (Some(host), Some(port)) = (node.first(), node.get(1)) else { continue };
+        let host: String = ::redis::from_redis_value(host).map_err(failed)?;
+        let port: u16 = ::redis::from_redis_value(port).map_err(failed)?;
+        if !masters.iter().any(|(h, p)| *h == host && *p == port) {
+            masters.push((host, port));
+        }
+    }
+    Ok(masters)
+}
+
 fn failed(error: impl std::fmt::Display) -> BackendError {
     BackendError::Failed(error.to_string().into())
 }
 
-fn unsupported(strategy: &dyn DynStrategy) -> BackendError {
-    failed(format!("the Redis backend has no script for strategy `{}`", strategy.name()))
+fn no_codec(strategy: &dyn DynStrategy) -> BackendError {
+    failed(format!(
+        "strategy `{}` has no codec, so the Redis backend cannot store its state; implement \
+         `Strategy::encode` and `Strategy::decode` (see `throttle::strategy::codec`) or use the in-memory backend",
+        strategy.name()
+    ))
 }
 
 impl Backend for RedisBackend {
@@ -187,15 +555,37 @@ impl std::fmt::Debug for RedisBackend {
             Connection::Single(_) => "single",
             Connection::Cluster(_) => "cluster",
         };
-        f.debug_struct("RedisBackend").field("namespace", &self.namespace).field("connection", &kind).finish_non_exhaustive()
+        let time = if self.clock.is_some() { "clock" } else { "server" };
+        f.debug_struct("RedisBackend")
+            .field("namespace", &self.namespace)
+            .field("connection", &kind)
+            .field("time", &time)
+            .finish_non_exhaustive()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_client_is_the_hash_tag() {
-        assert_eq!(super::redis_key("throttle:api:data:1.2.3.4:default"), "throttle:api:data:{1.2.3.4}:default");
-        assert_eq!(super::redis_key("ns:u:a%3Ab:s"), "ns:u:{a%3Ab}:s");
+        assert_eq!(redis_key("throttle:api:data:1.2.3.4:default"), "throttle:api:data:{1.2.3.4}:default");
+        assert_eq!(redis_key("ns:u:a%3Ab:s"), "ns:u:{a%3Ab}:s");
+    }
+
+    #[test]
+    fn stored_text_a_script_cannot_read_exactly_is_fresh() {
+        assert_eq!(parse_fields("4,1700000000000,3000", true), Some(vec![4, 1_700_000_000_000, 3_000]));
+        assert_eq!(parse_fields("", true), None);
+        assert_eq!(parse_fields("garbage", false), None);
+        assert_eq!(parse_fields("1,9007199254740992,0", true), None);
+        assert_eq!(parse_fields("1,9007199254740992,0", false), Some(vec![1, 1 << 53, 0]), "Rust reads it exactly");
+        assert_eq!(parse_fields("9,-5", false), Some(vec![9, -5]), "user codecs may store negatives");
+    }
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 }

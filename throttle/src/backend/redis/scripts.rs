@@ -1,29 +1,129 @@
-//! The Lua script of each built-in strategy, and its parameters.
+//! The Lua script of each built-in strategy, its parameters, and the generic state
+//! script (reads and compare-and-set).
 
 use crate::Rate;
-use crate::strategy::DynStrategy;
+use crate::strategy::{
+    DynStrategy, FixedWindow, Gcra, LeakyBucket, LeakyBucketQueue, SlidingWindowCounter, SlidingWindowLog, TokenBucket,
+    TokenBucketDebt,
+};
 use ::redis::Script;
 use std::sync::LazyLock;
 
-macro_rules! strategy_script {
-    ($file:literal) => {
-        LazyLock::new(|| {
-            Script::new(concat!(include_str!("lua/prelude.lua"), include_str!($file), include_str!("lua/main.lua")))
-        })
+macro_rules! script {
+    ($($file:literal),+) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("lua/prelude.lua"), $(include_str!($file)),+)))
     };
 }
 
-static FIXED_WINDOW: LazyLock<Script> = strategy_script!("lua/fixed_window.lua");
+static FIXED_WINDOW: LazyLock<Script> = script!("lua/fixed_window.lua", "lua/main.lua");
+static SLIDING_WINDOW_COUNTER: LazyLock<Script> = script!("lua/sliding_window_counter.lua", "lua/main.lua");
+static SLIDING_WINDOW_LOG: LazyLock<Script> = script!("lua/sliding_window_log.lua", "lua/main.lua");
+static TOKEN_BUCKET: LazyLock<Script> = script!("lua/bucket.lua", "lua/token_bucket.lua", "lua/main.lua");
+static TOKEN_BUCKET_DEBT: LazyLock<Script> = script!("lua/bucket.lua", "lua/token_bucket_debt.lua", "lua/main.lua");
+static LEAKY_BUCKET: LazyLock<Script> = script!("lua/bucket.lua", "lua/leaky_bucket.lua", "lua/main.lua");
+static LEAKY_BUCKET_QUEUE: LazyLock<Script> = script!("lua/bucket.lua", "lua/leaky_bucket_queue.lua", "lua/main.lua");
+static GCRA: LazyLock<Script> = script!("lua/gcra.lua", "lua/main.lua");
 
-/// The script running `strategy`, by name.
-pub(super) fn for_strategy(strategy: &dyn DynStrategy) -> Option<&'static Script> {
-    match strategy.name() {
-        "fixed_window" => Some(&FIXED_WINDOW),
-        _ => None,
-    }
+/// Reads (for stats) and compare-and-set (for strategies decided in Rust).
+pub(super) static STATE: LazyLock<Script> = script!("lua/state.lua");
+
+/// Products a script computes must stay below this for doubles to be exact: 2^53,
+/// with room for the additions and timestamps around them.
+const EXACT_PRODUCT: u128 = 1 << 50;
+
+/// How a decision runs.
+pub(super) enum Plan {
+    /// One EVALSHA of the strategy's script, with these parameters (`ARGV[6..]`).
+    Script(&'static Script, Option<u64>),
+    /// Read, decide in Rust with the strategy's codec, compare-and-set.
+    CompareAndSet,
 }
 
-/// Strategy parameters passed after the cost (`ARGV[6..]`).
-pub(super) fn params(_strategy: &dyn DynStrategy, _rate: Rate) -> Vec<u64> {
-    Vec::new()
+/// The plan for `strategy` at `rate` (not a degenerate rate). Built-in strategies are
+/// recognised by type, never by name; a rate so large that a script's products could
+/// pass 2^53 runs through compare-and-set, which is exact for every rate.
+pub(super) fn plan(strategy: &dyn DynStrategy, rate: Rate) -> Plan {
+    let any = strategy.as_any();
+    let capacity = strategy.capacity(rate);
+    let (script, param): (&'static Script, Option<u64>) = if any.is::<FixedWindow>() {
+        (&FIXED_WINDOW, None)
+    } else if any.is::<SlidingWindowCounter>() {
+        (&SLIDING_WINDOW_COUNTER, None)
+    } else if any.is::<SlidingWindowLog>() {
+        (&SLIDING_WINDOW_LOG, None)
+    } else if any.is::<TokenBucket>() {
+        (&TOKEN_BUCKET, Some(capacity))
+    } else if any.is::<TokenBucketDebt>() {
+        (&TOKEN_BUCKET_DEBT, Some(capacity))
+    } else if any.is::<LeakyBucket>() {
+        (&LEAKY_BUCKET, None)
+    } else if any.is::<LeakyBucketQueue>() {
+        (&LEAKY_BUCKET_QUEUE, None)
+    } else if any.is::<Gcra>() {
+        (&GCRA, Some(capacity))
+    } else {
+        return Plan::CompareAndSet;
+    };
+    let largest = u128::from(rate.limit().max(capacity)) * u128::from(rate.period_ms());
+    if largest >= EXACT_PRODUCT { Plan::CompareAndSet } else { Plan::Script(script, param) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::{StrategyKind, from_name};
+
+    #[test]
+    fn every_built_in_has_a_script_and_a_lookalike_does_not() {
+        for kind in StrategyKind::ALL {
+            assert!(matches!(plan(&*kind.build(), Rate::per_minute(100)), Plan::Script(..)), "{kind}");
+        }
+        /// A user strategy that borrows a built-in's name.
+        #[derive(Debug)]
+        struct Impostor;
+        impl crate::strategy::Strategy for Impostor {
+            type State = u64;
+            fn name(&self) -> &'static str {
+                "gcra"
+            }
+            fn decide(&self, _: &mut u64, _: u64, _: Rate, _: u64) -> crate::strategy::Decision {
+                crate::strategy::Decision { allowed: true, remaining: 0, wait_ms: 0, reset_ms: 0 }
+            }
+            fn stat(&self, _: &u64, _: u64, _: Rate) -> crate::strategy::Snapshot {
+                crate::strategy::Snapshot {
+                    remaining: 0,
+                    wait_ms: 0,
+                    reset_ms: 0,
+                    metadata: crate::strategy::Metadata::None,
+                }
+            }
+            fn expires_at(&self, _: &u64, _: Rate) -> u64 {
+                0
+            }
+        }
+        assert!(matches!(plan(&Impostor, Rate::per_minute(100)), Plan::CompareAndSet));
+    }
+
+    #[test]
+    fn parameters_are_the_capacity() {
+        let rate = Rate::per_second(10);
+        for (spec, expected) in [("token_bucket(burst = 15)", Some(15)), ("gcra", Some(10)), ("leaky_bucket", None)] {
+            match plan(&*from_name(spec).unwrap(), rate) {
+                Plan::Script(_, param) => assert_eq!(param, expected, "{spec}"),
+                Plan::CompareAndSet => panic!("{spec} has a script"),
+            }
+        }
+        assert!(matches!(
+            plan(&*from_name("token_bucket_debt(max_debt = 5)").unwrap(), rate),
+            Plan::Script(_, Some(15))
+        ));
+    }
+
+    #[test]
+    fn rates_too_large_for_doubles_use_compare_and_set() {
+        let huge = Rate::per_day(Rate::MAX / 1_000);
+        assert!(matches!(plan(&FixedWindow, huge), Plan::CompareAndSet));
+        let a_million_a_day = Rate::per_day(1_000_000);
+        assert!(matches!(plan(&Gcra::new(), a_million_a_day), Plan::Script(..)));
+    }
 }

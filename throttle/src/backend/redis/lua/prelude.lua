@@ -1,34 +1,63 @@
--- throttle: one atomic decision per call. Shared prelude of every strategy script.
+-- throttle: one atomic decision per call. Shared prelude of every script.
 --
+-- Strategy scripts (prelude, [bucket], strategy, main):
 -- KEYS[1]  the state key
--- ARGV[1]  "hit" (decide and store) or "read" (return the stored state, change nothing)
--- ARGV[2]  now in ms since the epoch, or "" for Redis server time
--- ARGV[3]  limit   ARGV[4] period_ms   ARGV[5] cost   ARGV[6..] strategy parameters
+-- ARGV[1]  now in ms since the epoch, or "" for Redis server time
+-- ARGV[2]  limit   ARGV[3] period_ms   ARGV[4] cost
+-- ARGV[5]  extra ms to keep a key past its expiry (0 on server time)
+-- ARGV[6..] strategy parameters
+-- Reply: {allowed (0/1), remaining, wait_ms (-1: never), reset_ms}
 --
 -- State is stored as the strategy codec's text: integers joined by ",". Anything
--- unreadable is treated as a fresh state. All arithmetic is on integers below 2^53.
+-- unreadable is treated as a fresh state. All arithmetic is on integers below 2^53,
+-- where doubles are exact (the backend checks the bound before choosing a script).
+
+local NEVER = -1
+local MAX_EXACT = 9007199254740992 -- 2^53
 
 local function server_now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- One field of stored text: a whole, non-negative number below 2^53 (what the
+-- codec of every built-in strategy accepts), or nil.
+local function read_field(part)
+  if string.find(part, '[xXnN]') then return nil end -- hex, nan, inf
+  local n = tonumber(part)
+  if n == nil or n ~= n or n < 0 or n >= MAX_EXACT or n % 1 ~= 0 then return nil end
+  return n
+end
+
+-- The stored fields, or nil when absent or unreadable.
 local function read_state(key)
   local raw = redis.call('GET', key)
   if not raw then return nil end
   local fields = {}
-  for part in string.gmatch(raw, '([^,]+)') do
-    local n = tonumber(part)
-    if n == nil or n ~= n or n % 1 ~= 0 then return nil end
+  local start = 1
+  while true do
+    local stop = string.find(raw, ',', start, true)
+    local n = read_field(string.sub(raw, start, (stop or 0) - 1))
+    if n == nil then return nil end
     fields[#fields + 1] = n
+    if not stop then return fields end
+    start = stop + 1
   end
-  return fields
 end
 
-local function write_state(key, fields, expires_at)
+-- Stores fields until `expires_at` (plus `grace`). On server time the expiry is the
+-- absolute moment; on a caller's clock, the same duration on Redis's clock.
+local function write_state(key, fields, expires_at, now, server_time, grace)
   local parts = {}
   for i = 1, #fields do parts[i] = string.format('%.0f', fields[i]) end
-  redis.call('SET', key, table.concat(parts, ','), 'PXAT', string.format('%.0f', expires_at))
+  local ttl = expires_at - now + grace
+  if ttl <= 0 then
+    redis.call('DEL', key)
+  elseif server_time then
+    redis.call('SET', key, table.concat(parts, ','), 'PXAT', string.format('%.0f', expires_at))
+  else
+    redis.call('SET', key, table.concat(parts, ','), 'PX', string.format('%.0f', ttl))
+  end
 end
 
 -- Integer division rounding down / up, exact for operands below 2^53.

@@ -1,0 +1,201 @@
+//! Differential tests: random sequences of (time step, cost) give the same decisions,
+//! stats and stored state on the in-memory backend, the Redis backend (Lua scripts
+//! and compare-and-set) and the pure codec step, for every strategy.
+//!
+//! Both backends read one `ManualClock`; the Redis backend decides at its time
+//! (`RedisBackend::with_clock`) instead of Redis server time.
+
+mod support;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use support::redis_server::{RedisServer, UserStrategy};
+use throttle::backend::{Backend, RedisBackend};
+use throttle::strategy::{DynStrategy, StrategyKind, codec, from_name};
+use throttle::{ManualClock, MemoryBackend, Rate};
+
+/// Far from the epoch and not aligned to anything in particular.
+const START: u64 = 1_740_000_000_000 + 12_345;
+
+/// One generated run: the strategy (by spec), the rate, where in a period it starts,
+/// and the steps.
+#[derive(Debug, Clone)]
+struct Case {
+    spec: String,
+    rate: Rate,
+    offset: u64,
+    steps: Vec<(u64, u64)>,
+}
+
+fn rates() -> impl Strategy<Value = Rate> {
+    prop_oneof![
+        6 => (1u64..=12, prop::sample::select(vec![1u64, 7, 50, 100, 1_000, 3_000, 60_000]))
+            .prop_map(|(limit, period)| Rate::per_millis(limit, period)),
+        1 => Just(Rate::per_second(3)),
+        // Products near 10^14: the scripts must stay exact.
+        1 => Just(Rate::per_day(1_000_000)),
+    ]
+}
+
+fn specs(kind: StrategyKind) -> BoxedStrategy<String> {
+    let name = kind.name();
+    match kind {
+        StrategyKind::TokenBucket | StrategyKind::Gcra => {
+            prop_oneof![Just(name.to_string()), (1u64..=20).prop_map(move |burst| format!("{name}(burst = {burst})")),]
+                .boxed()
+        }
+        StrategyKind::TokenBucketDebt => (prop::option::of(1u64..=20), 0u64..=10)
+            .prop_map(move |(burst, debt)| match burst {
+                Some(burst) => format!("{name}(burst = {burst}, max_debt = {debt})"),
+                None => format!("{name}(max_debt = {debt})"),
+            })
+            .boxed(),
+        _ => Just(name.to_string()).boxed(),
+    }
+}
+
+fn cases(specs: BoxedStrategy<String>, rates: BoxedStrategy<Rate>) -> impl Strategy<Value = Case> {
+    (specs, rates).prop_flat_map(|(spec, rate)| {
+        let capacity = from_name(&spec).expect("valid spec").capacity(rate);
+        let period = rate.period_ms();
+        let step = prop_oneof![3 => Just(0u64), 4 => 0..=period / 3 + 1, 2 => 0..=period * 2 + 1];
+        let cost = prop_oneof![12 => 1..=capacity, 1 => Just(capacity + 1)];
+        (Just(spec), Just(rate), 0..period * 2, prop::collection::vec((step, cost), 150..=220))
+            .prop_map(|(spec, rate, offset, steps)| Case { spec, rate, offset, steps })
+    })
+}
+
+/// Runs `cases` against a fresh `redis-server`, building each case's strategy with
+/// `build`.
+fn differential(cases: impl Strategy<Value = Case>, build: fn(&str) -> Arc<dyn DynStrategy>) {
+    let Some(server) = RedisServer::start() else { return };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (redis, raw) = runtime.block_on(async {
+        let redis = RedisBackend::connect(&server.url()).await.expect("connects");
+        let client = redis::Client::open(server.url()).expect("url");
+        (redis, client.get_multiplexed_async_connection().await.expect("connects"))
+    });
+    let counter = AtomicU64::new(0);
+    // THROTTLE_DIFF_CASES=500 for a deeper run.
+    let cases_per_test = std::env::var("THROTTLE_DIFF_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(8);
+    let mut runner = TestRunner::new(Config { cases: cases_per_test, failure_persistence: None, ..Config::default() });
+    let result = runner.run(&cases, |case| {
+        let key = format!("throttle:diff:case{}:default", counter.fetch_add(1, Ordering::Relaxed));
+        runtime.block_on(run_case(&case, &key, build(&case.spec), &redis, &mut raw.clone()));
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+async fn run_case(
+    case: &Case,
+    key: &str,
+    strategy: Arc<dyn DynStrategy>,
+    redis: &RedisBackend,
+    raw: &mut redis::aio::MultiplexedConnection,
+) {
+    let clock = ManualClock::new(START + case.offset);
+    let memory = MemoryBackend::builder().clock(clock.clone()).build().expect("backend");
+    let redis = redis.clone().with_clock(clock.clone());
+    let redis_key = stored_key(key);
+    let rate = case.rate;
+    let mut shadow: Option<Vec<i64>> = None;
+    for (i, &(step, cost)) in case.steps.iter().enumerate() {
+        clock.advance(Duration::from_millis(step));
+        let now = clock.now_ms();
+        let at = format!("{} at step {i} (t = {now}, cost {cost}, rate {rate})", case.spec);
+
+        let in_memory = memory.hit_now(key, &*strategy, rate, cost);
+        let in_redis = redis.hit(key, &*strategy, rate, cost).await.expect("redis answers");
+        let pure = strategy.decide_encoded(shadow.as_deref(), now, rate, cost).expect("a codec");
+        assert_eq!(in_redis, in_memory, "decision: {at}");
+        assert_eq!(pure.decision, in_memory, "codec step: {at}");
+        if pure.decision.allowed {
+            shadow = Some(pure.state);
+        }
+
+        let stored: Option<String> = redis::cmd("GET").arg(&redis_key).query_async(raw).await.expect("GET");
+        assert_eq!(stored, shadow.as_deref().map(codec::to_text), "stored state: {at}");
+
+        let stat_memory = memory.stat_now(key, &*strategy, rate);
+        let stat_redis = redis.stat(key, &*strategy, rate).await.expect("redis answers");
+        assert_eq!(stat_redis, stat_memory, "stat: {at}");
+    }
+}
+
+fn stored_key(key: &str) -> String {
+    let (head, scope) = key.rsplit_once(':').expect("scope");
+    let (prefix, client) = head.rsplit_once(':').expect("client");
+    format!("{prefix}:{{{client}}}:{scope}")
+}
+
+fn built_in(spec: &str) -> Arc<dyn DynStrategy> {
+    from_name(spec).expect("valid spec")
+}
+
+fn kind(kind: StrategyKind) {
+    differential(cases(specs(kind), rates().boxed()), built_in);
+}
+
+#[test]
+fn fixed_window() {
+    kind(StrategyKind::FixedWindow);
+}
+
+#[test]
+fn sliding_window_counter() {
+    kind(StrategyKind::SlidingWindowCounter);
+}
+
+#[test]
+fn sliding_window_log() {
+    kind(StrategyKind::SlidingWindowLog);
+}
+
+#[test]
+fn token_bucket() {
+    kind(StrategyKind::TokenBucket);
+}
+
+#[test]
+fn token_bucket_debt() {
+    kind(StrategyKind::TokenBucketDebt);
+}
+
+#[test]
+fn leaky_bucket() {
+    kind(StrategyKind::LeakyBucket);
+}
+
+#[test]
+fn leaky_bucket_queue() {
+    kind(StrategyKind::LeakyBucketQueue);
+}
+
+#[test]
+fn gcra() {
+    kind(StrategyKind::Gcra);
+}
+
+/// A user strategy (a built-in behind another type, so the backend has no script for
+/// it) runs through compare-and-set and decides exactly like the built-in.
+#[test]
+fn user_strategies_through_compare_and_set() {
+    let specs = prop::sample::select(StrategyKind::ALL.to_vec()).prop_flat_map(specs).boxed();
+    differential(cases(specs, rates().boxed()), |spec| Arc::new(UserStrategy(from_name(spec).expect("valid spec"))));
+}
+
+/// Rates whose products could pass 2^53 in a script's doubles run through
+/// compare-and-set, exactly (here `limit × period` from 2^50 to 2^60, where the
+/// strategies' integer state still fits).
+#[test]
+fn huge_rates_through_compare_and_set() {
+    let specs = prop::sample::select(StrategyKind::ALL.to_vec()).prop_flat_map(specs).boxed();
+    let huge = (1u64 << 24..1u64 << 34).prop_map(Rate::per_day).boxed();
+    differential(cases(specs, huge), built_in);
+}

@@ -1,0 +1,28 @@
+
+-- gcra: fields 8, tat_ms, tat_rem (TAT = tat_ms + tat_rem / limit). Times in units of
+-- 1 / limit ms; the emission interval is `period` units. ARGV[6]: the burst.
+local function decide(state, now, limit, period, cost, params)
+  local tat_ms, tat_rem = 0, 0
+  if state and #state == 3 and state[1] == 8 then tat_ms, tat_rem = state[2], state[3] end
+  local tolerance = params[1] * period
+  local function remaining(ahead)
+    local r = tolerance - ahead
+    if r < 0 then r = 0 end
+    r = idiv(r, period)
+    if r > limit then r = limit end
+    return r
+  end
+  local current = 0
+  if tat_ms >= now then current = (tat_ms - now) * limit + math.min(tat_rem, limit - 1) end
+  local increment = cost * period
+  if increment > tolerance then return 0, remaining(current), NEVER, cdiv(current, limit) end
+  local ahead = current + increment
+  if ahead > tolerance then
+    return 0, remaining(current), cdiv(ahead - tolerance, limit), cdiv(current, limit)
+  end
+  local new_ms = now + idiv(ahead, limit)
+  local new_rem = ahead % limit
+  local expires_at = new_ms
+  if new_rem > 0 then expires_at = new_ms + 1 end
+  return 1, remaining(ahead), 0, cdiv(ahead, limit), {8, new_ms, new_rem}, expires_at
+end
