@@ -21,12 +21,26 @@
 //! }
 //! ```
 //!
+//! With the `macros` feature (on by default) the same in one line, checked at compile
+//! time:
+//!
+//! ```
+//! use throttle::throttle;
+//!
+//! #[throttle(uid = "api:data", rate = "100/min", headers = "always")]
+//! async fn get_data() -> &'static str {
+//!     "data"
+//! }
+//! ```
+//!
 //! - [`Rate`]: `"100/min"`, `"5 per 10s"`, `"1000/1h30m"`, `"unlimited"`.
 //! - [`HttpThrottle`]: `hit`, `check`, `stat`, `get_headers`, with `.cost(n)` and
-//!   `.context(ctx)`.
+//!   `.context(ctx)`; [`WebSocketThrottle`] for handshakes and messages.
+//! - [`ThrottleLayer`]: throttles for a whole router; [`hit_all`] for stacked limits.
+//! - [`Identifier`], [`ClientIp`] and [`Rule`]: who is limited, and where.
 //! - [`headers`]: header values, conditions, collections and presets.
-//! - [`strategy`]: the algorithms; [`backend`]: where state lives ([`MemoryBackend`] by
-//!   default).
+//! - [`strategy`]: the eight algorithms; [`backend`]: where state lives
+//!   ([`MemoryBackend`] by default, `RedisBackend` with the `redis` feature).
 //! - [`registry`]: every live throttle by uid, with runtime switches.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
