@@ -2,14 +2,29 @@
 
 mod support;
 
-use std::time::Duration;
-use support::redis_server::RedisServer;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use support::redis_server::{RedisServer, every_strategy, hammer};
 use support::*;
-use throttle::backend::RedisBackend;
-use throttle::{HttpThrottle, OnError, ThrottleError};
+use throttle::backend::{Backend, RedisBackend};
+use throttle::strategy::{Decision, Metadata, Snapshot, Strategy};
+use throttle::{HttpThrottle, ManualClock, MemoryBackend, OnError, Rate, ThrottleError};
 
 async fn backend(server: &RedisServer) -> RedisBackend {
     RedisBackend::connect(&server.url()).await.expect("connects")
+}
+
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(server.url()).expect("url");
+    client.get_multiplexed_async_connection().await.expect("connects")
+}
+
+/// `ns:uid:client:scope` as stored: the client is the hash tag.
+fn stored(key: &str) -> String {
+    let (head, scope) = key.rsplit_once(':').expect("scope");
+    let (prefix, client) = head.rsplit_once(':').expect("client");
+    format!("{prefix}:{{{client}}}:{scope}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,6 +58,39 @@ async fn limits_with_one_script_call_per_decision() {
     assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
 }
 
+/// Every strategy: one EVALSHA per decision and per stat (compare-and-set: one more
+/// per admitted hit), no EVAL, and no call at all for a built-in at a degenerate rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_strategy_makes_one_script_call_per_decision() {
+    let Some(server) = RedisServer::start() else { return };
+    let redis = backend(&server).await;
+    let rate = Rate::per_hour(5);
+    for (name, strategy) in every_strategy() {
+        // Load the strategy's script and the state script first.
+        assert!(redis.hit(&format!("throttle:calls:warm-{name}:default"), &*strategy, rate, 1).await.unwrap().allowed);
+        redis.stat(&format!("throttle:calls:warm-{name}:default"), &*strategy, rate).await.unwrap();
+        let key = format!("throttle:calls:{name}:default");
+        let before = server.command_calls("evalsha");
+        let mut admitted = 0;
+        for _ in 0..8 {
+            admitted += u64::from(redis.hit(&key, &*strategy, rate, 1).await.unwrap().allowed);
+        }
+        let stat = redis.stat(&key, &*strategy, rate).await.unwrap();
+        assert_eq!((admitted, stat.remaining), (5, 0), "{name}");
+        let per_admitted = if name == "user_cas" { 2 } else { 1 };
+        assert_eq!(server.command_calls("evalsha") - before, 5 * per_admitted + 3 + 1, "{name}");
+
+        let before = server.command_calls("evalsha");
+        assert!(redis.hit(&key, &*strategy, Rate::UNLIMITED, 1).await.unwrap().allowed, "{name}");
+        assert!(!redis.hit(&key, &*strategy, Rate::per_minute(0), 1).await.unwrap().allowed, "{name}");
+        // A built-in needs no state for them; a user strategy's meaning is its own
+        // (here: read + write for unlimited, read for closed).
+        let expected = if name == "user_cas" { 3 } else { 0 };
+        assert_eq!(server.command_calls("evalsha") - before, expected, "{name}: degenerate rates");
+    }
+    assert_eq!(server.command_calls("eval"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_are_reloaded_after_script_flush() {
     let Some(server) = RedisServer::start() else { return };
@@ -51,6 +99,181 @@ async fn scripts_are_reloaded_after_script_flush() {
     api.hit(&request).await.unwrap();
     assert_eq!(server.cli(&["SCRIPT", "FLUSH"]).trim(), "OK");
     assert_eq!(api.hit(&request).await.unwrap().remaining(), Some(3));
+    assert_eq!(api.stat(&request).await.unwrap().unwrap().hits_remaining, 3);
+}
+
+/// Four app instances, each on its own connection, hammer one key from many tasks:
+/// exactly the limit is admitted, for every strategy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_instances_admit_exactly_the_limit_for_every_strategy() {
+    let Some(server) = RedisServer::start() else { return };
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(backend(&server).await);
+    }
+    // Per day: nothing refills or rolls over while the test runs.
+    let rate = Rate::per_day(40);
+    for (name, strategy) in every_strategy() {
+        let key = format!("throttle:exact:{name}:default");
+        let admitted = hammer(&instances, &key, strategy.clone(), rate, 8, 6).await;
+        assert_eq!(admitted, 40, "{name}: 4 instances x 8 tasks x 6 hits");
+        assert_eq!(instances[0].stat(&key, &*strategy, rate).await.unwrap().remaining, 0, "{name}");
+    }
+}
+
+/// Stored text that is not a state of the strategy reads as a fresh state, in
+/// decisions and stats alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_state_reads_as_fresh() {
+    let Some(server) = RedisServer::start() else { return };
+    let clock = ManualClock::new(T0);
+    let redis = backend(&server).await.with_clock(clock.clone());
+    let mut raw = raw(&server).await;
+    let rate = Rate::per_minute(10);
+    let garbage = [
+        "garbage",
+        "",
+        ",",
+        "1,2",
+        "12,5,5",
+        "-1,5,5",
+        "4,-3,5",
+        "1,9007199254740993,1",
+        "4,1e400,1",
+        "nan",
+        "4,,5",
+        "0x1,1,1",
+        "3,5,1,4,1",
+        "7,5",
+        "8,1,2,3",
+    ];
+    for (name, strategy) in every_strategy() {
+        for (i, text) in garbage.iter().enumerate() {
+            let key = format!("throttle:corrupt:{name}-{i}:default");
+            let _: () = redis::cmd("SET").arg(stored(&key)).arg(*text).query_async(&mut raw).await.unwrap();
+            let fresh = MemoryBackend::builder().clock(clock.clone()).build().unwrap();
+            let at = format!("{name} reading {text:?}");
+            assert_eq!(
+                redis.stat(&key, &*strategy, rate).await.unwrap(),
+                fresh.stat_now(&key, &*strategy, rate),
+                "stat: {at}"
+            );
+            let decision = redis.hit(&key, &*strategy, rate, 3).await.unwrap();
+            assert_eq!(decision, fresh.hit_now(&key, &*strategy, rate, 3), "hit: {at}");
+            assert_eq!((decision.allowed, decision.remaining), (true, 7), "{at}");
+        }
+    }
+}
+
+/// Keys expire when their state is fresh again: a TTL no longer than the strategy's
+/// horizon after a hit, and gone once that has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_expire_when_their_state_is_fresh_again() {
+    let Some(server) = RedisServer::start() else { return };
+    let redis = backend(&server).await;
+    let mut raw = raw(&server).await;
+    // 5 per 2 s: one hit of cost 1 is forgotten after one period (windows), two
+    // periods (sliding counter) or one emission interval of 400 ms (buckets, GCRA).
+    let rate = Rate::per_millis(5, 2_000);
+    for (name, strategy) in every_strategy() {
+        let key = format!("throttle:ttl:{name}:default");
+        assert!(redis.hit(&key, &*strategy, rate, 1).await.unwrap().allowed);
+        let horizon = match name.as_str() {
+            "fixed_window" | "sliding_window_log" => 2_000,
+            "sliding_window_counter" => 4_000,
+            _ => 400,
+        };
+        let ttl: i64 = redis::cmd("PTTL").arg(stored(&key)).query_async(&mut raw).await.unwrap();
+        assert!(0 < ttl && ttl <= horizon, "{name}: PTTL {ttl}, horizon {horizon}");
+    }
+    // And they do disappear: 5 per 100 ms is forgotten within 200 ms.
+    let fast = Rate::per_millis(5, 100);
+    let keys: Vec<String> = every_strategy().iter().map(|(name, _)| format!("throttle:gone:{name}:default")).collect();
+    for ((_, strategy), key) in every_strategy().iter().zip(&keys) {
+        assert!(redis.hit(key, &**strategy, fast, 5).await.unwrap().allowed);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for key in &keys {
+        let exists: u64 = redis::cmd("EXISTS").arg(stored(key)).query_async(&mut raw).await.unwrap();
+        assert_eq!(exists, 0, "{key} outlived its state");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_forgets_one_key_or_a_whole_namespace() {
+    let Some(server) = RedisServer::start() else { return };
+    let shop = backend(&server).await.with_namespace("shop").unwrap();
+    let blog = backend(&server).await.with_namespace("blog").unwrap();
+    let rate = Rate::per_hour(2);
+    let strategy = throttle::strategy::Gcra::new();
+    let key = "shop:api:1.2.3.4:default";
+    for _ in 0..2 {
+        assert!(shop.hit(key, &strategy, rate, 1).await.unwrap().allowed);
+    }
+    assert!(!shop.hit(key, &strategy, rate, 1).await.unwrap().allowed);
+    shop.reset(key).await.unwrap();
+    assert!(shop.hit(key, &strategy, rate, 1).await.unwrap().allowed, "reset restores the quota");
+
+    // 2 500 more keys (several SCAN batches), one key of another namespace, one of none.
+    let mut raw = raw(&server).await;
+    let mut pipe = redis::pipe();
+    for i in 0..2_500 {
+        pipe.cmd("SET").arg(format!("shop:bulk:{{c{i}}}:default")).arg("1,0,0").ignore();
+    }
+    let _: () = pipe.query_async(&mut raw).await.unwrap();
+    assert!(blog.hit("blog:api:1.2.3.4:default", &strategy, rate, 1).await.unwrap().allowed);
+    let _: () = redis::cmd("SET").arg("shopping").arg("x").query_async(&mut raw).await.unwrap();
+
+    let before = server.command_calls("keys");
+    assert_eq!(shop.reset_namespace().await.unwrap(), 2_501);
+    assert_eq!(server.command_calls("keys"), before, "SCAN, never KEYS");
+    assert!(server.command_calls("scan") > 2);
+    let left = server.cli(&["--scan"]);
+    let mut left: Vec<&str> = left.lines().collect();
+    left.sort();
+    assert_eq!(left, ["blog:api:{1.2.3.4}:default", "shopping"]);
+    assert_eq!(shop.reset_namespace().await.unwrap(), 0);
+}
+
+/// A strategy without `encode`/`decode` cannot live in Redis: a clear error, which
+/// the throttle's error policy then handles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategy_without_a_codec_is_a_clear_error() {
+    #[derive(Debug)]
+    struct Lifetime;
+    impl Strategy for Lifetime {
+        type State = u64;
+        fn name(&self) -> &'static str {
+            "lifetime"
+        }
+        fn decide(&self, spent: &mut u64, _: u64, rate: Rate, cost: u64) -> Decision {
+            let allowed = *spent + cost <= rate.limit();
+            *spent += if allowed { cost } else { 0 };
+            Decision { allowed, remaining: rate.limit() - *spent, wait_ms: 0, reset_ms: 0 }
+        }
+        fn stat(&self, spent: &u64, _: u64, rate: Rate) -> Snapshot {
+            Snapshot { remaining: rate.limit() - *spent, wait_ms: 0, reset_ms: 0, metadata: Metadata::None }
+        }
+        fn expires_at(&self, _: &u64, _: Rate) -> u64 {
+            u64::MAX
+        }
+    }
+    let Some(server) = RedisServer::start() else { return };
+    let redis = backend(&server).await;
+    let error = redis.hit("throttle:nocodec:c:default", &Lifetime, Rate::per_minute(5), 1).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("strategy `lifetime` has no codec"), "{message}");
+    assert!(message.contains("implement `Strategy::encode` and `Strategy::decode`"), "{message}");
+    assert!(redis.stat("throttle:nocodec:c:default", &Lifetime, Rate::per_minute(5)).await.is_err());
+
+    let api = HttpThrottle::builder("redis:nocodec")
+        .rate("5/min")
+        .strategy(Lifetime)
+        .backend(redis)
+        .on_error(OnError::Raise)
+        .build()
+        .unwrap();
+    assert!(matches!(api.hit(&get_from("/", [1, 0, 0, 9])).await, Err(ThrottleError::Backend(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,8 +296,13 @@ async fn a_dead_redis_follows_the_error_policy_and_recovers() {
     assert!(allow.hit(&request).await.unwrap().is_counted());
 
     for (state, action) in [("stopped", 0), ("paused", 1)] {
-        if action == 0 { server.stop() } else { server.restart(); server.pause() }
-        let started = std::time::Instant::now();
+        if action == 0 {
+            server.stop()
+        } else {
+            server.restart();
+            server.pause()
+        }
+        let started = Instant::now();
         assert!(!allow.hit(&request).await.unwrap().is_counted(), "{state}: allowed through");
         let err = closed.hit(&request).await.unwrap_err();
         assert_eq!(err.as_throttled().map(|t| t.retry_after_secs()), Some(2), "{state}");
@@ -88,14 +316,105 @@ async fn a_dead_redis_follows_the_error_policy_and_recovers() {
         server.restart();
     }
     // The connection manager reconnects by itself.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(admitted) = raise.hit(&request).await {
             assert!(admitted.is_counted());
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "did not recover");
+        assert!(Instant::now() < deadline, "did not recover");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Under continuous load from many tasks, Redis is stopped, restarted (empty, so
+/// scripts reload) and paused: every hit answers within the timeout as its policy
+/// says, nothing panics, and service recovers by itself each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_survives_stop_restart_and_pause() {
+    let Some(mut server) = RedisServer::start() else { return };
+    let redis = backend(&server).await;
+    let timeout = Duration::from_millis(250);
+    let build = |uid: &str, policy: OnError| {
+        HttpThrottle::builder(uid)
+            .rate("1000000/min")
+            .strategy_name("token_bucket")
+            .backend(redis.clone())
+            .timeout(timeout)
+            .on_error(policy)
+            .build()
+            .unwrap()
+    };
+    let throttles = Arc::new([
+        build("redis:load:allow", OnError::Allow),
+        build("redis:load:throttle", OnError::Throttle(Duration::from_secs(1))),
+        build("redis:load:raise", OnError::Raise),
+    ]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..12u8)
+        .map(|i| {
+            let (throttles, stop) = (throttles.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut counted, mut failed, mut slowest) = (0u32, 0u32, Duration::ZERO);
+                let request = get_from("/", [10, 0, 0, i]);
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let policy = n % 3;
+                    n += 1;
+                    let started = Instant::now();
+                    let outcome = throttles[policy].hit(&request).await;
+                    slowest = slowest.max(started.elapsed());
+                    match (policy, outcome) {
+                        (_, Ok(admitted)) if admitted.is_counted() => counted += 1,
+                        (0, Ok(_)) => failed += 1, // allowed through, uncounted
+                        (1, Err(e)) if e.as_throttled().map(|t| t.retry_after_secs()) == Some(1) => failed += 1,
+                        (2, Err(ThrottleError::Backend(_))) => failed += 1,
+                        (policy, other) => panic!("policy {policy}: unexpected {other:?}"),
+                    }
+                    tokio::task::yield_now().await;
+                }
+                (counted, failed, slowest)
+            })
+        })
+        .collect();
+
+    let served_since = |mark: Instant| {
+        let throttles = throttles.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let ok = throttles[2].hit(&get_from("/", [10, 1, 0, 1])).await.is_ok();
+                if ok {
+                    return mark.elapsed();
+                }
+                assert!(Instant::now() < deadline, "did not recover");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.restart();
+    served_since(Instant::now()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.pause();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.resume();
+    served_since(Instant::now()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let (mut counted, mut failed, mut slowest) = (0, 0, Duration::ZERO);
+    for task in tasks {
+        let (c, f, s) = task.await.expect("no task panicked");
+        (counted, failed, slowest) = (counted + c, failed + f, slowest.max(s));
+    }
+    assert!(counted > 0 && failed > 0, "counted {counted}, failed {failed}");
+    // The timeout plus scheduling slack on a busy 2-core machine.
+    assert!(slowest < timeout + Duration::from_millis(500), "a hit waited {slowest:?}");
+    for throttle in throttles.iter() {
+        assert!(throttle.hit(&get_from("/", [10, 2, 0, 1])).await.unwrap().is_counted(), "recovered");
     }
 }
 

@@ -224,3 +224,45 @@ impl throttle::strategy::Strategy for UserStrategy {
         Some(UserState { inner: Some(self.0.decode_any(fields)?), expires_at: 0 })
     }
 }
+
+/// `instances` app instances (one connection each) with `tasks` tasks apiece, every
+/// task hitting `key` with cost 1 `hits` times; returns how many hits were admitted.
+pub async fn hammer(
+    instances: &[throttle::backend::RedisBackend],
+    key: &str,
+    strategy: std::sync::Arc<dyn throttle::strategy::DynStrategy>,
+    rate: throttle::Rate,
+    tasks: usize,
+    hits: usize,
+) -> u64 {
+    use throttle::backend::Backend;
+    let mut handles = Vec::new();
+    for instance in instances {
+        for _ in 0..tasks {
+            let (instance, strategy, key) = (instance.clone(), strategy.clone(), key.to_string());
+            handles.push(tokio::spawn(async move {
+                let mut admitted = 0;
+                for _ in 0..hits {
+                    let decision = instance.hit(&key, &*strategy, rate, 1).await.expect("redis answers");
+                    admitted += u64::from(decision.allowed);
+                }
+                admitted
+            }));
+        }
+    }
+    let mut admitted = 0;
+    for handle in handles {
+        admitted += handle.await.expect("task");
+    }
+    admitted
+}
+
+/// Every built-in strategy with default parameters, and a user strategy (through
+/// compare-and-set), with a label.
+pub fn every_strategy() -> Vec<(String, std::sync::Arc<dyn throttle::strategy::DynStrategy>)> {
+    let mut all: Vec<(String, std::sync::Arc<dyn throttle::strategy::DynStrategy>)> =
+        throttle::strategy::StrategyKind::ALL.iter().map(|kind| (kind.name().to_string(), kind.build())).collect();
+    let user = UserStrategy(throttle::strategy::StrategyKind::Gcra.build());
+    all.push(("user_cas".to_string(), std::sync::Arc::new(user)));
+    all
+}
