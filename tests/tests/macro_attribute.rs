@@ -360,3 +360,29 @@ async fn rules_in_the_attribute_bypass_matching_requests() {
     assert_eq!(send(&app, get_from("/work", [10, 9, 9, 1])).await.status(), StatusCode::OK);
     assert_eq!(send(&app, get_from("/work", [10, 9, 9, 1])).await.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+// --- stacked attributes -----------------------------------------------------------------
+
+static STACKED: LazyLock<Clocked> = LazyLock::new(Clocked::new);
+
+#[throttle(uid = "macro:stack:burst", rate = "10/min", name = STACK_BURST, backend = STACKED.backend.clone(), headers = "always")]
+#[throttle(uid = "macro:stack:daily", rate = "3/min", name = STACK_DAILY, backend = STACKED.backend.clone())]
+async fn stacked() -> &'static str {
+    "stacked"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stacked_attributes_are_exact_and_a_later_rejection_consumes_nothing_earlier() {
+    let app = Router::new().route("/stacked", get(stacked));
+    let (ok, throttled) = burst(&app, "/stacked", 30).await;
+    assert_eq!((ok, throttled), (3, 27));
+    let probe = get_from("/", [10, 0, 0, 1]);
+    assert_eq!(STACK_BURST.stat(&probe).await.unwrap().unwrap().hits_remaining, 7, "nothing leaked into the first");
+    assert_eq!(STACK_DAILY.stat(&probe).await.unwrap().unwrap().hits_remaining, 0);
+
+    // The top attribute's headers still reach its responses, admitted or not.
+    STACKED.clock.advance(Duration::from_secs(60));
+    let ok = send(&app, get_from("/stacked", [10, 0, 0, 2])).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(header(&ok, "x-ratelimit-remaining"), Some("9"));
+}

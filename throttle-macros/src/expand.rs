@@ -213,6 +213,11 @@ fn rate_tokens(krate: &Path, rate: ParsedRate, span: Span) -> TokenStream {
     }
 }
 
+/// `#[throttle(..)]` or `#[some::path::throttle(..)]`.
+fn is_throttle_attribute(attr: &syn::Attribute) -> bool {
+    attr.path().segments.last().is_some_and(|segment| segment.ident == "throttle")
+}
+
 /// The handler with the guard injected first and the body run inside `async move`.
 fn rewrite(config: &Config, handler: HandlerFn, marker: &Ident) -> TokenStream {
     let krate = &config.krate;
@@ -220,7 +225,13 @@ fn rewrite(config: &Config, handler: HandlerFn, marker: &Ident) -> TokenStream {
     let guard = Ident::new("__throttle_guard", Span::mixed_site());
     let output = Ident::new("__throttle_output", Span::mixed_site());
 
-    let guard_arg: syn::FnArg = syn::parse_quote!(#guard: #krate::__private::Guard<#marker>);
+    // With another `#[throttle]` below, this guard only enlists: the bottom one hits
+    // them all as one, so a later rejection consumes nothing in the earlier limits.
+    let mode = match attrs.iter().any(is_throttle_attribute) {
+        true => quote!(#krate::__private::Deferred),
+        false => quote!(#krate::__private::Last),
+    };
+    let guard_arg: syn::FnArg = syn::parse_quote!(#guard: #krate::__private::Guard<#marker, #mode>);
     let at = leading_guards(&sig);
     sig.inputs.insert(at, guard_arg);
 

@@ -21,7 +21,7 @@ use core::future::IntoFuture;
 use core::marker::PhantomData;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub use crate::throttles::ThrottleBuilder;
 
@@ -193,7 +193,7 @@ impl StaticThrottle {
         StaticCall::new(self, |t| t.get_headers(conn))
     }
 
-    fn not_built(&self, error: &ConfigError) -> ThrottleError {
+    pub(crate) fn not_built(&self, error: &ConfigError) -> ThrottleError {
         let throttle = format!("`{}` of handler `{}`", self.name, self.handler);
         ThrottleError::NotBuilt { throttle, error: error.clone() }
     }
@@ -285,37 +285,89 @@ pub trait Site: 'static {
 /// The extractor `#[throttle]` puts first in a handler's arguments: it hits the
 /// throttle before any other extractor runs, and rejects with the throttle's response
 /// (429, or 500 when the throttle could not be built).
-pub struct Guard<M> {
-    headers: HeaderMap,
-    site: PhantomData<fn() -> M>,
+///
+/// Stacked attributes make one guard per attribute. Every guard but the last is
+/// [`Deferred`]: it only enlists its throttle in the request, and the [`Last`] guard
+/// hits all of them as one ([`crate::hit_all`]), so a rejection by a later limit
+/// leaves nothing consumed in the earlier ones.
+pub struct Guard<M, Mode = Last> {
+    headers: Arc<Mutex<HeaderMap>>,
+    site: PhantomData<fn() -> (M, Mode)>,
 }
 
-impl<M: Site, S: Send + Sync> FromRequestParts<S> for Guard<M> {
+/// The guard of the bottom (or only) `#[throttle]` of a handler: it hits.
+#[derive(Debug)]
+pub enum Last {}
+
+/// The guard of a `#[throttle]` with more below it: it enlists and waits for [`Last`].
+#[derive(Debug)]
+pub enum Deferred {}
+
+/// Whether a guard hits or enlists.
+pub trait GuardMode: 'static {
+    /// `true` for [`Deferred`].
+    const DEFERRED: bool;
+}
+
+impl GuardMode for Last {
+    const DEFERRED: bool = false;
+}
+
+impl GuardMode for Deferred {
+    const DEFERRED: bool = true;
+}
+
+/// The throttles enlisted by deferred guards of this request, each with the slot its
+/// guard reads its headers from.
+#[derive(Clone, Default)]
+struct Enlisted(Vec<(HttpThrottle, Arc<Mutex<HeaderMap>>)>);
+
+impl<M: Site, Mode: GuardMode, S: Send + Sync> FromRequestParts<S> for Guard<M, Mode> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match M::throttle().hit(&*parts).await {
-            Ok(admitted) => Ok(Guard { headers: admitted.into_headers(), site: PhantomData }),
-            Err(error) => Err(error.into_response()),
+        let site = M::throttle();
+        let throttle = match site.get() {
+            Ok(throttle) => throttle.clone(),
+            Err(error) => return Err(site.not_built(error).into_response()),
+        };
+        let slot = Arc::new(Mutex::new(HeaderMap::new()));
+        let guard = Guard { headers: slot.clone(), site: PhantomData };
+        if Mode::DEFERRED {
+            parts.extensions.get_or_insert_default::<Enlisted>().0.push((throttle, slot));
+            return Ok(guard);
         }
+        let Enlisted(mut stack) = parts.extensions.remove::<Enlisted>().unwrap_or_default();
+        stack.push((throttle, slot));
+        let throttles: Vec<HttpThrottle> = stack.iter().map(|(t, _)| t.clone()).collect();
+        let admitted = crate::stack::hit_each(&throttles, &*parts).await.map_err(IntoResponse::into_response)?;
+        for ((_, slot), admitted) in stack.iter().zip(admitted) {
+            *lock(slot) = admitted.into_headers();
+        }
+        Ok(guard)
     }
 }
 
-impl<M> fmt::Debug for Guard<M> {
+/// A poisoned slot still holds a usable map: headers are plain data.
+fn lock(slot: &Mutex<HeaderMap>) -> std::sync::MutexGuard<'_, HeaderMap> {
+    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<M, Mode> fmt::Debug for Guard<M, Mode> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard").field("headers", &self.headers).finish()
+        f.debug_struct("Guard").field("headers", &*lock(&self.headers)).finish()
     }
 }
 
 /// The handler's output, for a handler without `headers = ...`. The bound reports a
 /// return type that is no response at the handler's `-> T`.
-pub fn respond<M, T: IntoResponse>(_guard: Guard<M>, output: T) -> T {
+pub fn respond<M, Mode, T: IntoResponse>(_guard: Guard<M, Mode>, output: T) -> T {
     output
 }
 
 /// The handler's output with the admitted hit's headers, for `headers = ...`.
-pub fn with_headers<M, T: IntoResponse>(guard: Guard<M>, output: T) -> WithHeaders<T> {
-    WithHeaders { headers: guard.headers, inner: output }
+pub fn with_headers<M, Mode, T: IntoResponse>(guard: Guard<M, Mode>, output: T) -> WithHeaders<T> {
+    WithHeaders { headers: std::mem::take(&mut *lock(&guard.headers)), inner: output }
 }
 
 /// A handler's response with its throttle's headers: the return type of a handler
