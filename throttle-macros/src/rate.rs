@@ -7,7 +7,7 @@
 #[rustfmt::skip]
 mod grammar;
 
-pub(crate) use grammar::{MAX_VALUE, ParsedRate, parse};
+pub(crate) use grammar::{MAX_VALUE, ParsedRate, edit_distance, parse};
 
 #[cfg(test)]
 #[path = "../../throttle/src/rate/vectors.rs"]

@@ -275,7 +275,9 @@ fn suggest_unit(unit: &str) -> Option<&'static str> {
         .map(|(_, name)| name)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance: how many single-character edits turn `a` into `b`. Shared by
+/// every "did you mean" of both crates.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

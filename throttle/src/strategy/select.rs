@@ -5,6 +5,7 @@ use super::{
     DynStrategy, FixedWindow, Gcra, LeakyBucket, LeakyBucketQueue, SlidingWindowCounter, SlidingWindowLog, TokenBucket,
     TokenBucketDebt,
 };
+use crate::rate::grammar::edit_distance;
 use core::fmt;
 use core::str::FromStr;
 use std::sync::Arc;
@@ -354,21 +355,6 @@ fn suggest(name: &str) -> Option<StrategyKind> {
         .filter(|&(distance, _)| distance <= 3)
         .min_by_key(|&(distance, _)| distance)
         .map(|(_, kind)| kind)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
