@@ -281,3 +281,16 @@ async fn registry_lists_looks_up_disables_and_updates() {
     drop((app, api, entry));
     assert!(registry::get("registry:demo").is_none(), "dropped throttles leave the registry");
 }
+
+#[tokio::test]
+async fn without_connect_info_every_client_shares_the_anonymous_bucket() {
+    let (backend, _clock) = manual_backend();
+    let api = throttle("ident:anonymous", "2/min", &backend).build().unwrap();
+    let app = routes().layer(ThrottleLayer::new(api.clone()));
+    let bare = || http::Request::get("/api/items").body(axum::body::Body::empty()).unwrap();
+    assert_eq!(send(&app, bare()).await.status(), StatusCode::OK, "no 500 without ConnectInfo");
+    assert_eq!(send(&app, bare()).await.status(), StatusCode::OK);
+    assert_eq!(send(&app, bare()).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    let stat = api.stat(&bare()).await.unwrap().unwrap();
+    assert_eq!(stat.key, "throttle:ident:anonymous:__anonymous__:default");
+}
