@@ -294,3 +294,23 @@ async fn without_connect_info_every_client_shares_the_anonymous_bucket() {
     let stat = api.stat(&bare()).await.unwrap().unwrap();
     assert_eq!(stat.key, "throttle:ident:anonymous:__anonymous__:default");
 }
+
+#[tokio::test]
+async fn one_budget_across_routes_unless_split_per_path_or_method() {
+    let (backend, _clock) = manual_backend();
+    let shared = throttle("keys:shared", "2/min", &backend).build().unwrap();
+    let app = routes().layer(ThrottleLayer::new(shared));
+    assert_eq!(status(&app, "GET", "/api/items").await, StatusCode::OK);
+    assert_eq!(status(&app, "GET", "/api/v1/users").await, StatusCode::OK);
+    assert_eq!(status(&app, "POST", "/api/items").await, StatusCode::TOO_MANY_REQUESTS, "one budget by default");
+
+    let split = throttle("keys:split", "1/min", &backend).per_path().per_method().build().unwrap();
+    let app = routes().layer(ThrottleLayer::new(split.clone()));
+    assert_eq!(status(&app, "GET", "/files/a").await, StatusCode::OK);
+    assert_eq!(status(&app, "GET", "/files/b").await, StatusCode::OK, "another path, another bucket");
+    assert_eq!(status(&app, "POST", "/api/items").await, StatusCode::OK);
+    assert_eq!(status(&app, "GET", "/api/items").await, StatusCode::OK, "another method, another bucket");
+    assert_eq!(status(&app, "GET", "/files/a").await, StatusCode::TOO_MANY_REQUESTS);
+    let stat = split.stat(&get_from("/files/a", [1, 2, 3, 4])).await.unwrap().unwrap();
+    assert_eq!(stat.key, "throttle:keys:split:1.2.3.4:default%20GET%20/files/a");
+}

@@ -1,6 +1,6 @@
 //! [`ThrottleBuilder`]: every throttle option, checked once by `build`.
 
-use super::core::Core;
+use super::core::{Core, KeySplit};
 use super::options::{CostSource, OnError, RateSource};
 use crate::backend::{Backend, BoxFuture, default_backend};
 use crate::headers::Headers;
@@ -33,6 +33,7 @@ pub struct ThrottleBuilder<T> {
     context: Context,
     handler: Option<ThrottledHandler>,
     rules: Vec<Rule>,
+    split: KeySplit,
     kind: PhantomData<fn() -> T>,
 }
 
@@ -87,6 +88,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             context: Context::new(),
             handler: None,
             rules: Vec::new(),
+            split: KeySplit::default(),
             kind: PhantomData,
         }
     }
@@ -219,6 +221,19 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
+    /// A separate bucket per HTTP method (off by default: one budget for all methods).
+    pub fn per_method(mut self) -> Self {
+        self.split.method = true;
+        self
+    }
+
+    /// A separate bucket per request path, so `/users/1` and `/users/2` count
+    /// separately (off by default: a throttle shared by routes is one budget).
+    pub fn per_path(mut self) -> Self {
+        self.split.path = true;
+        self
+    }
+
     /// Where this throttle comes from, for duplicate-uid errors (set by the attribute).
     #[doc(hidden)]
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
@@ -251,6 +266,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             context: self.context,
             handler: self.handler,
             rules: self.rules,
+            split: self.split,
             enabled: AtomicBool::new(true),
         });
         registry::register(&core)?;
