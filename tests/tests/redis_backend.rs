@@ -91,6 +91,19 @@ async fn every_strategy_makes_one_script_call_per_decision() {
     assert_eq!(server.command_calls("eval"), 0);
 }
 
+/// `redis+unix://` URLs reach the same server, and the same keys, as TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_over_a_unix_socket() {
+    let Some(server) = RedisServer::start() else { return };
+    let unix = RedisBackend::connect(&server.unix_url()).await.expect("connects over the socket");
+    let tcp = backend(&server).await;
+    let strategy = throttle::strategy::TokenBucket::new();
+    let rate = Rate::per_hour(3);
+    assert!(unix.hit("throttle:unix:c:default", &strategy, rate, 2).await.unwrap().allowed);
+    assert_eq!(tcp.stat("throttle:unix:c:default", &strategy, rate).await.unwrap().remaining, 1);
+    assert!(RedisBackend::connect("redis+unix:///nonexistent/redis.sock").await.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_are_reloaded_after_script_flush() {
     let Some(server) = RedisServer::start() else { return };

@@ -51,7 +51,9 @@ impl RedisServer {
 
     fn launch(&mut self) {
         let port = self.port.to_string();
+        let socket = self.dir.join("redis.sock").to_string_lossy().into_owned();
         let mut args = vec!["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        args.extend(["--unixsocket", &socket, "--unixsocketperm", "700"]);
         if self.cluster {
             args.extend(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]);
         }
@@ -72,6 +74,11 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The same server through its Unix socket.
+    pub fn unix_url(&self) -> String {
+        format!("redis+unix://{}", self.dir.join("redis.sock").display())
     }
 
     /// Kills the server (connections drop at once).

@@ -1,52 +1,5 @@
 //! [`RedisBackend`]: state in Redis (standalone or Cluster) for throttles shared by
-//! many processes. One round trip per decision.
-//!
-//! # How a decision runs
-//!
-//! Each built-in strategy runs as a Lua script (EVALSHA; loaded on first use and
-//! reloaded when Redis answers NOSCRIPT, e.g. after a restart or `SCRIPT FLUSH`):
-//! one round trip, atomic, in integer milliseconds, on Redis server time (`TIME`) so
-//! the clocks of the app instances cannot skew a limit. The scripts reproduce the
-//! Rust strategies step for step, so a key makes the same decisions on this backend
-//! as on the [`MemoryBackend`](crate::MemoryBackend); they compute with doubles,
-//! which are exact below 2^53, and a rate so large that `limit × period_ms` (or
-//! `burst × period_ms`) could leave that range runs through compare-and-set instead
-//! (below), which is exact for every rate.
-//!
-//! A strategy of your own runs through a generic **compare-and-set** path, provided
-//! it implements [`Strategy::encode`](crate::strategy::Strategy::encode) and
-//! [`Strategy::decode`](crate::strategy::Strategy::decode): one script call reads the
-//! stored state and the time, Rust decides, and a second call writes the new state
-//! only if the stored text is still the one read (otherwise it answers with the
-//! current state and the decision is made again). That costs **two round trips** per
-//! admitted hit (one per rejected hit) plus one per conflict. A strategy without a
-//! codec fails with an error that says so.
-//!
-//! Stats and checks are one read-only script call; Rust computes the stat from the
-//! stored state.
-//!
-//! # Keys
-//!
-//! State is the strategy codec's text (see [`codec`](crate::strategy::codec)) under
-//! one key per client and scope, `{namespace}:{uid}:{{client}}:{scope}`: the client id
-//! is the Redis Cluster hash tag, so every key of one client lands in one slot. Each
-//! key expires at the moment its state becomes equivalent to a fresh one, so idle
-//! keys disappear by themselves; stored text that does not parse reads as a fresh
-//! state, never as an error.
-//!
-//! # Failures
-//!
-//! The connection is multiplexed (one socket carries every concurrent call) and
-//! reconnects by itself. A throttle applies its
-//! [`timeout`](crate::ThrottleBuilder::timeout) to every backend call and its
-//! [`OnError`](crate::OnError) policy to failures, so a dead or paused Redis never
-//! hangs a request.
-//!
-//! # Cluster
-//!
-//! [`RedisBackend::connect_cluster`] takes any nodes of the cluster; every decision
-//! touches one key, routed to its slot's master. [`RedisBackend::reset_namespace`]
-//! scans every master.
+//! many processes. One round trip per decision; see the type's documentation.
 
 mod scripts;
 
@@ -60,8 +13,9 @@ use ::redis::{FromRedisValue, ScriptInvocation, Value};
 use scripts::Plan;
 use std::time::Duration;
 
-/// Throttle state in Redis, standalone or Cluster. Cloning is cheap and shares the
-/// connection.
+/// Throttle state in Redis, standalone or Cluster, shared by every process that uses
+/// the same Redis. Cloning is cheap and shares the connection. Needs the `redis`
+/// feature.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,15 +23,94 @@ use std::time::Duration;
 ///
 /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
 /// let api = HttpThrottle::builder("api:data").rate("100/min").backend(redis.clone()).build()?;
-/// let gcra = HttpThrottle::builder("api:search")
+/// let search = HttpThrottle::builder("api:search")
 ///     .rate("10/s")
 ///     .strategy_name("gcra(burst = 20)")
 ///     .backend(redis)
 ///     .build()?;
-/// # let _ = (api, gcra); Ok(()) }
+/// # let _ = (api, search); Ok(()) }
 /// ```
 ///
-/// See the [module documentation](self) for how decisions, keys and failures work.
+/// # How a decision runs
+///
+/// Each built-in strategy runs as a Lua script, called with EVALSHA. The script is
+/// loaded on first use and reloaded when Redis answers NOSCRIPT, for example after a
+/// restart or `SCRIPT FLUSH`. A decision is:
+///
+/// - one round trip;
+/// - atomic;
+/// - computed in integer milliseconds;
+/// - on Redis server time (`TIME`), so the clocks of the app instances cannot skew a
+///   limit.
+///
+/// The scripts reproduce the Rust strategies step for step, so a key makes the same
+/// decisions here as on the [`MemoryBackend`](crate::MemoryBackend).
+///
+/// The scripts compute with doubles, which are exact below 2^53. Rates large enough to
+/// leave that range (`limit × period_ms` or `burst × period_ms` of 2^50 or more, e.g.
+/// a billion hits a day) run through compare-and-set (below) instead, where Rust
+/// decides exactly as in memory (see the strategies'
+/// [note on large rates](crate::strategy#exactness-with-large-rates)).
+///
+/// A strategy of your own runs through a generic **compare-and-set** path. It must
+/// implement [`Strategy::encode`](crate::strategy::Strategy::encode) and
+/// [`Strategy::decode`](crate::strategy::Strategy::decode):
+///
+/// 1. One script call reads the stored state and the time.
+/// 2. Rust decides.
+/// 3. A second call writes the new state only if the stored text is still the one
+///    read. Otherwise it answers with the current state, and the decision is made
+///    again.
+///
+/// That costs **two round trips** per admitted hit (one per rejected hit), plus one per
+/// conflict. A strategy without a codec fails with an error that says so.
+///
+/// Stats and checks are one read-only script call; Rust computes the stat from the
+/// stored state.
+///
+/// # Keys
+///
+/// State is stored as the strategy codec's text (see
+/// [`codec`](crate::strategy::codec)), one key per client and scope:
+/// `{namespace}:{uid}:{{client}}:{scope}`.
+///
+/// - The client id is the Redis Cluster hash tag, so every key of one client lands in
+///   one slot.
+/// - Each key expires at the moment its state becomes equivalent to a fresh one, so
+///   idle keys disappear by themselves.
+/// - Stored text that does not parse reads as a fresh state, never as an error.
+///
+/// # Connections and failures
+///
+/// [`connect`](Self::connect) takes the following URLs:
+///
+/// - `redis://host:port/db`;
+/// - `redis+unix:///path/to/redis.sock`;
+/// - `rediss://` (TLS), once one of the redis crate's TLS features is enabled.
+///
+/// To enable TLS, add the redis crate to your own manifest with that feature. Cargo
+/// unifies the features, so this backend picks it up:
+///
+/// ```toml
+/// redis = { version = "0.32", features = ["tokio-rustls-comp", "tls-rustls-webpki-roots"] }
+/// ```
+///
+/// The connection is multiplexed: one socket carries every concurrent call. It
+/// reconnects by itself.
+///
+/// A throttle protects every request against Redis failures:
+///
+/// - it applies its [`timeout`](crate::ThrottleBuilder::timeout) to every backend
+///   call;
+/// - it applies its [`OnError`](crate::OnError) policy to failures.
+///
+/// So a dead or paused Redis never hangs a request.
+///
+/// # Cluster
+///
+/// [`connect_cluster`](Self::connect_cluster) takes any nodes of the cluster. Every
+/// decision touches one key, routed to its slot's master.
+/// [`reset_namespace`](Self::reset_namespace) scans every master.
 #[derive(Clone)]
 pub struct RedisBackend {
     namespace: String,
@@ -107,9 +140,10 @@ const EXACT: u64 = 1 << 53;
 const SCAN_COUNT: usize = 1_000;
 
 impl RedisBackend {
-    /// Connects to one Redis server (`redis://`, `redis+unix://`; `rediss://` needs
-    /// the redis crate's TLS features) through a multiplexed connection that
-    /// reconnects by itself.
+    /// Connects to one Redis server (`redis://`, `redis+unix://`, or `rediss://` with a
+    /// TLS feature of the redis crate: see [Connections and
+    /// failures](Self#connections-and-failures)) through a multiplexed connection
+    /// that reconnects by itself.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), throttle::backend::BackendError> {

@@ -41,7 +41,7 @@ pub(super) enum Plan {
 
 /// The plan for `strategy` at `rate` (not a degenerate rate). Built-in strategies are
 /// recognised by type, never by name; a rate so large that a script's products could
-/// pass 2^53 runs through compare-and-set, which is exact for every rate.
+/// pass 2^53 runs through compare-and-set, where Rust decides as in memory.
 pub(super) fn plan(strategy: &dyn DynStrategy, rate: Rate) -> Plan {
     let any = strategy.as_any();
     let capacity = strategy.capacity(rate);
