@@ -3,9 +3,10 @@
 use super::{Backend, BackendError, BoxFuture};
 use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot};
 use crate::{Clock, Rate};
+use core::fmt;
 use core::hash::BuildHasher;
+use hashbrown::HashTable;
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 type Hasher = foldhash::fast::RandomState;
@@ -45,10 +46,18 @@ struct Inner {
 #[repr(align(64))] // one cache line per shard lock, so shards do not false-share
 struct Shard(Mutex<ShardMap>);
 
-#[derive(Debug, Default)]
+/// One shard's keys. Keyed by the hash computed once per call (it also picks the
+/// shard), so a decision hashes its key a single time.
+#[derive(Default)]
 struct ShardMap {
-    entries: HashMap<Box<str>, Entry, Hasher>,
+    entries: HashTable<(Box<str>, Entry)>,
     inserts_since_sweep: usize,
+}
+
+impl fmt::Debug for ShardMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardMap").field("keys", &self.entries.len()).finish_non_exhaustive()
+    }
 }
 
 /// A key's encoded state and expiry, kept to roll a multi-hit back.
@@ -119,22 +128,27 @@ impl MemoryBackend {
         }
     }
 
-    fn shard(&self, key: &str) -> &Shard {
-        &self.inner.shards[self.shard_index(key)]
+    /// The key's hash and the index of its shard.
+    fn locate(&self, key: &str) -> (u64, usize) {
+        let hash = self.inner.hasher.hash_one(key);
+        // Bits 40.. pick the shard; the table inside uses the low bits and the top 7, so
+        // the two choices stay independent.
+        (hash, (hash >> 40) as usize & (self.inner.shards.len() - 1))
     }
 
     /// Decides a hit synchronously: the in-memory fast path.
     pub fn hit_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate, cost: u64) -> Decision {
         let now = self.inner.clock.now_ms();
-        let mut map = self.shard(key).0.lock();
-        if let Some(entry) = map.entries.get_mut(key) {
+        let (hash, shard) = self.locate(key);
+        let mut map = self.inner.shards[shard].0.lock();
+        if let Some(entry) = map.get_mut(hash, key) {
             let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, rate, cost);
             entry.expires_at = expires_at;
             return decision;
         }
         let mut state = strategy.new_state();
         let (decision, expires_at) = strategy.decide_any(&mut state, now, rate, cost);
-        map.insert(key, Entry { state, expires_at }, now);
+        map.insert_new(hash, key, Entry { state, expires_at }, now, &self.inner.hasher);
         decision
     }
 
@@ -146,8 +160,9 @@ impl MemoryBackend {
             return None;
         }
         let now = self.inner.clock.now_ms();
-        let shard_of = |key: &str| self.shard_index(key);
-        let mut indices: Vec<usize> = hits.iter().map(|(key, ..)| shard_of(key)).collect();
+        let hasher = &self.inner.hasher;
+        let located: Vec<(u64, usize)> = hits.iter().map(|(key, ..)| self.locate(key)).collect();
+        let mut indices: Vec<usize> = located.iter().map(|(_, shard)| *shard).collect();
         indices.sort_unstable();
         indices.dedup();
         // Ascending shard order: two multi-hits can never wait on each other in a cycle.
@@ -157,31 +172,32 @@ impl MemoryBackend {
         let mut undo: Vec<(usize, Option<Saved>)> = Vec::with_capacity(hits.len());
         let mut decisions = Vec::with_capacity(hits.len());
         for (n, (key, strategy, rate, cost)) in hits.iter().enumerate() {
-            let shard = shard_of(key);
+            let (hash, shard) = located[n];
             let map = &mut guards.iter_mut().find(|(i, _)| *i == shard)?.1;
-            let existed = map.entries.contains_key(*key);
-            let entry = map
-                .entries
-                .entry((*key).into())
-                .or_insert_with(|| Entry { state: strategy.new_state(), expires_at: 0 });
-            let before =
-                existed.then(|| strategy.encode_any(&entry.state).map(|fields| (fields, entry.expires_at))).flatten();
+            if map.get_mut(hash, key).is_none() {
+                map.insert_new(hash, key, Entry { state: strategy.new_state(), expires_at: 0 }, now, hasher);
+                undo.push((n, None));
+            } else {
+                let entry = map.get_mut(hash, key)?;
+                undo.push((n, strategy.encode_any(&entry.state).map(|fields| (fields, entry.expires_at))));
+            }
+            let entry = map.get_mut(hash, key)?;
             let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, *rate, *cost);
             entry.expires_at = expires_at;
-            undo.push((n, before));
             decisions.push(decision);
             if !decision.allowed {
                 for (m, before) in undo.into_iter().rev() {
                     let (key, strategy, ..) = hits[m];
-                    let map = &mut guards.iter_mut().find(|(i, _)| *i == shard_of(key))?.1;
+                    let (hash, shard) = located[m];
+                    let map = &mut guards.iter_mut().find(|(i, _)| *i == shard)?.1;
                     match before.and_then(|(fields, at)| strategy.decode_any(&fields).map(|s| (s, at))) {
                         Some((state, expires_at)) => {
-                            map.entries.insert(key.into(), Entry { state, expires_at });
+                            if let Some(entry) = map.get_mut(hash, key) {
+                                *entry = Entry { state, expires_at };
+                            }
                         }
                         // The key was new (or its old state was unreadable, which reads as new).
-                        None => {
-                            map.entries.remove(key);
-                        }
+                        None => map.remove(hash, key),
                     }
                 }
                 return Some(decisions);
@@ -190,28 +206,39 @@ impl MemoryBackend {
         Some(decisions)
     }
 
-    fn shard_index(&self, key: &str) -> usize {
-        let hash = self.inner.hasher.hash_one(key);
-        // High bits pick the shard; the map inside uses all bits, so they stay independent.
-        (hash >> 40) as usize & (self.inner.shards.len() - 1)
-    }
-
     /// Reads a key's state synchronously.
     pub fn stat_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Snapshot {
         let now = self.inner.clock.now_ms();
-        let map = self.shard(key).0.lock();
-        strategy.stat_any(map.entries.get(key).map(|e| &e.state), now, rate)
+        let (hash, shard) = self.locate(key);
+        let map = self.inner.shards[shard].0.lock();
+        strategy.stat_any(map.get(hash, key).map(|e| &e.state), now, rate)
     }
 
     /// Forgets one key.
     pub fn reset_now(&self, key: &str) {
-        self.shard(key).0.lock().entries.remove(key);
+        let (hash, shard) = self.locate(key);
+        self.inner.shards[shard].0.lock().remove(hash, key);
     }
 }
 
 impl ShardMap {
-    fn insert(&mut self, key: &str, entry: Entry, now: u64) {
-        self.entries.insert(key.into(), entry);
+    fn get(&self, hash: u64, key: &str) -> Option<&Entry> {
+        self.entries.find(hash, |(k, _)| **k == *key).map(|(_, entry)| entry)
+    }
+
+    fn get_mut(&mut self, hash: u64, key: &str) -> Option<&mut Entry> {
+        self.entries.find_mut(hash, |(k, _)| **k == *key).map(|(_, entry)| entry)
+    }
+
+    fn remove(&mut self, hash: u64, key: &str) {
+        if let Ok(entry) = self.entries.find_entry(hash, |(k, _)| **k == *key) {
+            entry.remove();
+        }
+    }
+
+    /// Inserts a key known to be absent.
+    fn insert_new(&mut self, hash: u64, key: &str, entry: Entry, now: u64, hasher: &Hasher) {
+        self.entries.insert_unique(hash, (key.into(), entry), |(k, _)| hasher.hash_one(&**k));
         self.inserts_since_sweep += 1;
         // Sweep once inserts reach half the map: amortised O(1) per insert, and the map
         // never holds more than ~1.5x its live keys.
@@ -221,7 +248,7 @@ impl ShardMap {
     }
 
     fn sweep(&mut self, now: u64) {
-        self.entries.retain(|_, entry| entry.expires_at > now);
+        self.entries.retain(|(_, entry)| entry.expires_at > now);
         self.inserts_since_sweep = 0;
     }
 }
