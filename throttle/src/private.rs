@@ -291,8 +291,23 @@ pub trait Site: 'static {
 /// hits all of them as one ([`crate::hit_all`]), so a rejection by a later limit
 /// leaves nothing consumed in the earlier ones.
 pub struct Guard<M, Mode = Last> {
-    headers: Arc<Mutex<HeaderMap>>,
+    headers: GuardHeaders,
     site: PhantomData<fn() -> (M, Mode)>,
+}
+
+/// A guard's headers: known at once, or filled in later by the last guard of a stack.
+enum GuardHeaders {
+    Ready(HeaderMap),
+    Slot(Arc<Mutex<HeaderMap>>),
+}
+
+impl GuardHeaders {
+    fn take(self) -> HeaderMap {
+        match self {
+            GuardHeaders::Ready(headers) => headers,
+            GuardHeaders::Slot(slot) => std::mem::take(&mut *lock(&slot)),
+        }
+    }
 }
 
 /// The guard of the bottom (or only) `#[throttle]` of a handler: it hits.
@@ -328,23 +343,28 @@ impl<M: Site, Mode: GuardMode, S: Send + Sync> FromRequestParts<S> for Guard<M, 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let site = M::throttle();
         let throttle = match site.get() {
-            Ok(throttle) => throttle.clone(),
+            Ok(throttle) => throttle,
             Err(error) => return Err(site.not_built(error).into_response()),
         };
-        let slot = Arc::new(Mutex::new(HeaderMap::new()));
-        let guard = Guard { headers: slot.clone(), site: PhantomData };
+        let guard = |headers| Guard { headers, site: PhantomData };
         if Mode::DEFERRED {
-            parts.extensions.get_or_insert_default::<Enlisted>().0.push((throttle, slot));
-            return Ok(guard);
+            let slot = Arc::new(Mutex::new(HeaderMap::new()));
+            parts.extensions.get_or_insert_default::<Enlisted>().0.push((throttle.clone(), slot.clone()));
+            return Ok(guard(GuardHeaders::Slot(slot)));
         }
-        let Enlisted(mut stack) = parts.extensions.remove::<Enlisted>().unwrap_or_default();
-        stack.push((throttle, slot));
-        let throttles: Vec<HttpThrottle> = stack.iter().map(|(t, _)| t.clone()).collect();
-        let admitted = crate::stack::hit_each(&throttles, &*parts).await.map_err(IntoResponse::into_response)?;
-        for ((_, slot), admitted) in stack.iter().zip(admitted) {
+        let Some(Enlisted(enlisted)) = parts.extensions.remove::<Enlisted>() else {
+            // A single attribute: the plain hit, with nothing to coordinate.
+            let admitted = throttle.hit(&*parts).await.map_err(IntoResponse::into_response)?;
+            return Ok(guard(GuardHeaders::Ready(admitted.into_headers())));
+        };
+        let mut throttles: Vec<HttpThrottle> = enlisted.iter().map(|(t, _)| t.clone()).collect();
+        throttles.push(throttle.clone());
+        let mut admitted = crate::stack::hit_each(&throttles, &*parts).await.map_err(IntoResponse::into_response)?;
+        let own = admitted.pop().unwrap_or_default();
+        for ((_, slot), admitted) in enlisted.iter().zip(admitted) {
             *lock(slot) = admitted.into_headers();
         }
-        Ok(guard)
+        Ok(guard(GuardHeaders::Ready(own.into_headers())))
     }
 }
 
@@ -355,7 +375,8 @@ fn lock(slot: &Mutex<HeaderMap>) -> std::sync::MutexGuard<'_, HeaderMap> {
 
 impl<M, Mode> fmt::Debug for Guard<M, Mode> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard").field("headers", &*lock(&self.headers)).finish()
+        let stacked = matches!(self.headers, GuardHeaders::Slot(_));
+        f.debug_struct("Guard").field("stacked", &stacked).finish_non_exhaustive()
     }
 }
 
@@ -367,7 +388,7 @@ pub fn respond<M, Mode, T: IntoResponse>(_guard: Guard<M, Mode>, output: T) -> T
 
 /// The handler's output with the admitted hit's headers, for `headers = ...`.
 pub fn with_headers<M, Mode, T: IntoResponse>(guard: Guard<M, Mode>, output: T) -> WithHeaders<T> {
-    WithHeaders { headers: std::mem::take(&mut *lock(&guard.headers)), inner: output }
+    WithHeaders { headers: guard.headers.take(), inner: output }
 }
 
 /// A handler's response with its throttle's headers: the return type of a handler
