@@ -1,7 +1,7 @@
 //! Several throttles on one request: the first rejection wins and leaves nothing
 //! consumed in the others.
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, HitRequest};
 use crate::strategy::Decision;
 use crate::throttles::core::Prepared;
 use crate::{Admitted, AsConnection, HttpThrottle, ThrottleError};
@@ -47,12 +47,13 @@ pub(crate) async fn hit_each(
     Ok(admitted)
 }
 
-/// Decisions in order, up to and including the first rejection. On one in-memory
-/// backend the hits are decided as one (a rejection rolls the earlier ones back);
-/// elsewhere they run in sequence and a later rejection leaves earlier hits counted.
+/// Decisions in order, up to and including the first rejection. Throttles on one
+/// store are decided as one when the backend can ([`crate::backend::Backend::hit_all`]);
+/// otherwise
+/// they run in sequence and a later rejection leaves the earlier hits counted.
 async fn decide_all(prepared: &[(usize, &HttpThrottle, Prepared<'_>)]) -> Vec<Result<Decision, BackendError>> {
-    if let Some(decisions) = decide_atomically(prepared) {
-        return decisions.into_iter().map(Ok).collect();
+    if let Some(decisions) = decide_together(prepared).await {
+        return decisions;
     }
     let mut decisions = Vec::with_capacity(prepared.len());
     for (_, throttle, p) in prepared {
@@ -66,13 +67,25 @@ async fn decide_all(prepared: &[(usize, &HttpThrottle, Prepared<'_>)]) -> Vec<Re
     decisions
 }
 
-fn decide_atomically(prepared: &[(usize, &HttpThrottle, Prepared<'_>)]) -> Option<Vec<Decision>> {
+async fn decide_together(
+    prepared: &[(usize, &HttpThrottle, Prepared<'_>)],
+) -> Option<Vec<Result<Decision, BackendError>>> {
     let (_, first, _) = prepared.first()?;
-    let memory = first.core().backend.as_memory()?;
-    let same_backend = prepared.iter().all(|(_, t, _)| t.core().backend.as_memory().is_some_and(|m| m.same_as(memory)));
-    if !same_backend {
+    let core = first.core();
+    let store = core.backend.store_id();
+    if prepared.len() < 2 || !prepared.iter().all(|(_, t, _)| t.core().backend.store_id() == store) {
         return None;
     }
-    let hits: Vec<_> = prepared.iter().map(|(_, t, p)| (p.key.as_str(), &*t.core().strategy, p.rate, p.cost)).collect();
-    memory.hit_all_now(&hits)
+    let hits: Vec<HitRequest<'_>> =
+        prepared.iter().map(|(_, t, p)| (p.key.as_str(), &*t.core().strategy, p.rate, p.cost)).collect();
+    let together = core.backend.hit_all(&hits)?;
+    // The in-memory answer is ready at once; only remote stores need the timeout.
+    let outcome = match core.backend.as_memory() {
+        Some(_) => together.await,
+        None => tokio::time::timeout(core.timeout, together).await.unwrap_or(Err(BackendError::Timeout(core.timeout))),
+    };
+    Some(match outcome {
+        Ok(decisions) => decisions.into_iter().map(Ok).collect(),
+        Err(error) => vec![Err(error)],
+    })
 }

@@ -1,6 +1,6 @@
 //! The embedded in-memory backend: sharded maps of per-key strategy state.
 
-use super::{Backend, BackendError, BoxFuture};
+use super::{Backend, BackendError, BoxFuture, HitRequest};
 use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot};
 use crate::{Clock, Rate};
 use core::fmt;
@@ -93,11 +93,6 @@ impl MemoryBackend {
         Self { inner: Arc::new(Inner { namespace, clock, hasher: Hasher::default(), shards }) }
     }
 
-    /// Whether both handles share one store.
-    pub(crate) fn same_as(&self, other: &MemoryBackend) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-
     /// The clock this backend decides with.
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
@@ -155,7 +150,7 @@ impl MemoryBackend {
     /// Decides several hits as one: either every hit is admitted, or the state of
     /// every key is left as it was and the decisions stop at the first rejection.
     /// `None` when a strategy has no state codec to roll back with.
-    pub(crate) fn hit_all_now(&self, hits: &[(&str, &dyn DynStrategy, Rate, u64)]) -> Option<Vec<Decision>> {
+    fn hit_all_now(&self, hits: &[HitRequest<'_>]) -> Option<Vec<Decision>> {
         if !hits.iter().all(|(_, strategy, _, _)| strategy.has_codec()) {
             return None;
         }
@@ -282,6 +277,15 @@ impl Backend for MemoryBackend {
             self.reset_now(key);
             Ok(())
         })
+    }
+
+    fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+        let decisions = self.hit_all_now(hits)?;
+        Some(Box::pin(async move { Ok(decisions) }))
+    }
+
+    fn store_id(&self) -> usize {
+        Arc::as_ptr(&self.inner).cast::<()>() as usize
     }
 
     fn as_memory(&self) -> Option<&MemoryBackend> {

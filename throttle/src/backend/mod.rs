@@ -18,6 +18,9 @@ use core::fmt::Debug;
 use core::future::Future;
 use core::pin::Pin;
 
+/// One hit of [`Backend::hit_all`]: key, strategy, rate and cost.
+pub type HitRequest<'a> = (&'a str, &'a dyn DynStrategy, Rate, u64);
+
 /// A boxed, `Send` future, as backend methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -52,6 +55,21 @@ pub trait Backend: Debug + Send + Sync + 'static {
 
     /// Forgets `key`, restoring its full quota.
     fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Decides several hits as one (stacked limits): either all are admitted, or
+    /// nothing changes and the decisions stop at the first rejection. `None` when this
+    /// backend cannot for these hits; they then run one by one, and a later rejection
+    /// leaves the earlier hits counted.
+    fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+        let _ = hits;
+        None
+    }
+
+    /// Equal for handles on one store (clones of one backend), so hits on throttles
+    /// that share it can be decided together.
+    fn store_id(&self) -> usize {
+        (self as *const Self).cast::<()>() as usize
+    }
 
     /// The in-memory backend answers synchronously; throttles use this to skip the
     /// boxed future and the timeout on the hot path.
