@@ -48,9 +48,9 @@ pub(crate) async fn hit_each(
 }
 
 /// Decisions in order, up to and including the first rejection. Throttles on one
-/// store are decided as one when the backend can ([`crate::backend::Backend::hit_all`]);
-/// otherwise
-/// they run in sequence and a later rejection leaves the earlier hits counted.
+/// store are decided as one when the backend can
+/// ([`crate::backend::Backend::hit_all`]); otherwise they run in sequence and a later
+/// rejection leaves the earlier hits counted.
 async fn decide_all(prepared: &[(usize, &HttpThrottle, Prepared<'_>)]) -> Vec<Result<Decision, BackendError>> {
     if let Some(decisions) = decide_together(prepared).await {
         return decisions;
