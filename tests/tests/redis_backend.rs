@@ -434,3 +434,42 @@ async fn load_survives_stop_restart_and_pause() {
 fn server_is_running(server: &RedisServer) -> bool {
     server.cli(&["PING"]).trim() == "PONG"
 }
+
+/// Stacked limits on Redis: one script call decides every limit of a request, so a
+/// rejection by a later limit consumes nothing in the earlier ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stacked_limits_are_one_script_call_and_leak_nothing() {
+    let Some(server) = RedisServer::start() else { return };
+    let redis = backend(&server).await;
+    let burst = HttpThrottle::builder("redis:stack:burst")
+        .rate("10/min")
+        .strategy(throttle::strategy::TokenBucket::new())
+        .backend(redis.clone())
+        .build()
+        .unwrap();
+    let daily = HttpThrottle::builder("redis:stack:daily").rate("3/min").backend(redis).build().unwrap();
+    let pair = Arc::new([burst, daily]);
+    let (parts, _) = get_from("/", [1, 0, 0, 7]).into_parts();
+    let parts = Arc::new(parts);
+    // Load the script once (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA) on another client.
+    let (warm, _) = get_from("/", [1, 0, 0, 8]).into_parts();
+    throttle::hit_all(&pair[..], &warm).await.unwrap();
+    let before = server.command_calls("evalsha");
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (pair, parts) = (pair.clone(), parts.clone());
+            tokio::spawn(async move { throttle::hit_all(&pair[..], &*parts).await.is_ok() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(admitted, 3);
+    assert_eq!(server.command_calls("evalsha") - before, 32, "one EVALSHA per request, for both limits");
+    let mut remaining = Vec::new();
+    for throttle in pair.iter() {
+        remaining.push(throttle.stat(&*parts).await.unwrap().unwrap().hits_remaining);
+    }
+    assert_eq!(remaining, [7, 0], "rejected requests consumed nothing from the burst limit");
+}

@@ -135,3 +135,22 @@ async fn a_lost_master_follows_the_error_policy_and_recovers() {
         }
     }
 }
+
+/// Stacked limits of one client share its hash tag, so the Cluster decides them in
+/// one script call on one master: exact, and a later rejection consumes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stacked_limits_are_decided_together_on_the_cluster() {
+    let Some(cluster) = RedisCluster::start() else { return };
+    let redis = backend(&cluster).await;
+    let burst = HttpThrottle::builder("cluster:stack:burst").rate("10/min").backend(redis.clone()).build().unwrap();
+    let daily = HttpThrottle::builder("cluster:stack:daily").rate("3/min").backend(redis).build().unwrap();
+    let pair = [burst, daily];
+    let (parts, _) = get_from("/", [1, 0, 0, 9]).into_parts();
+    let mut admitted = 0;
+    for _ in 0..8 {
+        admitted += usize::from(throttle::hit_all(&pair, &parts).await.is_ok());
+    }
+    assert_eq!(admitted, 3);
+    assert_eq!(pair[0].stat(&parts).await.unwrap().unwrap().hits_remaining, 7);
+    assert_eq!(pair[1].stat(&parts).await.unwrap().unwrap().hits_remaining, 0);
+}

@@ -3,7 +3,7 @@
 
 mod scripts;
 
-use super::{Backend, BackendError, BoxFuture};
+use super::{Backend, BackendError, BoxFuture, HitRequest};
 use crate::strategy::{Decision, DynStrategy, NEVER, Snapshot, codec};
 use crate::{Clock, ConfigError, Rate};
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -11,6 +11,7 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use ::redis::{FromRedisValue, ScriptInvocation, Value};
 use scripts::Plan;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Throttle state in Redis, standalone or Cluster, shared by every process that uses
@@ -117,6 +118,8 @@ pub struct RedisBackend {
     connection: Connection,
     /// `None`: Redis server time.
     clock: Option<Clock>,
+    /// Shared by clones: they talk to one store, so stacked limits may be decided together.
+    store: Arc<()>,
 }
 
 #[derive(Clone)]
@@ -224,7 +227,7 @@ impl RedisBackend {
     }
 
     fn with_connection(connection: Connection) -> Self {
-        RedisBackend { namespace: "throttle".to_string(), connection, clock: None }
+        RedisBackend { namespace: "throttle".to_string(), connection, clock: None, store: Arc::new(()) }
     }
 
     /// The key prefix (default `"throttle"`): letters, digits, `_`, `-` and `.`.
@@ -320,7 +323,7 @@ impl RedisBackend {
                 // Unlimited or closed: no state to read, the same answer everywhere.
                 Ok(strategy.decide_any(&mut strategy.new_state(), 0, rate, cost).0)
             }
-            Plan::Script(script, param) => {
+            Plan::Script(script, param, _) => {
                 let mut invocation = script.prepare_invoke();
                 invocation
                     .key(redis_key(key))
@@ -333,18 +336,39 @@ impl RedisBackend {
                     invocation.arg(param);
                 }
                 let reply: Vec<i64> = self.invoke(&invocation).await?;
-                match reply[..] {
-                    [allowed, remaining, wait_ms, reset_ms] => Ok(Decision {
-                        allowed: allowed == 1,
-                        remaining: remaining.max(0) as u64,
-                        wait_ms: if wait_ms < 0 { NEVER } else { wait_ms as u64 },
-                        reset_ms: reset_ms.max(0) as u64,
-                    }),
-                    _ => Err(failed(format!("unexpected script reply {reply:?}"))),
-                }
+                decision_from(&reply)
             }
             Plan::CompareAndSet => self.compare_and_set(key, strategy, rate, cost).await,
         }
+    }
+
+    /// Several hits as one [`MULTI`](scripts::MULTI) call; `None` when a hit has no
+    /// script (user strategies, huge or degenerate rates) or, on a Cluster, when the
+    /// keys belong to different clients (different slots).
+    fn decide_all<'a>(
+        &'a self,
+        hits: &'a [HitRequest<'a>],
+    ) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+        let mut invocation = scripts::MULTI.prepare_invoke();
+        invocation.arg(self.now_arg()).arg(hits.len());
+        let mut tags = Vec::with_capacity(hits.len());
+        for (key, strategy, rate, cost) in hits {
+            let Plan::Script(_, param, tag) = scripts::plan(*strategy, *rate) else { return None };
+            if is_degenerate(*rate) {
+                return None;
+            }
+            let key = redis_key(key);
+            tags.push(hash_tag(&key).to_string());
+            invocation.key(key).arg(tag).arg(rate.limit()).arg(rate.period_ms()).arg(*cost).arg(self.grace_ms());
+            invocation.arg(param.map(|p| p.to_string()).unwrap_or_default());
+        }
+        if matches!(self.connection, Connection::Cluster(_)) && tags.windows(2).any(|pair| pair[0] != pair[1]) {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let replies: Vec<Vec<i64>> = self.invoke(&invocation).await?;
+            replies.iter().map(|reply| decision_from(reply)).collect()
+        }))
     }
 
     /// Read, decide in Rust, write back if unchanged; on a conflict the script answers
@@ -542,6 +566,24 @@ async fn cluster_masters(cluster: &mut ClusterConnection) -> Result<Vec<(String,
     Ok(masters)
 }
 
+/// A script's `{allowed, remaining, wait, reset}`; a wait of -1 is [`NEVER`].
+fn decision_from(reply: &[i64]) -> Result<Decision, BackendError> {
+    match *reply {
+        [allowed, remaining, wait_ms, reset_ms] => Ok(Decision {
+            allowed: allowed == 1,
+            remaining: remaining.max(0) as u64,
+            wait_ms: if wait_ms < 0 { NEVER } else { wait_ms as u64 },
+            reset_ms: reset_ms.max(0) as u64,
+        }),
+        _ => Err(failed(format!("unexpected script reply {reply:?}"))),
+    }
+}
+
+/// The `{...}` part of a Redis key: what Redis Cluster hashes to pick the slot.
+fn hash_tag(key: &str) -> &str {
+    key.split_once('{').and_then(|(_, rest)| rest.split_once('}')).map_or(key, |(tag, _)| tag)
+}
+
 fn failed(error: impl std::fmt::Display) -> BackendError {
     BackendError::Failed(error.to_string().into())
 }
@@ -576,6 +618,14 @@ impl Backend for RedisBackend {
         rate: Rate,
     ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
         Box::pin(self.read(key, strategy, rate))
+    }
+
+    fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+        self.decide_all(hits)
+    }
+
+    fn store_id(&self) -> usize {
+        Arc::as_ptr(&self.store) as usize
     }
 
     fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {

@@ -24,6 +24,34 @@ static LEAKY_BUCKET: LazyLock<Script> = script!("lua/bucket.lua", "lua/leaky_buc
 static LEAKY_BUCKET_QUEUE: LazyLock<Script> = script!("lua/bucket.lua", "lua/leaky_bucket_queue.lua", "lua/main.lua");
 static GCRA: LazyLock<Script> = script!("lua/gcra.lua", "lua/main.lua");
 
+/// Every built-in strategy in one script, by codec tag: several hits decided as one
+/// (stacked limits on one client's keys, which share a hash tag and so a slot).
+pub(super) static MULTI: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/prelude.lua"),
+        include_str!("lua/bucket.lua"),
+        "local DECIDE = {}\n",
+        "DECIDE[1] = (function()\n",
+        include_str!("lua/fixed_window.lua"),
+        "\nreturn decide end)()\nDECIDE[2] = (function()\n",
+        include_str!("lua/sliding_window_counter.lua"),
+        "\nreturn decide end)()\nDECIDE[3] = (function()\n",
+        include_str!("lua/sliding_window_log.lua"),
+        "\nreturn decide end)()\nDECIDE[4] = (function()\n",
+        include_str!("lua/token_bucket.lua"),
+        "\nreturn decide end)()\nDECIDE[5] = (function()\n",
+        include_str!("lua/token_bucket_debt.lua"),
+        "\nreturn decide end)()\nDECIDE[6] = (function()\n",
+        include_str!("lua/leaky_bucket.lua"),
+        "\nreturn decide end)()\nDECIDE[7] = (function()\n",
+        include_str!("lua/leaky_bucket_queue.lua"),
+        "\nreturn decide end)()\nDECIDE[8] = (function()\n",
+        include_str!("lua/gcra.lua"),
+        "\nreturn decide end)()\n",
+        include_str!("lua/multi.lua"),
+    ))
+});
+
 /// Reads (for stats) and compare-and-set (for strategies decided in Rust).
 pub(super) static STATE: LazyLock<Script> = script!("lua/state.lua");
 
@@ -33,8 +61,9 @@ const EXACT_PRODUCT: u128 = 1 << 50;
 
 /// How a decision runs.
 pub(super) enum Plan {
-    /// One EVALSHA of the strategy's script, with these parameters (`ARGV[6..]`).
-    Script(&'static Script, Option<u64>),
+    /// One EVALSHA of the strategy's script, with this parameter (`ARGV[6]`); the
+    /// number is the strategy's codec tag, which names it in [`MULTI`].
+    Script(&'static Script, Option<u64>, u8),
     /// Read, decide in Rust with the strategy's codec, compare-and-set.
     CompareAndSet,
 }
@@ -45,27 +74,27 @@ pub(super) enum Plan {
 pub(super) fn plan(strategy: &dyn DynStrategy, rate: Rate) -> Plan {
     let any = strategy.as_any();
     let capacity = strategy.capacity(rate);
-    let (script, param): (&'static Script, Option<u64>) = if any.is::<FixedWindow>() {
-        (&FIXED_WINDOW, None)
+    let (script, param, tag): (&'static Script, Option<u64>, u8) = if any.is::<FixedWindow>() {
+        (&FIXED_WINDOW, None, 1)
     } else if any.is::<SlidingWindowCounter>() {
-        (&SLIDING_WINDOW_COUNTER, None)
+        (&SLIDING_WINDOW_COUNTER, None, 2)
     } else if any.is::<SlidingWindowLog>() {
-        (&SLIDING_WINDOW_LOG, None)
+        (&SLIDING_WINDOW_LOG, None, 3)
     } else if any.is::<TokenBucket>() {
-        (&TOKEN_BUCKET, Some(capacity))
+        (&TOKEN_BUCKET, Some(capacity), 4)
     } else if any.is::<TokenBucketDebt>() {
-        (&TOKEN_BUCKET_DEBT, Some(capacity))
+        (&TOKEN_BUCKET_DEBT, Some(capacity), 5)
     } else if any.is::<LeakyBucket>() {
-        (&LEAKY_BUCKET, None)
+        (&LEAKY_BUCKET, None, 6)
     } else if any.is::<LeakyBucketQueue>() {
-        (&LEAKY_BUCKET_QUEUE, None)
+        (&LEAKY_BUCKET_QUEUE, None, 7)
     } else if any.is::<Gcra>() {
-        (&GCRA, Some(capacity))
+        (&GCRA, Some(capacity), 8)
     } else {
         return Plan::CompareAndSet;
     };
     let largest = u128::from(rate.limit().max(capacity)) * u128::from(rate.period_ms());
-    if largest >= EXACT_PRODUCT { Plan::CompareAndSet } else { Plan::Script(script, param) }
+    if largest >= EXACT_PRODUCT { Plan::CompareAndSet } else { Plan::Script(script, param, tag) }
 }
 
 #[cfg(test)]
@@ -109,13 +138,13 @@ mod tests {
         let rate = Rate::per_second(10);
         for (spec, expected) in [("token_bucket(burst = 15)", Some(15)), ("gcra", Some(10)), ("leaky_bucket", None)] {
             match plan(&*from_name(spec).unwrap(), rate) {
-                Plan::Script(_, param) => assert_eq!(param, expected, "{spec}"),
+                Plan::Script(_, param, _) => assert_eq!(param, expected, "{spec}"),
                 Plan::CompareAndSet => panic!("{spec} has a script"),
             }
         }
         assert!(matches!(
             plan(&*from_name("token_bucket_debt(max_debt = 5)").unwrap(), rate),
-            Plan::Script(_, Some(15))
+            Plan::Script(_, Some(15), _)
         ));
     }
 
