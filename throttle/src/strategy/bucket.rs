@@ -39,6 +39,12 @@ pub(super) fn unit(rate: Rate) -> u128 {
     u128::from(rate.period_ms())
 }
 
+/// Hits of cost 1 that fit between `level` and `admit_units`, at most the limit. GCRA
+/// is the same meter (its level is how far the TAT runs ahead), so it uses this too.
+pub(super) fn remaining(level: u128, admit_units: u128, rate: Rate) -> u64 {
+    sat(div(admit_units.saturating_sub(level), unit(rate)).min(u128::from(rate.limit())))
+}
+
 /// Decides a hit of `cost` against a meter that admits while the level stays within
 /// `admit_units`. On admission `last_ms` and `level` move to the new reading; on
 /// rejection they are untouched.
@@ -53,7 +59,7 @@ pub(super) fn decide(
     let r = read(*last_ms, *level, now_ms, rate);
     let limit = u128::from(rate.limit());
     let unit = unit(rate);
-    let remaining = |level: u128| sat(div(admit_units.saturating_sub(level), unit).min(limit));
+    let remaining = |level: u128| remaining(level, admit_units, rate);
     let cost_units = u128::from(cost) * unit;
     if cost_units > admit_units {
         return never(remaining(r.level), r.shift.saturating_add(sat(ceil_div(r.level, limit))));
@@ -94,7 +100,7 @@ pub(super) fn view(last_ms: u64, level: u64, now_ms: u64, rate: Rate, admit_unit
     let r = read(last_ms, level, now_ms, rate);
     let limit = u128::from(rate.limit());
     let unit = unit(rate);
-    let remaining = sat(div(admit_units.saturating_sub(r.level), unit).min(limit));
+    let remaining = remaining(r.level, admit_units, rate);
     let after = r.level + unit;
     let wait_ms =
         if after <= admit_units { 0 } else { r.shift.saturating_add(sat(ceil_div(after - admit_units, limit))) };

@@ -1,6 +1,6 @@
 //! Fixed window: a counter per epoch-aligned window.
 
-use super::math::{field, to_field};
+use super::math::{decode_pair, encode_pair};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat, never};
 use crate::Rate;
 
@@ -79,14 +79,11 @@ impl Strategy for FixedWindow {
 
     /// `[1, window_start_ms, count]`.
     fn encode(&self, state: &FixedWindowState) -> Option<Vec<i64>> {
-        Some(vec![1, to_field(state.window_start_ms), to_field(state.count)])
+        encode_pair(1, state.window_start_ms, state.count)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<FixedWindowState> {
-        match fields {
-            [1, _, _] => Some(FixedWindowState { window_start_ms: field(fields, 1)?, count: field(fields, 2)? }),
-            _ => None,
-        }
+        decode_pair(1, fields).map(|(window_start_ms, count)| FixedWindowState { window_start_ms, count })
     }
 }
 

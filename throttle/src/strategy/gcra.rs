@@ -1,6 +1,7 @@
 //! GCRA, the generic cell rate algorithm: one timestamp per key.
 
-use super::math::{ceil_div, div, field, rem, sat, to_field};
+use super::bucket;
+use super::math::{ceil_div, decode_pair, div, encode_pair, rem, sat};
 use super::select::InvalidStrategyParam;
 use super::token_bucket::{burst_or_limit, check_burst};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat, never};
@@ -108,7 +109,7 @@ impl Strategy for Gcra {
         let limit = u128::from(rate.limit());
         let period = u128::from(rate.period_ms());
         let tolerance = u128::from(Strategy::capacity(self, rate)) * period; // burst × T, in units
-        let remaining = |ahead: u128| sat(div(tolerance.saturating_sub(ahead), period).min(limit));
+        let remaining = |ahead: u128| bucket::remaining(ahead, tolerance, rate);
         let current = Tat::read(state, now_ms, limit).ahead;
         let increment = u128::from(cost) * period; // cost × T, in units
         if increment > tolerance {
@@ -139,7 +140,7 @@ impl Strategy for Gcra {
         let next = ahead + period;
         let wait_ms = if next > tolerance { sat(ceil_div(next - tolerance, limit)) } else { 0 };
         Snapshot {
-            remaining: sat(div(tolerance.saturating_sub(ahead), period).min(limit)),
+            remaining: bucket::remaining(ahead, tolerance, rate),
             wait_ms,
             reset_ms: sat(ceil_div(ahead, limit)),
             metadata: Metadata::Gcra {
@@ -161,14 +162,11 @@ impl Strategy for Gcra {
 
     /// `[8, tat_ms, tat_rem]`.
     fn encode(&self, state: &GcraState) -> Option<Vec<i64>> {
-        Some(vec![8, to_field(state.tat_ms), to_field(state.tat_rem)])
+        encode_pair(8, state.tat_ms, state.tat_rem)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<GcraState> {
-        match fields {
-            [8, _, _] => Some(GcraState { tat_ms: field(fields, 1)?, tat_rem: field(fields, 2)? }),
-            _ => None,
-        }
+        decode_pair(8, fields).map(|(tat_ms, tat_rem)| GcraState { tat_ms, tat_rem })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Leaky bucket: a level that leaks at the rate and must stay within the limit.
 
 use super::bucket;
-use super::math::{ceil_div, field, sat, to_field};
+use super::math::{ceil_div, decode_pair, encode_pair, sat};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat};
 use crate::Rate;
 
@@ -81,14 +81,11 @@ impl Strategy for LeakyBucket {
 
     /// `[6, last_ms, level]`.
     fn encode(&self, state: &LeakyBucketState) -> Option<Vec<i64>> {
-        Some(vec![6, to_field(state.last_ms), to_field(state.level)])
+        encode_pair(6, state.last_ms, state.level)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<LeakyBucketState> {
-        match fields {
-            [6, _, _] => Some(LeakyBucketState { last_ms: field(fields, 1)?, level: field(fields, 2)? }),
-            _ => None,
-        }
+        decode_pair(6, fields).map(|(last_ms, level)| LeakyBucketState { last_ms, level })
     }
 }
 

@@ -215,6 +215,19 @@ mod math {
     pub(super) fn to_field(v: u64) -> i64 {
         i64::try_from(v).unwrap_or(i64::MAX)
     }
+
+    /// `[tag, a, b]`: the codec layout of every two-integer state.
+    pub(super) fn encode_pair(tag: i64, a: u64, b: u64) -> Option<Vec<i64>> {
+        Some(vec![tag, to_field(a), to_field(b)])
+    }
+
+    /// The two integers of `[tag, a, b]`; `None` for another tag, length or a negative field.
+    pub(super) fn decode_pair(tag: i64, fields: &[i64]) -> Option<(u64, u64)> {
+        match fields {
+            [t, _, _] if *t == tag => Some((field(fields, 1)?, field(fields, 2)?)),
+            _ => None,
+        }
+    }
 }
 
 /// The decision for rates no algorithm needs to run on: [`Rate::UNLIMITED`] admits

@@ -1,7 +1,7 @@
 //! Token bucket: a bucket of `burst` tokens refilled at the rate.
 
 use super::bucket;
-use super::math::{field, to_field};
+use super::math::{decode_pair, encode_pair};
 use super::select::InvalidStrategyParam;
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat};
 use crate::Rate;
@@ -144,14 +144,11 @@ impl Strategy for TokenBucket {
 
     /// `[4, last_ms, missing]`.
     fn encode(&self, state: &TokenBucketState) -> Option<Vec<i64>> {
-        Some(vec![4, to_field(state.last_ms), to_field(state.missing)])
+        encode_pair(4, state.last_ms, state.missing)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<TokenBucketState> {
-        match fields {
-            [4, _, _] => Some(TokenBucketState { last_ms: field(fields, 1)?, missing: field(fields, 2)? }),
-            _ => None,
-        }
+        decode_pair(4, fields).map(|(last_ms, missing)| TokenBucketState { last_ms, missing })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Token bucket with debt: tokens may go below zero, down to `-max_debt`.
 
 use super::bucket;
-use super::math::{field, to_field};
+use super::math::{decode_pair, encode_pair};
 use super::select::InvalidStrategyParam;
 use super::token_bucket::{burst_or_limit, check_burst};
 use super::{Decision, Metadata, Snapshot, Strategy, TokenBucketState, degenerate, degenerate_stat};
@@ -135,14 +135,11 @@ impl Strategy for TokenBucketDebt {
 
     /// `[5, last_ms, missing]`.
     fn encode(&self, state: &TokenBucketState) -> Option<Vec<i64>> {
-        Some(vec![5, to_field(state.last_ms), to_field(state.missing)])
+        encode_pair(5, state.last_ms, state.missing)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<TokenBucketState> {
-        match fields {
-            [5, _, _] => Some(TokenBucketState { last_ms: field(fields, 1)?, missing: field(fields, 2)? }),
-            _ => None,
-        }
+        decode_pair(5, fields).map(|(last_ms, missing)| TokenBucketState { last_ms, missing })
     }
 }
 

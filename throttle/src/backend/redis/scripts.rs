@@ -22,7 +22,7 @@ static TOKEN_BUCKET: LazyLock<Script> = script!("lua/bucket.lua", "lua/token_buc
 static TOKEN_BUCKET_DEBT: LazyLock<Script> = script!("lua/bucket.lua", "lua/token_bucket_debt.lua", "lua/main.lua");
 static LEAKY_BUCKET: LazyLock<Script> = script!("lua/bucket.lua", "lua/leaky_bucket.lua", "lua/main.lua");
 static LEAKY_BUCKET_QUEUE: LazyLock<Script> = script!("lua/bucket.lua", "lua/leaky_bucket_queue.lua", "lua/main.lua");
-static GCRA: LazyLock<Script> = script!("lua/gcra.lua", "lua/main.lua");
+static GCRA: LazyLock<Script> = script!("lua/bucket.lua", "lua/gcra.lua", "lua/main.lua");
 
 /// Every built-in strategy in one script, by codec tag: several hits decided as one
 /// (stacked limits on one client's keys, which share a hash tag and so a slot).

@@ -5,13 +5,8 @@ local function decide(state, now, limit, period, cost, params)
   local tat_ms, tat_rem = 0, 0
   if state and #state == 3 and state[1] == 8 then tat_ms, tat_rem = state[2], state[3] end
   local tolerance = params[1] * period
-  local function remaining(ahead)
-    local r = tolerance - ahead
-    if r < 0 then r = 0 end
-    r = idiv(r, period)
-    if r > limit then r = limit end
-    return r
-  end
+  -- GCRA is the bucket meter: its level is how far the TAT runs ahead of now.
+  local function remaining(ahead) return bucket_remaining(ahead, tolerance, period, limit) end
   local current = 0
   if tat_ms >= now then current = (tat_ms - now) * limit + math.min(tat_rem, limit - 1) end
   local increment = cost * period
