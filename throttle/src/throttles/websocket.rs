@@ -1,7 +1,7 @@
 //! [`WebSocketThrottle`]: throttling at the handshake and per message.
 //!
 //! - **At the handshake**, the upgrade request is an ordinary HTTP request:
-//!   [`WebSocketThrottle::hit`] on it before `WebSocketUpgrade::on_upgrade` rejects the
+//!   [`hit`](HttpThrottle::hit) on it before `WebSocketUpgrade::on_upgrade` rejects the
 //!   handshake with a 429 and `Retry-After`, and the socket is never opened.
 //! - **Per message**, [`WebSocketThrottle::hit_message`] never fails the handler: when
 //!   the client is over the limit it sends the client a `rate_limit` text frame,
@@ -16,10 +16,9 @@
 //! throttle is made [`per_socket`](WebSocketThrottle::per_socket).
 
 use super::builder::{BuildThrottle, Sealed, ThrottleBuilder};
-use super::call::{Call, CheckOp, HeadersOp, Hit, StatOp};
 use super::core::{Admitted, Core};
 use crate::backend::BoxFuture;
-use crate::{AsConnection, Connection, Context, Cost, HttpThrottle, InvalidCost, Rate, ThrottleError, Throttled};
+use crate::{AsConnection, Connection, Context, Cost, HttpThrottle, InvalidCost, ThrottleError, Throttled};
 use axum::extract::ws::Message;
 use core::future::IntoFuture;
 use futures_util::{Sink, SinkExt};
@@ -27,6 +26,7 @@ use http::{Extensions, HeaderMap, Method, Uri};
 use serde_json::Value;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -80,14 +80,15 @@ pub type MessageHandler = Arc<dyn Fn(&Throttled) -> Option<Message> + Send + Syn
 /// ```
 #[derive(Clone)]
 pub struct WebSocketThrottle {
-    core: Arc<Core>,
+    /// The throttle of the upgrade request; `Deref` exposes its whole API.
+    http: HttpThrottle,
     handler: Option<MessageHandler>,
     per_socket: bool,
 }
 
 impl Sealed for WebSocketThrottle {
     fn from_core(core: Arc<Core>) -> Self {
-        WebSocketThrottle { core, handler: None, per_socket: false }
+        WebSocketThrottle { http: <HttpThrottle as Sealed>::from_core(core), handler: None, per_socket: false }
     }
 }
 impl BuildThrottle for WebSocketThrottle {}
@@ -141,7 +142,7 @@ impl WebSocketThrottle {
     /// The socket's bucket is the scope `"{scope}/{socket id}"`, where `scope` is the
     /// call's (or the default context's) `scope`, `"default"` without one. It applies
     /// to [`hit_message`](Self::hit_message); to read such a bucket with
-    /// [`stat`](Self::stat), pass that scope in the context:
+    /// [`stat`](HttpThrottle::stat), pass that scope in the context:
     ///
     /// ```
     /// # async fn demo(request: axum::extract::Request) -> Result<(), throttle::ThrottleError> {
@@ -157,28 +158,6 @@ impl WebSocketThrottle {
     pub fn per_socket(mut self) -> Self {
         self.per_socket = true;
         self
-    }
-
-    /// Records a hit on the **upgrade request** (connection-level throttling): admits
-    /// it or rejects it with [`ThrottleError::Throttled`](crate::ThrottleError::Throttled),
-    /// which renders as a 429 with `Retry-After`. Return the error from the handler
-    /// before calling `WebSocketUpgrade::on_upgrade` and the handshake is refused.
-    /// Configure with `.cost(n)` and `.context(ctx)`, as for
-    /// [`HttpThrottle::hit`](crate::HttpThrottle::hit).
-    ///
-    /// ```
-    /// use axum::extract::ws::WebSocketUpgrade;
-    /// use axum::response::Response;
-    /// use throttle::{RequestInfo, ThrottleError, WebSocketThrottle};
-    ///
-    /// async fn ws(info: RequestInfo, upgrade: WebSocketUpgrade) -> Result<Response, ThrottleError> {
-    ///     # let connects = WebSocketThrottle::builder("docs:ws:hit").rate("10/min").build().unwrap();
-    ///     connects.hit(&info).await?;
-    ///     Ok(upgrade.on_upgrade(|_socket| async {}))
-    /// }
-    /// ```
-    pub fn hit<'a>(&'a self, conn: &'a (impl AsConnection + ?Sized)) -> Hit<'a> {
-        Call::new(&self.core, conn.as_connection())
     }
 
     /// Records a hit for one **message** inside an accepted socket. It never fails the
@@ -225,70 +204,6 @@ impl WebSocketThrottle {
         MessageHit { throttle: self, conn, sink, cost: None, context: None }
     }
 
-    /// Whether a hit of the given cost (default: the throttle's) would be admitted
-    /// now. Consumes nothing; best effort, as
-    /// [`HttpThrottle::check`](crate::HttpThrottle::check).
-    ///
-    /// ```
-    /// # async fn demo(request: axum::extract::Request) {
-    /// # let connects = throttle::WebSocketThrottle::builder("docs:ws:check").rate("10/min").build().unwrap();
-    /// let would_pass = connects.check(&request).await;
-    /// # let _ = would_pass; }
-    /// ```
-    pub fn check<'a>(&'a self, conn: &'a (impl AsConnection + ?Sized)) -> Call<'a, CheckOp> {
-        Call::new(&self.core, conn.as_connection())
-    }
-
-    /// The client's current standing, consuming nothing; `None` for an exempted client.
-    ///
-    /// ```
-    /// # async fn demo(conn: throttle::WsConnection) -> Result<(), throttle::ThrottleError> {
-    /// # let messages = throttle::WebSocketThrottle::builder("docs:ws:stat").rate("60/min").build().unwrap();
-    /// let left = messages.stat(&conn).await?.map(|stat| stat.hits_remaining);
-    /// # let _ = left; Ok(()) }
-    /// ```
-    pub fn stat<'a>(&'a self, conn: &'a (impl AsConnection + ?Sized)) -> Call<'a, StatOp> {
-        Call::new(&self.core, conn.as_connection())
-    }
-
-    /// The throttle's headers resolved for this client now (for the handshake
-    /// response), with optional per-call `.overrides(..)`.
-    ///
-    /// ```
-    /// # async fn demo(request: axum::extract::Request) -> Result<(), throttle::ThrottleError> {
-    /// # let connects = throttle::WebSocketThrottle::builder("docs:ws:headers").rate("10/min").build().unwrap();
-    /// let headers = connects.get_headers(&request).await?;
-    /// # let _ = headers; Ok(()) }
-    /// ```
-    pub fn get_headers<'a>(&'a self, conn: &'a (impl AsConnection + ?Sized)) -> Call<'a, HeadersOp> {
-        Call::new(&self.core, conn.as_connection())
-    }
-
-    /// The uid.
-    pub fn uid(&self) -> &str {
-        self.core.uid()
-    }
-
-    /// The static rate, or `None` when the rate is a function.
-    pub fn rate(&self) -> Option<Rate> {
-        self.core.static_rate()
-    }
-
-    /// Replaces the rate from now on.
-    pub fn set_rate(&self, rate: Rate) {
-        self.core.set_rate(rate);
-    }
-
-    /// Whether hits are counted.
-    pub fn is_enabled(&self) -> bool {
-        self.core.is_enabled()
-    }
-
-    /// Turns counting on or off; a disabled throttle admits everything with no backend I/O.
-    pub fn set_enabled(&self, enabled: bool) {
-        self.core.set_enabled(enabled);
-    }
-
     /// Whether the throttle counts messages per socket (see [`per_socket`](Self::per_socket)).
     pub fn is_per_socket(&self) -> bool {
         self.per_socket
@@ -300,7 +215,7 @@ impl WebSocketThrottle {
             return call;
         }
         let mut call = call.unwrap_or_default();
-        let scope = format!("{}/{}", self.core.context.merged_with(&call).scope(), conn.socket_id);
+        let scope = format!("{}/{}", self.http.core().context.merged_with(&call).scope(), conn.socket_id);
         call.insert("scope", scope);
         Some(call)
     }
@@ -319,14 +234,25 @@ impl WebSocketThrottle {
 /// ```
 impl From<WebSocketThrottle> for HttpThrottle {
     fn from(throttle: WebSocketThrottle) -> Self {
-        <HttpThrottle as Sealed>::from_core(throttle.core)
+        throttle.http
+    }
+}
+
+/// A `WebSocketThrottle` is the [`HttpThrottle`] of the upgrade request plus the
+/// per-message API: `hit` (on the handshake), `check`, `stat`, `get_headers`, `uid`,
+/// `rate`, `set_rate`, `is_enabled` and `set_enabled` are the `HttpThrottle`'s.
+impl Deref for WebSocketThrottle {
+    type Target = HttpThrottle;
+
+    fn deref(&self) -> &HttpThrottle {
+        &self.http
     }
 }
 
 impl fmt::Debug for WebSocketThrottle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketThrottle")
-            .field("core", &self.core)
+            .field("throttle", &self.http)
             .field("message_handler", &self.handler.as_ref().map(|_| ".."))
             .field("per_socket", &self.per_socket)
             .finish()
@@ -374,7 +300,7 @@ where
         let MessageHit { throttle, conn, sink, cost, context } = self;
         Box::pin(async move {
             let context = throttle.message_context(conn, context);
-            let result = throttle.core.hit(&conn.as_connection(), cost, context.as_ref()).await;
+            let result = throttle.http.core().hit(&conn.as_connection(), cost, context.as_ref()).await;
             match result {
                 Ok(admitted) => {
                     conn.record(LastHit::Admitted);
