@@ -6,7 +6,6 @@
 use crate::args::ThrottleArgs;
 use crate::error::with_error;
 use crate::item::HandlerFn;
-use crate::rate::ParsedRate;
 use crate::validate::{
     Config, CostSpec, HeadersSpec, Invalid, OnErrorSpec, RateSpec, StrategySpec, crate_path, leading_guards,
     parse_rate, validate,
@@ -17,6 +16,8 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path, ReturnType, Token, Type, Visibility};
+use throttle_grammar::policy::ErrorPolicy;
+use throttle_grammar::rate::ParsedRate;
 
 /// `#[throttle(args)] item`.
 pub(crate) fn throttle(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -151,7 +152,16 @@ fn builder(config: &Config, fn_name: &str) -> TokenStream {
     });
     if let Some(strategy) = &config.strategy {
         step(match strategy {
-            StrategySpec::Name(name) => quote!(#krate::__private::strategy(#b, #name)),
+            StrategySpec::Parsed(spec, span) => {
+                let variant = Ident::new(spec.strategy().variant, *span);
+                let names = spec.params.iter().map(|(name, _)| LitStr::new(name, *span));
+                let values = spec.params.iter().map(|(_, value)| Literal::u64_suffixed(*value));
+                quote_spanned!(*span=> #krate::__private::strategy(
+                    #b,
+                    #krate::strategy::StrategyKind::#variant,
+                    &[#((#names, #values)),*],
+                ))
+            }
             StrategySpec::Expr(expr) => quote!(#b.strategy(#expr)),
         });
     }
@@ -188,9 +198,15 @@ fn builder(config: &Config, fn_name: &str) -> TokenStream {
     }
     if let Some(on_error) = &config.on_error {
         step(match on_error {
-            OnErrorSpec::Named(name, span) => {
-                let name = LitStr::new(name, *span);
-                quote!(#krate::__private::on_error(#b, #name))
+            OnErrorSpec::Named(policy, span) => {
+                let policy = match policy {
+                    ErrorPolicy::Allow => quote_spanned!(*span=> #krate::OnError::Allow),
+                    ErrorPolicy::Throttle => {
+                        quote_spanned!(*span=> <#krate::OnError as ::core::default::Default>::default())
+                    }
+                    ErrorPolicy::Raise => quote_spanned!(*span=> #krate::OnError::Raise),
+                };
+                quote!(#b.on_error(#policy))
             }
             OnErrorSpec::Expr(expr) => quote!(#b.on_error(#expr)),
         });

@@ -10,7 +10,6 @@ mod args;
 mod error;
 mod expand;
 mod item;
-mod rate;
 mod validate;
 
 use proc_macro::TokenStream;

@@ -5,35 +5,16 @@
 use crate::args::{ThrottleArgs, USAGE};
 use crate::error::{Errors, did_you_mean, one_of};
 use crate::item::HandlerFn;
-use crate::rate::{MAX_VALUE, ParsedRate};
 use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::{Expr, ExprLit, ExprPath, ExprUnary, FnArg, Ident, Lit, LitStr, Path, Signature, Type, UnOp};
-
-/// Strategy names `strategy = "..."` accepts (with parameters: `STRATEGY_PARAMS`).
-pub(crate) const STRATEGIES: &[&str] = &[
-    "fixed_window",
-    "sliding_window_counter",
-    "sliding_window_log",
-    "token_bucket",
-    "token_bucket_debt",
-    "leaky_bucket",
-    "leaky_bucket_queue",
-    "gcra",
-];
-
-/// The parameters each strategy takes in `"name(param = value, ...)"`.
-const STRATEGY_PARAMS: &[(&str, &[&str])] =
-    &[("token_bucket", &["burst"]), ("token_bucket_debt", &["burst", "max_debt"]), ("gcra", &["burst"])];
-
-const HEADER_POLICIES: &[&str] = &["always", "throttled"];
-const ERROR_POLICIES: &[&str] = &["allow", "throttle", "raise"];
+use throttle_grammar::names::NameKind;
+use throttle_grammar::policy::{ErrorPolicy, HeaderPolicy};
+use throttle_grammar::rate::{MAX_VALUE, ParsedRate};
+use throttle_grammar::strategy::StrategySpec as ParsedStrategy;
 
 /// axum calls handlers with at most 16 extractors.
 const MAX_EXTRACTORS: usize = 16;
-
-/// Longest uid the runtime accepts, in bytes.
-const MAX_UID_LEN: usize = 128;
 
 /// Everything the expansion needs, checked.
 pub(crate) struct Config {
@@ -68,7 +49,8 @@ pub(crate) enum HeadersSpec {
 }
 
 pub(crate) enum StrategySpec {
-    Name(LitStr),
+    /// A spec string parsed with the shared grammar; `Span` is the literal's.
+    Parsed(ParsedStrategy, Span),
     Expr(Expr),
 }
 
@@ -79,7 +61,7 @@ pub(crate) enum CostSpec {
 }
 
 pub(crate) enum OnErrorSpec {
-    Named(&'static str, Span),
+    Named(ErrorPolicy, Span),
     Expr(Expr),
 }
 
@@ -264,14 +246,13 @@ fn string_literal<'a>(value: &'a Expr, key: &str, example: &str, errors: &mut Er
 fn check_uid(value: Expr, errors: &mut Errors) -> Option<LitStr> {
     let lit = string_literal(&value, "uid", "\"api:data\"", errors)?;
     let uid = lit.value();
-    let problem = if uid.is_empty() {
-        Some("`uid` cannot be empty; name the throttle, e.g. `uid = \"api:data\"`".to_string())
-    } else if uid.len() > MAX_UID_LEN {
-        Some(format!("`uid` is {} bytes long; a uid is at most {MAX_UID_LEN} bytes", uid.len()))
-    } else {
-        uid.chars().find(|c| !(c.is_ascii_alphanumeric() || "_-.:/".contains(*c))).map(|c| {
-            format!("character {c:?} is not allowed in a uid; use letters, digits and `_`, `-`, `.`, `:`, `/`")
-        })
+    let problem = match NameKind::Uid.check(&uid) {
+        Ok(()) => None,
+        Err(invalid) if uid.is_empty() => {
+            let _ = invalid;
+            Some("`uid` cannot be empty; name the throttle, e.g. `uid = \"api:data\"`".to_string())
+        }
+        Err(invalid) => Some(invalid.message(NameKind::Uid)),
     };
     match problem {
         Some(message) => {
@@ -302,7 +283,8 @@ fn check_rate(value: Expr, errors: &mut Errors) -> Option<RateSpec> {
 /// A rate literal through the shared grammar; the error is spanned on the literal.
 pub(crate) fn parse_rate(lit: &LitStr) -> syn::Result<ParsedRate> {
     let text = lit.value();
-    crate::rate::parse(&text).map_err(|error| syn::Error::new(lit.span(), format!("invalid rate {text:?}: {error}")))
+    throttle_grammar::rate::parse(&text)
+        .map_err(|error| syn::Error::new(lit.span(), format!("invalid rate {text:?}: {error}")))
 }
 
 fn check_headers(value: Expr, errors: &mut Errors) -> Option<HeadersSpec> {
@@ -314,15 +296,16 @@ fn check_headers(value: Expr, errors: &mut Errors) -> Option<HeadersSpec> {
         }
         _ => return Some(HeadersSpec::Expr(value)),
     };
-    match lit.value().as_str() {
-        "always" => Some(HeadersSpec::Always(lit.span())),
-        "throttled" => Some(HeadersSpec::Throttled(lit.span())),
-        other => {
+    match HeaderPolicy::from_name(&lit.value()) {
+        Some(HeaderPolicy::Always) => Some(HeadersSpec::Always(lit.span())),
+        Some(HeaderPolicy::Throttled) => Some(HeadersSpec::Throttled(lit.span())),
+        None => {
+            let other = lit.value();
             let mut message = format!(
                 "unknown header policy `{other}`; expected {}, or a path to a `Headers` value",
-                one_of(HEADER_POLICIES)
+                one_of(HeaderPolicy::NAMES)
             );
-            if let Some(suggestion) = did_you_mean(&other.to_ascii_lowercase(), HEADER_POLICIES) {
+            if let Some(suggestion) = did_you_mean(&other.to_ascii_lowercase(), HeaderPolicy::NAMES) {
                 message.push_str(&format!(" (did you mean `{suggestion}`?)"));
             }
             errors.spanned(lit, message);
@@ -335,70 +318,13 @@ fn check_strategy(value: Expr, errors: &mut Errors) -> Option<StrategySpec> {
     let Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) = &value else {
         return Some(StrategySpec::Expr(value));
     };
-    match check_strategy_spec(&lit.value()) {
-        Ok(()) => Some(StrategySpec::Name(lit.clone())),
-        Err(message) => {
-            errors.spanned(lit, message);
+    match throttle_grammar::strategy::parse(&lit.value()) {
+        Ok(spec) => Some(StrategySpec::Parsed(spec, lit.span())),
+        Err(error) => {
+            errors.spanned(lit, error.to_string());
             None
         }
     }
-}
-
-/// `"name"` or `"name(param = value, ...)"`, as the runtime's `strategy::from_name`
-/// reads it: the name, the parameter names and whole-number values are checked here.
-fn check_strategy_spec(spec: &str) -> Result<(), String> {
-    let spec = spec.trim();
-    let (name, args) = match spec.split_once('(') {
-        None => (spec, None),
-        Some((name, rest)) => match rest.strip_suffix(')') {
-            Some(args) => (name.trim(), Some(args)),
-            None => return Err(format!("strategy `{spec}` is missing the closing `)`")),
-        },
-    };
-    if !STRATEGIES.contains(&name) {
-        let mut message = format!("unknown strategy `{name}`; expected one of {}", one_of(STRATEGIES));
-        let normalized = name.to_ascii_lowercase().replace(['-', ' '], "_");
-        if let Some(suggestion) = did_you_mean(&normalized, STRATEGIES) {
-            message.push_str(&format!(" (did you mean `{suggestion}`?)"));
-        }
-        return Err(message);
-    }
-    let allowed = STRATEGY_PARAMS.iter().find(|(n, _)| *n == name).map_or(&[][..], |(_, params)| *params);
-    let args = args.unwrap_or("").trim();
-    let args = args.strip_suffix(',').unwrap_or(args);
-    let mut seen: Vec<&str> = Vec::new();
-    for piece in args.split(',').filter(|_| !args.is_empty()) {
-        let Some((param, value)) = piece.split_once('=') else {
-            return Err(format!("expected `param = value` in strategy `{spec}`, e.g. \"token_bucket(burst = 15)\""));
-        };
-        let (param, value) = (param.trim(), value.trim());
-        if !allowed.contains(&param) {
-            let takes = match allowed {
-                [] => "takes no parameters".to_string(),
-                params => format!("takes {}", one_of(params)),
-            };
-            let mut message = format!("strategy `{name}` has no parameter `{param}`; it {takes}");
-            if let Some(suggestion) = did_you_mean(param, allowed) {
-                message.push_str(&format!(" (did you mean `{suggestion}`?)"));
-            }
-            return Err(message);
-        }
-        if seen.contains(&param) {
-            return Err(format!("parameter `{param}` is given twice in strategy `{spec}`"));
-        }
-        seen.push(param);
-        let digits = value.replace('_', "");
-        let number = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| digits.parse::<u64>().ok())
-            .flatten()
-            .filter(|n| *n <= MAX_VALUE);
-        match number {
-            None => return Err(format!("`{param}` must be a whole number from 1 to 2^53 - 1, not `{value}`")),
-            Some(0) if param == "burst" => return Err("`burst` must be at least 1".to_string()),
-            Some(_) => {}
-        }
-    }
-    Ok(())
 }
 
 fn check_cost(value: Expr, errors: &mut Errors) -> Option<CostSpec> {
@@ -444,34 +370,56 @@ fn check_on_error(value: Expr, errors: &mut Errors) -> Option<OnErrorSpec> {
         return Some(OnErrorSpec::Expr(value));
     };
     let written = lit.value();
-    if let Some(policy) = ERROR_POLICIES.iter().find(|p| **p == written) {
+    if let Some(policy) = ErrorPolicy::from_name(&written) {
         return Some(OnErrorSpec::Named(policy, lit.span()));
     }
     let mut message =
-        format!("unknown error policy `{written}`; expected {}, or an `OnError` value", one_of(ERROR_POLICIES));
-    if let Some(suggestion) = did_you_mean(&written.to_ascii_lowercase(), ERROR_POLICIES) {
+        format!("unknown error policy `{written}`; expected {}, or an `OnError` value", one_of(ErrorPolicy::NAMES));
+    if let Some(suggestion) = did_you_mean(&written.to_ascii_lowercase(), ErrorPolicy::NAMES) {
         message.push_str(&format!(" (did you mean `{suggestion}`?)"));
     }
     errors.spanned(lit, message);
     None
 }
 
+/// The macro runs every shared vector table through its own checks, so the attribute
+/// accepts exactly what the runtime builds.
 #[cfg(test)]
 mod tests {
-    use super::check_strategy_spec;
+    use super::*;
+    use throttle_grammar::vectors;
+
+    fn literal(text: &str) -> Expr {
+        Expr::Lit(ExprLit { lit: Lit::Str(LitStr::new(text, Span::call_site())), attrs: Vec::new() })
+    }
 
     #[test]
-    fn strategy_specs_follow_the_runtime_grammar() {
-        for ok in ["gcra", "token_bucket(burst = 15)", " token_bucket_debt(burst = 2, max_debt = 0,) ", "gcra()"] {
-            assert_eq!(check_strategy_spec(ok), Ok(()), "{ok}");
+    fn rates_follow_the_shared_vectors() {
+        for (input, _, _) in vectors::rate::VALID {
+            assert!(parse_rate(&LitStr::new(input, Span::call_site())).is_ok(), "{input:?}");
         }
-        let err = |spec| check_strategy_spec(spec).unwrap_err();
-        assert!(err("token-bucket").ends_with("(did you mean `token_bucket`?)"));
-        assert!(err("gcra(brust = 5)").contains("has no parameter `brust`; it takes `burst` (did you mean `burst`?)"));
-        assert!(err("fixed_window(burst = 5)").contains("takes no parameters"));
-        assert!(err("gcra(burst = 0)").contains("at least 1"));
-        assert!(err("gcra(burst = many)").contains("whole number"));
-        assert!(err("gcra(burst = 1, burst = 2)").contains("twice"));
-        assert!(err("gcra(burst = 1").contains("closing `)`"));
+        for (input, fragment) in vectors::rate::INVALID {
+            let error = parse_rate(&LitStr::new(input, Span::call_site())).expect_err(input);
+            assert!(error.to_string().contains(fragment), "{input:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn strategies_follow_the_shared_vectors() {
+        for (input, name, params) in vectors::strategy::VALID {
+            let mut errors = Errors::default();
+            match check_strategy(literal(input), &mut errors) {
+                Some(StrategySpec::Parsed(spec, _)) => {
+                    assert_eq!((spec.strategy().name, spec.params.as_slice()), (*name, *params), "{input:?}")
+                }
+                _ => panic!("{input:?} refused"),
+            }
+        }
+        for (input, fragment) in vectors::strategy::INVALID {
+            let mut errors = Errors::default();
+            assert!(check_strategy(literal(input), &mut errors).is_none(), "{input:?} accepted");
+            let error = errors.finish().expect_err(input);
+            assert!(error.to_string().contains(fragment), "{input:?}: {error}");
+        }
     }
 }

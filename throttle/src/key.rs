@@ -7,31 +7,19 @@
 //! Redis hash tag.
 
 use crate::ConfigError;
-
-/// Longest accepted uid or namespace, in bytes.
-const MAX_NAME_LEN: usize = 128;
+use throttle_grammar::names::NameKind;
 
 pub(crate) fn validate_uid(uid: &str) -> Result<(), ConfigError> {
-    validate_name(uid, "uid", |c| c.is_ascii_alphanumeric() || "_-.:/".contains(c))
-        .map_err(|reason| ConfigError::InvalidUid { uid: uid.to_string(), reason })
+    NameKind::Uid
+        .check(uid)
+        .map_err(|e| ConfigError::InvalidUid { uid: uid.to_string(), reason: e.message(NameKind::Uid) })
 }
 
 pub(crate) fn validate_namespace(namespace: &str) -> Result<(), ConfigError> {
-    validate_name(namespace, "namespace", |c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        .map_err(|reason| ConfigError::InvalidNamespace { namespace: namespace.to_string(), reason })
-}
-
-fn validate_name(name: &str, what: &str, allowed: impl Fn(char) -> bool) -> Result<(), String> {
-    if name.is_empty() {
-        return Err(format!("a {what} cannot be empty"));
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Err(format!("a {what} is at most {MAX_NAME_LEN} bytes"));
-    }
-    match name.chars().find(|c| !allowed(*c)) {
-        Some(c) => Err(format!("character {c:?} is not allowed in a {what}")),
-        None => Ok(()),
-    }
+    NameKind::Namespace.check(namespace).map_err(|e| ConfigError::InvalidNamespace {
+        namespace: namespace.to_string(),
+        reason: e.message(NameKind::Namespace),
+    })
 }
 
 /// Appends `segment` to `key`, escaping what could be confused with structure.

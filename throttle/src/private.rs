@@ -10,7 +10,7 @@ use crate::backend::BoxFuture;
 use crate::strategy::StrategyStat;
 use crate::throttles::{CheckOp, CostedOp, HeadersOp, HitOp, StatOp};
 use crate::{
-    Admitted, AsConnection, Call, ConfigError, Connection, Context, Cost, HttpThrottle, InvalidCost, OnError, Rate,
+    Admitted, AsConnection, Call, ConfigError, Connection, Context, Cost, HttpThrottle, InvalidCost, Rate,
     ThrottleError,
 };
 use crate::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Headers};
@@ -35,9 +35,13 @@ pub fn builder(uid: &'static str, origin: &'static str) -> ThrottleBuilder<HttpT
     HttpThrottle::builder(uid).origin(origin)
 }
 
-/// `strategy = "name"` or `"name(param = value, ...)"`, already checked by the macro.
-pub fn strategy(builder: ThrottleBuilder<HttpThrottle>, spec: &str) -> ThrottleBuilder<HttpThrottle> {
-    builder.strategy_name(spec)
+/// `strategy = "name(param = value, ...)"`, parsed by the macro with the shared grammar.
+pub fn strategy(
+    builder: ThrottleBuilder<HttpThrottle>,
+    kind: crate::strategy::StrategyKind,
+    params: &[(&str, u64)],
+) -> ThrottleBuilder<HttpThrottle> {
+    builder.strategy_kind(kind, params)
 }
 
 /// `headers = "always"`.
@@ -58,15 +62,6 @@ pub fn headers(headers: &Headers) -> Headers {
 /// `scope = "name"`.
 pub fn scope(builder: ThrottleBuilder<HttpThrottle>, scope: &'static str) -> ThrottleBuilder<HttpThrottle> {
     builder.context(Context::new().with("scope", scope))
-}
-
-/// `on_error = "allow" | "throttle" | "raise"`.
-pub fn on_error(builder: ThrottleBuilder<HttpThrottle>, name: &str) -> ThrottleBuilder<HttpThrottle> {
-    match name {
-        "allow" => builder.on_error(OnError::Allow),
-        "raise" => builder.on_error(OnError::Raise),
-        _ => builder.on_error(OnError::default()),
-    }
 }
 
 /// `cost = path`: a cost function or an integer constant.

@@ -1,12 +1,12 @@
 //! [`Rate`]: how much cost a client may spend per period.
 
-pub(crate) mod grammar;
 #[cfg(test)]
 mod tests;
 
 use core::fmt;
 use core::str::FromStr;
 use core::time::Duration;
+use throttle_grammar::rate as grammar;
 
 pub use grammar_error::ParseRateError;
 

@@ -1,8 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 
-#[path = "vectors.rs"]
-mod vectors;
+use throttle_grammar::vectors::rate as vectors;
 
 #[test]
 fn every_valid_vector_parses_to_its_limit_and_period() {

@@ -1,8 +1,8 @@
 //! GCRA, the generic cell rate algorithm: one timestamp per key.
 
+use super::InvalidStrategyParam;
 use super::bucket;
 use super::math::{ceil_div, decode_pair, div, encode_pair, rem, sat};
-use super::select::InvalidStrategyParam;
 use super::token_bucket::{burst_or_limit, check_burst};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat, never};
 use crate::Rate;

@@ -78,7 +78,7 @@ pub use fixed_window::{FixedWindow, FixedWindowState};
 pub use gcra::{Gcra, GcraState};
 pub use leaky_bucket::{LeakyBucket, LeakyBucketState};
 pub use leaky_bucket_queue::{LeakyBucketQueue, LeakyBucketQueueState};
-pub use select::{InvalidStrategyParam, ParseStrategyError, StrategyKind, from_name};
+pub use select::{InvalidStrategyParam, ParseStrategyError, StrategyKind, StrategyParam, from_name};
 pub use sliding_window_counter::{SlidingWindowCounter, SlidingWindowCounterState};
 pub use sliding_window_log::{SlidingWindowLog, SlidingWindowLogState};
 pub use stat::{Decision, Metadata, NEVER, Snapshot, StrategyStat};

@@ -5,10 +5,11 @@ use super::{
     DynStrategy, FixedWindow, Gcra, LeakyBucket, LeakyBucketQueue, SlidingWindowCounter, SlidingWindowLog, TokenBucket,
     TokenBucketDebt,
 };
-use crate::rate::grammar::edit_distance;
 use core::fmt;
 use core::str::FromStr;
 use std::sync::Arc;
+use throttle_grammar::strategy::{self as grammar, STRATEGIES};
+pub use throttle_grammar::strategy::{InvalidStrategyParam, Param as StrategyParam, ParseStrategyError};
 
 /// The built-in strategies, by name.
 ///
@@ -18,7 +19,8 @@ use std::sync::Arc;
 /// let kind: StrategyKind = "leaky_bucket".parse()?;
 /// assert_eq!(kind, StrategyKind::LeakyBucket);
 /// assert_eq!(kind.build().name(), "leaky_bucket");
-/// assert_eq!(StrategyKind::TokenBucketDebt.params(), ["burst", "max_debt"]);
+/// let params: Vec<&str> = StrategyKind::TokenBucketDebt.params().iter().map(|p| p.name).collect();
+/// assert_eq!(params, ["burst", "max_debt"]);
 /// assert!(StrategyKind::ALL.iter().all(|k| k.name().parse() == Ok(*k)));
 /// # Ok::<(), throttle::strategy::ParseStrategyError>(())
 /// ```
@@ -58,25 +60,12 @@ impl StrategyKind {
 
     /// The name, as [`Strategy::name`](super::Strategy::name) reports it.
     pub const fn name(self) -> &'static str {
-        match self {
-            StrategyKind::FixedWindow => "fixed_window",
-            StrategyKind::SlidingWindowCounter => "sliding_window_counter",
-            StrategyKind::SlidingWindowLog => "sliding_window_log",
-            StrategyKind::TokenBucket => "token_bucket",
-            StrategyKind::TokenBucketDebt => "token_bucket_debt",
-            StrategyKind::LeakyBucket => "leaky_bucket",
-            StrategyKind::LeakyBucketQueue => "leaky_bucket_queue",
-            StrategyKind::Gcra => "gcra",
-        }
+        STRATEGIES[self as usize].name
     }
 
     /// The parameters the strategy accepts (all whole numbers, all optional).
-    pub const fn params(self) -> &'static [&'static str] {
-        match self {
-            StrategyKind::TokenBucket | StrategyKind::Gcra => &["burst"],
-            StrategyKind::TokenBucketDebt => &["burst", "max_debt"],
-            _ => &[],
-        }
+    pub const fn params(self) -> &'static [StrategyParam] {
+        STRATEGIES[self as usize].params
     }
 
     /// The strategy with default parameters.
@@ -108,15 +97,15 @@ impl StrategyKind {
     /// ```
     pub fn build_with(self, params: &[(&str, u64)]) -> Result<Arc<dyn DynStrategy>, ParseStrategyError> {
         for (i, (param, _)) in params.iter().enumerate() {
-            if !self.params().contains(param) {
-                return Err(ParseStrategyError::UnknownParam { strategy: self, param: (*param).to_string() });
+            if !self.params().iter().any(|p| p.name == *param) {
+                return Err(ParseStrategyError::UnknownParam { strategy: self.name(), param: (*param).to_string() });
             }
             if params[..i].iter().any(|(p, _)| p == param) {
-                return Err(ParseStrategyError::DuplicateParam { strategy: self, param: (*param).to_string() });
+                return Err(ParseStrategyError::DuplicateParam { strategy: self.name(), param: (*param).to_string() });
             }
         }
         let get = |name: &str| params.iter().find(|(p, _)| *p == name).map(|&(_, v)| v);
-        let invalid = |source| ParseStrategyError::Param { strategy: self, source };
+        let invalid = |source| ParseStrategyError::Param { strategy: self.name(), source };
         Ok(match (self, get("burst")) {
             (StrategyKind::TokenBucket, Some(burst)) => Arc::new(TokenBucket::with_burst(burst).map_err(invalid)?),
             (StrategyKind::Gcra, Some(burst)) => Arc::new(Gcra::with_burst(burst).map_err(invalid)?),
@@ -174,193 +163,48 @@ impl FromStr for StrategyKind {
 /// # Ok::<(), throttle::strategy::ParseStrategyError>(())
 /// ```
 pub fn from_name(spec: &str) -> Result<Arc<dyn DynStrategy>, ParseStrategyError> {
-    let syntax = |reason| ParseStrategyError::Syntax { input: spec.to_string(), reason };
-    let trimmed = spec.trim();
-    let (name, args) = match trimmed.split_once('(') {
-        None => (trimmed, None),
-        Some((name, rest)) => match rest.strip_suffix(')') {
-            Some(args) => (name.trim(), Some(args)),
-            None => return Err(syntax("missing the closing `)`")),
-        },
-    };
-    if name.is_empty() {
-        return Err(syntax("missing the strategy name"));
-    }
-    let kind: StrategyKind = name.parse()?;
-    let mut params = Vec::new();
-    let args = args.unwrap_or("");
-    if !args.trim().is_empty() {
-        let mut pieces: Vec<&str> = args.split(',').collect();
-        if pieces.len() > 1 && pieces.last().is_some_and(|p| p.trim().is_empty()) {
-            pieces.pop(); // a trailing comma
-        }
-        for piece in pieces {
-            let (param, value) = piece.split_once('=').ok_or_else(|| syntax("expected `param = value`"))?;
-            let (param, value) = (param.trim(), value.trim());
-            if param.is_empty() {
-                return Err(syntax("expected `param = value`"));
-            }
-            let number = value.replace('_', "");
-            let parsed = if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-                None
-            } else {
-                number.parse::<u64>().ok()
-            };
-            let Some(parsed) = parsed else {
-                return Err(ParseStrategyError::BadValue {
-                    strategy: kind,
-                    param: param.to_string(),
-                    value: value.to_string(),
-                });
-            };
-            params.push((param, parsed));
-        }
-    }
-    kind.build_with(&params)
-}
-
-/// A strategy parameter out of range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvalidStrategyParam {
-    /// A burst of 0 would admit nothing.
-    #[error("`burst` must be at least 1")]
-    ZeroBurst,
-    /// The value exceeds [`Rate::MAX`](crate::Rate::MAX).
-    #[error("`{param}` is {value}, above the maximum 2^53 - 1")]
-    TooLarge {
-        /// The parameter.
-        param: &'static str,
-        /// The refused value.
-        value: u64,
-    },
-}
-
-/// A strategy name or parameter list that [`from_name`] (or [`StrategyKind`]'s
-/// `FromStr`) cannot use. The message lists what is valid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ParseStrategyError {
-    /// No built-in strategy has this name.
-    Unknown {
-        /// The name given.
-        name: String,
-    },
-    /// The strategy has no such parameter.
-    UnknownParam {
-        /// The strategy.
-        strategy: StrategyKind,
-        /// The parameter given.
-        param: String,
-    },
-    /// A parameter is given twice.
-    DuplicateParam {
-        /// The strategy.
-        strategy: StrategyKind,
-        /// The repeated parameter.
-        param: String,
-    },
-    /// A parameter's value is not a whole number.
-    BadValue {
-        /// The strategy.
-        strategy: StrategyKind,
-        /// The parameter.
-        param: String,
-        /// The value given.
-        value: String,
-    },
-    /// A parameter's value is out of range.
-    Param {
-        /// The strategy.
-        strategy: StrategyKind,
-        /// What is wrong.
-        source: InvalidStrategyParam,
-    },
-    /// The text is not `name` or `name(param = value, ...)`.
-    Syntax {
-        /// The text given.
-        input: String,
-        /// What is wrong.
-        reason: &'static str,
-    },
-}
-
-impl fmt::Display for ParseStrategyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseStrategyError::Unknown { name } => {
-                write!(f, "unknown strategy `{name}`; expected one of ")?;
-                for (i, kind) in StrategyKind::ALL.iter().enumerate() {
-                    let sep = if i == 0 { "" } else { ", " };
-                    write!(f, "{sep}`{kind}`")?;
-                }
-                match suggest(name) {
-                    Some(kind) => write!(f, " (did you mean `{kind}`?)"),
-                    None => Ok(()),
-                }
-            }
-            ParseStrategyError::UnknownParam { strategy, param } => {
-                write!(f, "strategy `{strategy}` has no parameter `{param}`; ")?;
-                match strategy.params() {
-                    [] => write!(f, "it takes no parameters"),
-                    params => {
-                        f.write_str("expected ")?;
-                        for (i, p) in params.iter().enumerate() {
-                            let sep = if i == 0 { "" } else { " or " };
-                            write!(f, "{sep}`{p}`")?;
-                        }
-                        Ok(())
-                    }
-                }
-            }
-            ParseStrategyError::DuplicateParam { strategy, param } => {
-                write!(f, "parameter `{param}` of strategy `{strategy}` is given twice")
-            }
-            ParseStrategyError::BadValue { strategy, param, value } => write!(
-                f,
-                "invalid value `{value}` for parameter `{param}` of strategy `{strategy}`; expected a whole number"
-            ),
-            ParseStrategyError::Param { strategy, source } => {
-                write!(f, "invalid parameter of strategy `{strategy}`: {source}")
-            }
-            ParseStrategyError::Syntax { input, reason } => {
-                write!(f, "invalid strategy {input:?}: {reason}; expected `name` or `name(param = value, ...)`")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ParseStrategyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ParseStrategyError::Param { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-/// The built-in name closest to `name`, if it is close enough to be a typo.
-fn suggest(name: &str) -> Option<StrategyKind> {
-    let normalized: String =
-        name.chars().map(|c| if c == '-' || c == ' ' { '_' } else { c.to_ascii_lowercase() }).collect();
-    let normalized = normalized.replace("_with_", "_");
-    if normalized.len() >= 3 {
-        if let Some(kind) = StrategyKind::ALL.into_iter().find(|kind| kind.name().starts_with(&normalized)) {
-            return Some(kind);
-        }
-    }
-    StrategyKind::ALL
-        .into_iter()
-        .map(|kind| (edit_distance(&normalized, kind.name()), kind))
-        .filter(|&(distance, _)| distance <= 3)
-        .min_by_key(|&(distance, _)| distance)
-        .map(|(_, kind)| kind)
+    let spec = grammar::parse(spec)?;
+    StrategyKind::ALL[spec.index].build_with(&spec.params)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Rate;
+    use proptest::strategy::Just;
+
+    #[test]
+    fn the_kinds_follow_the_shared_table() {
+        assert_eq!(StrategyKind::ALL.len(), STRATEGIES.len());
+        for (index, kind) in StrategyKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, index, "{kind:?}");
+            assert_eq!(format!("{kind:?}"), STRATEGIES[index].variant);
+        }
+    }
+
+    /// Every spec the shared grammar accepts builds: the macro checks specs with that
+    /// grammar, so a spec it accepted can never fail when the throttle is built.
+    #[test]
+    fn every_spec_the_grammar_accepts_builds() {
+        for (input, name, _) in throttle_grammar::vectors::strategy::VALID {
+            assert_eq!(from_name(input).map(|s| s.name()), Ok(*name), "{input:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_accepted_spec_builds(
+            index in 0..8usize,
+            params in proptest::collection::vec((0..3usize, proptest::prop_oneof![0..4u64, Just(Rate::MAX), Just(Rate::MAX + 1)]), 0..3),
+        ) {
+            let names = ["burst", "max_debt", "other"];
+            let args: Vec<String> = params.iter().map(|(p, v)| format!("{} = {v}", names[*p])).collect();
+            let spec = format!("{}({})", STRATEGIES[index].name, args.join(", "));
+            if let Ok(parsed) = grammar::parse(&spec) {
+                proptest::prop_assert!(StrategyKind::ALL[parsed.index].build_with(&parsed.params).is_ok(), "{}", spec);
+            }
+        }
+    }
 
     #[test]
     fn every_name_builds_its_strategy() {

@@ -1,8 +1,8 @@
 //! Token bucket: a bucket of `burst` tokens refilled at the rate.
 
+use super::InvalidStrategyParam;
 use super::bucket;
 use super::math::{decode_pair, encode_pair};
-use super::select::InvalidStrategyParam;
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat};
 use crate::Rate;
 

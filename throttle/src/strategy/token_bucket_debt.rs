@@ -1,8 +1,8 @@
 //! Token bucket with debt: tokens may go below zero, down to `-max_debt`.
 
+use super::InvalidStrategyParam;
 use super::bucket;
 use super::math::{decode_pair, encode_pair};
-use super::select::InvalidStrategyParam;
 use super::token_bucket::{burst_or_limit, check_burst};
 use super::{Decision, Metadata, Snapshot, Strategy, TokenBucketState, degenerate, degenerate_stat};
 use crate::Rate;

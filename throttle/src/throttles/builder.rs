@@ -133,8 +133,21 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
     /// assert!(err.to_string().ends_with("(did you mean `gcra`?)"));
     /// # Ok::<(), ConfigError>(())
     /// ```
-    pub fn strategy_name(mut self, name: &str) -> Self {
-        match crate::strategy::from_name(name) {
+    pub fn strategy_name(self, name: &str) -> Self {
+        self.built_strategy(crate::strategy::from_name(name))
+    }
+
+    /// A built-in strategy with parameters, as the attribute's `strategy = "..."`
+    /// emits it (already checked by the shared grammar, so it cannot fail).
+    pub(crate) fn strategy_kind(self, kind: crate::strategy::StrategyKind, params: &[(&str, u64)]) -> Self {
+        self.built_strategy(kind.build_with(params))
+    }
+
+    fn built_strategy(
+        mut self,
+        built: Result<Arc<dyn crate::strategy::DynStrategy>, crate::strategy::ParseStrategyError>,
+    ) -> Self {
+        match built {
             Ok(strategy) => {
                 self.strategy = strategy;
                 self.strategy_error = None;

@@ -2,7 +2,7 @@
 //! macro crate's tests (`#[path]`), so both parsers are held to one table.
 
 /// Valid strings: (input, limit, period in ms). `(0, 0)` means unlimited.
-pub(crate) const VALID: &[(&str, u64, u64)] = &[
+pub const VALID: &[(&str, u64, u64)] = &[
     ("100/min", 100, 60_000),
     ("5/s", 5, 1_000),
     ("10/10s", 10, 10_000),
@@ -36,7 +36,7 @@ pub(crate) const VALID: &[(&str, u64, u64)] = &[
 ];
 
 /// Invalid strings: (input, a fragment the error message must contain).
-pub(crate) const INVALID: &[(&str, &str)] = &[
+pub const INVALID: &[(&str, &str)] = &[
     ("", "empty"),
     ("   ", "empty"),
     ("100", "no `/` or `per` separator"),

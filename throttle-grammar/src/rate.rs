@@ -1,6 +1,4 @@
-//! The rate-string grammar, shared verbatim by the runtime crate (`Rate::from_str`) and
-//! the macro crate (`#[throttle(rate = "...")]`, `rate!`) through `#[path]`, so the two
-//! can never disagree. Dependency-free on purpose.
+//! The rate-string grammar of `Rate::from_str`, `#[throttle(rate = "...")]` and `rate!`.
 //!
 //! ```text
 //! rate    := "unlimited" | limit sep period
@@ -18,7 +16,7 @@
 use core::fmt;
 
 /// Largest limit, cost or period (ms) accepted anywhere: 2^53 - 1.
-pub(crate) const MAX_VALUE: u64 = (1 << 53) - 1;
+pub const MAX_VALUE: u64 = (1 << 53) - 1;
 
 const UNITS: &[(&str, u64)] = &[
     ("ms", 1),
@@ -46,7 +44,7 @@ const UNITS: &[(&str, u64)] = &[
 
 /// A successfully parsed rate string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ParsedRate {
+pub enum ParsedRate {
     /// `"unlimited"`.
     Unlimited,
     /// `limit` units of cost per `period_ms` milliseconds; both are non-zero.
@@ -56,7 +54,7 @@ pub(crate) enum ParsedRate {
 /// Why a rate string was refused. `Display` gives the rustc-style message shown by both
 /// the runtime error and the macro's compile error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum RateSyntaxError {
+pub enum RateSyntaxError {
     Empty,
     MissingSeparator,
     TooManySeparators,
@@ -128,7 +126,7 @@ impl fmt::Display for RateSyntaxError {
 }
 
 /// Parses a rate string. Never panics, whatever the input.
-pub(crate) fn parse(input: &str) -> Result<ParsedRate, RateSyntaxError> {
+pub fn parse(input: &str) -> Result<ParsedRate, RateSyntaxError> {
     let lowered = input.trim().to_ascii_lowercase();
     if lowered.is_empty() {
         return Err(RateSyntaxError::Empty);
@@ -265,35 +263,14 @@ fn unit_millis(unit: &str) -> Option<u64> {
     UNITS.iter().find(|(name, _)| *name == unit).map(|(_, ms)| *ms)
 }
 
-/// The closest known unit by edit distance, if it is close enough to be a typo.
+/// The closest known unit, if it is close enough to be a typo.
 fn suggest_unit(unit: &str) -> Option<&'static str> {
-    UNITS
-        .iter()
-        .map(|(name, _)| (edit_distance(unit, name), *name))
-        .filter(|(d, name)| *d <= 2 && *d < name.len().max(unit.len()))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, name)| name)
-}
-
-/// Levenshtein distance: how many single-character edits turn `a` into `b`. Shared by
-/// every "did you mean" of both crates.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
+    let names: Vec<&'static str> = UNITS.iter().map(|(name, _)| *name).collect();
+    crate::suggest::did_you_mean(unit, &names)
 }
 
 /// Canonical text of a limited rate: the largest unit that divides the period exactly.
-pub(crate) fn canonical_period(period_ms: u64) -> (u64, &'static str) {
+pub fn canonical_period(period_ms: u64) -> (u64, &'static str) {
     const CANONICAL: &[(u64, &str)] = &[(86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1_000, "s"), (1, "ms")];
     CANONICAL.iter().find(|(ms, _)| period_ms % ms == 0).map_or((period_ms, "ms"), |(ms, unit)| (period_ms / ms, *unit))
 }
