@@ -2,8 +2,11 @@
 //! also build each valid spec) and the macro crate's tests (which accept each valid spec
 //! as `strategy = "..."` and refuse each invalid one).
 
-/// Valid specs: (input, strategy name, parameters).
-pub const VALID: &[(&str, &str, &[(&str, u64)])] = &[
+/// A valid spec: (input, strategy name, parameters).
+pub type Valid = (&'static str, &'static str, &'static [(&'static str, u64)]);
+
+/// Valid specs.
+pub const VALID: &[Valid] = &[
     ("fixed_window", "fixed_window", &[]),
     ("  gcra( ) ", "gcra", &[]),
     ("gcra()", "gcra", &[]),
