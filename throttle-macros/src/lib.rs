@@ -1,10 +1,10 @@
 //! Implementation detail of the `throttle` crate: the `#[throttle]` attribute and the
 //! `rate!` macro. Use them through `throttle` (`throttle::throttle`, `throttle::rate!`),
-//! whose documentation this is.
+//! which documents them (with examples, tested there).
 //!
 //! The pipeline is `args` (syntax) → `validate` (every check, errors gathered) →
-//! `expand` (code generation, infallible). The rate grammar is the runtime crate's own
-//! source file, compiled here too (`rate`).
+//! `expand` (code generation, infallible). Every rule shared with the runtime lives in
+//! `throttle-grammar`.
 
 mod args;
 mod error;
@@ -14,150 +14,13 @@ mod validate;
 
 use proc_macro::TokenStream;
 
-/// Rate-limits an axum handler: the throttle is hit before any other extractor runs,
-/// and a static throttle is generated for direct calls.
-///
-/// ```
-/// use axum::{Json, Router, routing::get};
-/// use throttle::throttle;
-///
-/// #[throttle(uid = "api:data", rate = "100/min", headers = "always")]
-/// async fn get_data() -> Json<Vec<u32>> {
-///     Json(vec![1, 2, 3])
-/// }
-///
-/// let app: Router = Router::new().route("/data", get(get_data));
-/// ```
-///
-/// Over the limit, the request gets `429 Too Many Requests` with `Retry-After`, and the
-/// handler (with every extractor after the throttle: path, query, body) never runs: a
-/// throttled request with an invalid JSON body gets 429, not 400 or 422.
-///
-/// # Keys
-///
-/// Values are checked when the handler compiles wherever they can be: the rate string
-/// (with the runtime's own grammar), the uid, the header policy, the strategy name and
-/// integer ranges. Expressions (`backend = ...`, `identifier = ...`) are evaluated
-/// once, when the throttle is built on first use.
-///
-/// | key | value | builder equivalent |
-/// |---|---|---|
-/// | `uid` (required) | string literal: letters, digits, `_-.:/`; unique in the process | [`HttpThrottle::builder(uid)`] |
-/// | `rate` (required unless `rate_fn`) | `"100/min"`, `"5 per 10s"`, `"1000/1h30m"`, `"unlimited"`, or an expression of type `Rate` | `.rate(..)` |
-/// | `rate_fn` | path to `fn(&Connection<'_>, &Context) -> BoxFuture<'static, Rate>` | `.rate_fn(..)` |
-/// | `headers` | `"always"`, `"throttled"`, or a path to a `Headers` value (e.g. `throttle::IETF_HEADERS`) | `.headers(..)` |
-/// | `strategy` | `"fixed_window"`, `"sliding_window_counter"`, `"sliding_window_log"`, `"token_bucket"`, `"token_bucket_debt"`, `"leaky_bucket"`, `"leaky_bucket_queue"`, `"gcra"`, with optional parameters (`"token_bucket(burst = 15)"`), or a strategy value | `.strategy_name(..)` / `.strategy(..)` |
-/// | `cost` | integer literal (0 to 2^53 - 1), an integer constant, or a path to `fn(&Connection<'_>, &Context) -> BoxFuture<'static, u64>` | `.cost(..)` / `.cost_fn(..)` |
-/// | `backend` | expression of a `Backend` type, e.g. `app_backend()` | `.backend(..)` |
-/// | `identifier` | expression of type `Identifier`, e.g. `by_api_key()` | `.identifier(..)` |
-/// | `rules` | expression of an iterable of `Rule` (apply-if / bypass-if), e.g. `[health_bypass()]` | `.rules(..)` |
-/// | `scope` | string literal: a separate bucket for this handler | `.context(Context::new().with("scope", ..))` |
-/// | `on_error` | `"allow"`, `"throttle"`, `"raise"`, or an `OnError` value | `.on_error(..)` |
-/// | `name` | identifier of the generated static | |
-/// | `crate` | `"path"` of the `throttle` crate, when it is renamed | |
-///
-/// [`HttpThrottle::builder(uid)`]: https://docs.rs/throttle/latest/throttle/struct.HttpThrottle.html#method.builder
-///
-/// # The generated static
-///
-/// Each annotated handler gets a static named after it: `get_data` gets
-/// `GET_DATA_THROTTLE` (or the identifier given as `name = ...`), with the handler's
-/// visibility. Call it directly to see and spend the same quota as the handler:
-///
-/// ```
-/// use axum::extract::Request;
-/// use throttle::throttle;
-///
-/// #[throttle(uid = "docs:report", rate = "10/min")]
-/// async fn report() -> &'static str {
-///     "done"
-/// }
-///
-/// async fn status(request: Request) -> String {
-///     match REPORT_THROTTLE.stat(&request).await {
-///         Ok(Some(stat)) => format!("{} reports left", stat.hits_remaining),
-///         Ok(None) => "exempted".to_string(),
-///         Err(error) => format!("unavailable: {error}"),
-///     }
-/// }
-/// ```
-///
-/// The throttle is built and registered on first use (`REPORT_THROTTLE.get()` builds
-/// it early, e.g. at startup). Two handlers with the same uid cannot both be built: the
-/// second one's requests get a 500 and the log names both handlers and their source
-/// locations; `get()` returns that error.
-///
-/// # Response headers
-///
-/// With `headers = ...` the resolved headers are attached to the handler's responses,
-/// admitted (whatever the handler returns) and throttled alike; the handler's own
-/// headers win on a name conflict. The declared return type `T` becomes
-/// `WithHeaders<T>`, which implements `IntoResponse`. Without `headers`, the return
-/// type is unchanged and a 429 carries `Retry-After` only.
-///
-/// # The function
-///
-/// The handler must be a free `async fn`. Its attributes, doc comments, visibility,
-/// generics and where clause are kept, and its body runs unchanged (`return` and `?`
-/// behave as written). One extractor parameter is added in front, so a throttled
-/// handler takes at most 15 of its own (axum's limit is 16). Stacked `#[throttle]`
-/// attributes run top to bottom, each with its own `name`:
-///
-/// ```
-/// use throttle::throttle;
-///
-/// #[throttle(uid = "docs:burst", rate = "10/s")]
-/// #[throttle(uid = "docs:daily", rate = "1000/day", name = DAILY_THROTTLE)]
-/// async fn search() -> &'static str {
-///     "results"
-/// }
-/// ```
-///
-/// # Equivalent code without the attribute
-///
-/// ```
-/// use axum::{Json, extract::Request};
-/// use std::sync::LazyLock;
-/// use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError};
-///
-/// static DATA: LazyLock<HttpThrottle> = LazyLock::new(|| {
-///     HttpThrottle::builder("docs:equivalent")
-///         .rate("100/min")
-///         .headers(&*DEFAULT_HEADERS_ALWAYS)
-///         .build()
-///         .expect("a unique uid")
-/// });
-///
-/// async fn get_data(request: Request) -> Result<(throttle::Admitted, Json<Vec<u32>>), ThrottleError> {
-///     let admitted = DATA.hit(&request).await?;
-///     Ok((admitted, Json(vec![1, 2, 3])))
-/// }
-/// ```
-///
-/// The attribute differs in three ways: the hit happens in an extractor placed before
-/// all the others, a configuration error is a logged 500 instead of a panic, and the
-/// handler's signature keeps its own extractors.
+/// The `throttle` macro; documented, with examples, at its re-export `throttle::throttle`.
 #[proc_macro_attribute]
 pub fn throttle(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::throttle(args.into(), item.into()).into()
 }
 
-/// A [`Rate`] from a rate string, checked at compile time and usable in `const`s.
-///
-/// ```
-/// use throttle::{Rate, rate};
-///
-/// const API: Rate = rate!("100/min");
-/// assert_eq!(API, Rate::per_minute(100));
-/// assert_eq!(rate!("100 per 1h30m").period_ms(), 5_400_000);
-/// assert!(rate!("unlimited").is_unlimited());
-/// ```
-///
-/// A string the grammar refuses does not compile, and the error says why
-/// (``unknown time unit `mins`; expected one of ...``). With a renamed dependency,
-/// write `rate!("100/min", crate = "my_throttle")`.
-///
-/// [`Rate`]: https://docs.rs/throttle/latest/throttle/struct.Rate.html
+/// The `rate` macro; documented, with examples, at its re-export `throttle::rate`.
 #[proc_macro]
 pub fn rate(input: TokenStream) -> TokenStream {
     expand::rate(input.into()).into()
