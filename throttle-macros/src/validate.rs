@@ -32,8 +32,9 @@ const ERROR_POLICIES: &[&str] = &["allow", "throttle", "raise"];
 /// axum calls handlers with at most 16 extractors.
 const MAX_EXTRACTORS: usize = 16;
 
-/// Longest uid the runtime accepts, in bytes.
-const MAX_UID_LEN: usize = 128;
+/// Longest uid the runtime accepts, in bytes: `throttle::key::MAX_UID_LEN` (a test
+/// checks they agree; this crate cannot depend on the runtime).
+const MAX_UID_LEN: usize = 64;
 
 /// Everything the expansion needs, checked.
 pub(crate) struct Config {
@@ -458,7 +459,12 @@ fn check_on_error(value: Expr, errors: &mut Errors) -> Option<OnErrorSpec> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_strategy_spec;
+    use super::{MAX_UID_LEN, check_strategy_spec};
+
+    #[test]
+    fn the_uid_limit_is_the_runtime_one() {
+        assert_eq!(MAX_UID_LEN, throttle::key::MAX_UID_LEN);
+    }
 
     #[test]
     fn strategy_specs_follow_the_runtime_grammar() {
