@@ -249,6 +249,33 @@ mod tests {
             }
         }
 
+        /// One text cut into a client and scope parts at different places never gives
+        /// the same key: no boundary can be moved by the characters of a part.
+        #[test]
+        fn moving_a_boundary_changes_the_key(text in "[#|:%a]{0,90}", cuts in prop::collection::vec(0usize..91, 4)) {
+            let split = |cuts: &[usize]| -> (String, Vec<String>) {
+                let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).collect();
+                cuts.sort_unstable();
+                let mut pieces = Vec::new();
+                let mut start = 0;
+                for cut in cuts {
+                    pieces.push(text[start..cut].to_string());
+                    start = cut;
+                }
+                pieces.push(text[start..].to_string());
+                let client = pieces.remove(0);
+                (client, pieces)
+            };
+            let (a, s) = split(&cuts[..2]);
+            let (b, t) = split(&cuts[2..]);
+            let key = |client: &str, scope: &[String]| {
+                build("ns:u:", client, &scope.iter().map(String::as_str).collect::<Vec<_>>())
+            };
+            if (&a, &s) != (&b, &t) {
+                prop_assert_ne!(key(&a, &s), key(&b, &t));
+            }
+        }
+
         #[test]
         fn the_client_and_scope_are_the_last_two_segments(a in hostile_text(), s in hostile_text()) {
             let key = build("ns:u:", &a, &[&s]);

@@ -12,6 +12,7 @@ use axum::routing::{any, get};
 use http::{HeaderValue, StatusCode};
 use throttle::backend::RedisBackend;
 use throttle::{HttpThrottle, Identifier, MemoryBackend, ThrottleLayer};
+use tower::{Layer, ServiceExt};
 
 /// The bound the crate promises for every stored key (`throttle::key::MAX_KEY_LEN`).
 const MAX_KEY_LEN: usize = 256;
@@ -120,7 +121,8 @@ async fn huge_api_keys_are_stored_bounded_in_redis() {
     let stored: Vec<&str> = stored.lines().filter(|line| !line.is_empty()).collect();
     assert_eq!(stored.len(), 2, "{stored:?}");
     for key in stored {
-        assert!(key.len() <= MAX_KEY_LEN, "stored key of {} bytes: {key}", key.len());
+        let head: String = key.chars().take(80).collect();
+        assert!(key.len() <= MAX_KEY_LEN, "stored key of {} bytes: {head}...", key.len());
     }
 }
 
@@ -180,6 +182,21 @@ async fn per_path_follows_the_route_not_the_raw_path() {
         assert_eq!(status(&app, "GET", &format!("{prefix}/health")).await, StatusCode::OK, "{name}: another route");
     }
     assert_eq!(backend.len(), 4 * 2, "two routes per app");
+}
+
+/// A throttle wrapped around the whole `Router` from outside runs before routing, so
+/// it sees no route: every request, whatever its path, is the `unmatched` bucket.
+#[tokio::test]
+async fn a_throttle_around_the_router_sees_no_route() {
+    let (backend, _clock) = manual_backend();
+    let throttle = per_path("hostile:keys:route:outside", &backend);
+    let app = ThrottleLayer::new(throttle.clone()).layer(users(throttle));
+    let call = |uri: &str| app.clone().oneshot(get_from(uri, [198, 51, 100, 7]));
+    assert_eq!(call("/users/1").await.unwrap().status(), StatusCode::OK);
+    for uri in ["/health", "/users/2", "/anything/else"] {
+        assert_eq!(call(uri).await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS, "{uri}");
+    }
+    assert_eq!(backend.len(), 1);
 }
 
 /// Under `Router::layer`, 1,000 invented 404 paths are one `unmatched` bucket: the
