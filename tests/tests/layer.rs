@@ -307,10 +307,12 @@ async fn one_budget_across_routes_unless_split_per_path_or_method() {
     let split = throttle("keys:split", "1/min", &backend).per_path().per_method().build().unwrap();
     let app = routes().layer(ThrottleLayer::new(split.clone()));
     assert_eq!(status(&app, "GET", "/files/a").await, StatusCode::OK);
-    assert_eq!(status(&app, "GET", "/files/b").await, StatusCode::OK, "another path, another bucket");
+    assert_eq!(status(&app, "GET", "/files/b").await, StatusCode::TOO_MANY_REQUESTS, "one route, one bucket");
+    assert_eq!(status(&app, "GET", "/health").await, StatusCode::OK, "another route, another bucket");
     assert_eq!(status(&app, "POST", "/api/items").await, StatusCode::OK);
     assert_eq!(status(&app, "GET", "/api/items").await, StatusCode::OK, "another method, another bucket");
     assert_eq!(status(&app, "GET", "/files/a").await, StatusCode::TOO_MANY_REQUESTS);
+    // A request built outside the router has no matched route: the `unmatched` bucket.
     let stat = split.stat(&get_from("/files/a", [1, 2, 3, 4])).await.unwrap().unwrap();
-    assert_eq!(stat.key, "throttle:keys:split:1.2.3.4:default%20GET%20/files/a");
+    assert_eq!(stat.key, "throttle:keys:split:1.2.3.4:default|GET|unmatched");
 }

@@ -1,7 +1,11 @@
 //! Uids and namespaces: the names a throttle's keys start with.
 
-/// Longest accepted uid or namespace, in bytes.
-pub const MAX_NAME_LEN: usize = 128;
+/// The longest throttle uid, in bytes. Together with [`MAX_NAMESPACE_LEN`] it leaves
+/// room in a 256-byte key for the client and scope segments.
+pub const MAX_UID_LEN: usize = 64;
+
+/// The longest backend namespace, in bytes.
+pub const MAX_NAMESPACE_LEN: usize = 32;
 
 /// Why a uid or namespace was refused; `Display` is the message both crates show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,10 +13,12 @@ pub const MAX_NAME_LEN: usize = 128;
 pub enum InvalidName {
     /// The name is empty.
     Empty,
-    /// The name is longer than [`MAX_NAME_LEN`] bytes.
+    /// The name is longer than its kind allows.
     TooLong {
         /// Its length in bytes.
         len: usize,
+        /// The longest allowed.
+        max: usize,
     },
     /// The name holds a character outside its set.
     Character(char),
@@ -32,6 +38,14 @@ impl NameKind {
         match self {
             NameKind::Uid => "uid",
             NameKind::Namespace => "namespace",
+        }
+    }
+
+    /// The longest name of this kind, in bytes.
+    pub const fn max_len(self) -> usize {
+        match self {
+            NameKind::Uid => MAX_UID_LEN,
+            NameKind::Namespace => MAX_NAMESPACE_LEN,
         }
     }
 
@@ -55,8 +69,8 @@ impl NameKind {
         if name.is_empty() {
             return Err(InvalidName::Empty);
         }
-        if name.len() > MAX_NAME_LEN {
-            return Err(InvalidName::TooLong { len: name.len() });
+        if name.len() > self.max_len() {
+            return Err(InvalidName::TooLong { len: name.len(), max: self.max_len() });
         }
         match name.chars().find(|c| !(c.is_ascii_alphanumeric() || self.punctuation().contains(*c))) {
             Some(c) => Err(InvalidName::Character(c)),
@@ -71,7 +85,7 @@ impl InvalidName {
         let what = kind.word();
         match self {
             InvalidName::Empty => format!("a {what} cannot be empty"),
-            InvalidName::TooLong { len } => format!("a {what} is at most {MAX_NAME_LEN} bytes, not {len}"),
+            InvalidName::TooLong { len, max } => format!("a {what} is at most {max} bytes, not {len}"),
             InvalidName::Character(c) => {
                 let allowed: Vec<String> = kind.punctuation().chars().map(|p| format!("`{p}`")).collect();
                 format!("character {c:?} is not allowed in a {what}; use letters, digits and {}", allowed.join(", "))

@@ -1,13 +1,53 @@
-//! Backend keys: `{namespace}:{uid}:{client}:{scope}`.
+//! Backend keys: `{namespace}:{uid}:{client}:{scope}`, never longer than [`MAX_KEY_LEN`]
+//! bytes, whatever a client sends.
 //!
-//! The namespace and uid are validated when the throttle is built. Client ids and
-//! scopes come from requests, so they are percent-escaped: `:`, `%`, `{`, `}`, and
-//! every byte outside printable ASCII. Two different clients therefore can never map to
-//! the same key, whatever characters their ids contain, and no client can inject a
-//! Redis hash tag.
+//! - The namespace and uid are validated when the backend and the throttle are built:
+//!   at most [`MAX_NAMESPACE_LEN`] and [`MAX_UID_LEN`] bytes of a small alphabet.
+//! - The client id and the scope come from requests, so each is one *segment*, at most
+//!   [`MAX_SEGMENT_LEN`] bytes:
+//!   - **readable** when it fits: `:`, `%`, `{`, `}`, `#`, `|` and every byte outside
+//!     printable ASCII are percent-escaped (`a:b` → `a%3Ab`), and the parts of a scope
+//!     (the context's scope, then the method and the route when the throttle splits by
+//!     them) are joined by `|`: `default|GET|/users/%7Bid%7D`;
+//!   - **digested** when the escaped text would be longer: `#` and the 64 lowercase hex
+//!     digits of the SHA-256 of the raw parts (each preceded by its length as 8
+//!     little-endian bytes), so every process on every platform computes the same key;
+//!   - `#` alone when empty, so a Redis Cluster hash tag is never `{}`.
+//!
+//! A readable segment never contains a raw `#`, so it can never equal a digested (or
+//! empty) one: two different clients or scopes never share a key, and no client can
+//! inject a separator or a Redis hash tag. The stored Redis key adds the two braces of
+//! the hash tag around the client, and still fits in [`MAX_KEY_LEN`]:
+//!
+//! ```
+//! use throttle::key::{MAX_KEY_LEN, MAX_NAMESPACE_LEN, MAX_SEGMENT_LEN, MAX_UID_LEN};
+//!
+//! // namespace ':' uid ':' '{' client '}' ':' scope
+//! assert!(MAX_NAMESPACE_LEN + 1 + MAX_UID_LEN + 1 + 1 + MAX_SEGMENT_LEN + 1 + 1 + MAX_SEGMENT_LEN <= MAX_KEY_LEN);
+//! ```
 
 use crate::ConfigError;
+use sha2::{Digest, Sha256};
 use throttle_grammar::names::NameKind;
+pub use throttle_grammar::names::{MAX_NAMESPACE_LEN, MAX_UID_LEN};
+
+/// The longest key a throttle stores, in bytes, Redis hash-tag braces included.
+pub const MAX_KEY_LEN: usize = 256;
+
+/// The longest client or scope segment of a key, in bytes; longer ones are digested.
+pub const MAX_SEGMENT_LEN: usize = 76;
+
+/// Starts a digested (or empty) segment; escaped in readable ones.
+const DIGEST_MARKER: char = '#';
+
+/// Joins the parts of a scope; escaped inside each part.
+const PART_SEPARATOR: char = '|';
+
+/// `#` and 64 hex digits.
+const DIGEST_SEGMENT_LEN: usize = 1 + 2 * 32;
+
+const _: () = assert!(DIGEST_SEGMENT_LEN <= MAX_SEGMENT_LEN);
+const _: () = assert!(MAX_NAMESPACE_LEN + MAX_UID_LEN + 2 * MAX_SEGMENT_LEN + "::{}:".len() <= MAX_KEY_LEN);
 
 pub(crate) fn validate_uid(uid: &str) -> Result<(), ConfigError> {
     NameKind::Uid
@@ -22,31 +62,68 @@ pub(crate) fn validate_namespace(namespace: &str) -> Result<(), ConfigError> {
     })
 }
 
+fn is_escaped(byte: u8) -> bool {
+    !(0x21..=0x7e).contains(&byte) || matches!(byte, b':' | b'%' | b'{' | b'}' | b'#' | b'|')
+}
+
+fn escaped_len(text: &str) -> usize {
+    text.bytes().map(|byte| if is_escaped(byte) { 3 } else { 1 }).sum()
+}
+
 /// Appends `segment` to `key`, escaping what could be confused with structure.
 pub(crate) fn push_escaped(key: &mut String, segment: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for byte in segment.bytes() {
-        match byte {
-            b':' | b'%' | b'{' | b'}' => push_percent(key, byte),
-            0x21..=0x7e => key.push(byte as char),
-            _ => push_percent(key, byte),
+        if is_escaped(byte) {
+            key.push('%');
+            key.push(HEX[usize::from(byte >> 4)] as char);
+            key.push(HEX[usize::from(byte & 0xf)] as char);
+        } else {
+            key.push(byte as char);
         }
     }
 }
 
-fn push_percent(key: &mut String, byte: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    key.push('%');
-    key.push(HEX[usize::from(byte >> 4)] as char);
-    key.push(HEX[usize::from(byte & 0xf)] as char);
+/// Appends one segment made of `parts` (see the module docs).
+fn push_segment(key: &mut String, parts: &[&str]) {
+    let readable_len = parts.iter().map(|part| escaped_len(part)).sum::<usize>() + parts.len().saturating_sub(1);
+    if readable_len == 0 {
+        key.push(DIGEST_MARKER);
+    } else if readable_len <= MAX_SEGMENT_LEN {
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                key.push(PART_SEPARATOR);
+            }
+            push_escaped(key, part);
+        }
+    } else {
+        push_digest(key, parts);
+    }
 }
 
-/// `{prefix}{client}:{scope}`, where `prefix` is `{namespace}:{uid}:`.
-pub(crate) fn build(prefix: &str, client: &str, scope: &str) -> String {
-    let mut key = String::with_capacity(prefix.len() + client.len() + scope.len() + 8);
+/// `#` and the SHA-256 of the length-prefixed parts: injective over the sequence of parts.
+fn push_digest(key: &mut String, parts: &[&str]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    key.push(DIGEST_MARKER);
+    for byte in hasher.finalize() {
+        key.push(HEX[usize::from(byte >> 4)] as char);
+        key.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+}
+
+/// `{prefix}{client}:{scope}`, where `prefix` is `{namespace}:{uid}:` and `scope` the
+/// parts of the scope segment.
+pub(crate) fn build(prefix: &str, client: &str, scope: &[&str]) -> String {
+    let mut key = String::with_capacity(prefix.len() + 2 * MAX_SEGMENT_LEN + 1);
     key.push_str(prefix);
-    push_escaped(&mut key, client);
+    push_segment(&mut key, &[client]);
     key.push(':');
-    push_escaped(&mut key, scope);
+    push_segment(&mut key, scope);
     key
 }
 
@@ -55,32 +132,143 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The longest prefix a throttle can have.
+    fn longest_prefix() -> String {
+        format!("{}:{}:", "n".repeat(MAX_NAMESPACE_LEN), "u".repeat(MAX_UID_LEN))
+    }
+
+    /// The key as Redis stores it: the client wrapped in hash-tag braces.
+    fn stored_len(key: &str) -> usize {
+        key.len() + 2
+    }
+
     #[test]
     fn separators_and_hash_tags_are_escaped() {
-        assert_eq!(build("ns:api:", "1.2.3.4", "default"), "ns:api:1.2.3.4:default");
-        assert_eq!(build("ns:api:", "a:b", "c"), "ns:api:a%3Ab:c");
-        assert_eq!(build("ns:api:", "a", "b:c"), "ns:api:a:b%3Ac");
-        assert_eq!(build("ns:api:", "{x} 100%", "é"), "ns:api:%7Bx%7D%20100%25:%C3%A9");
+        assert_eq!(build("ns:api:", "1.2.3.4", &["default"]), "ns:api:1.2.3.4:default");
+        assert_eq!(build("ns:api:", "a:b", &["c"]), "ns:api:a%3Ab:c");
+        assert_eq!(build("ns:api:", "a", &["b:c"]), "ns:api:a:b%3Ac");
+        assert_eq!(build("ns:api:", "{x} 100%", &["é"]), "ns:api:%7Bx%7D%20100%25:%C3%A9");
+        assert_eq!(
+            build("ns:api:", "#a|b", &["default", "GET", "/users/{id}"]),
+            "ns:api:%23a%7Cb:default|GET|/users/%7Bid%7D"
+        );
+    }
+
+    #[test]
+    fn empty_segments_are_a_marker_never_an_empty_hash_tag() {
+        assert_eq!(build("ns:api:", "", &[""]), "ns:api:#:#");
+        assert_eq!(build("ns:api:", "", &["", "GET"]), "ns:api:#:|GET");
+        assert_ne!(build("ns:api:", "", &["s"]), build("ns:api:", "#", &["s"]));
+    }
+
+    #[test]
+    fn long_segments_are_a_stable_digest() {
+        let long = "k".repeat(8_000);
+        let key = build("ns:api:", &long, &["default"]);
+        // SHA-256 of 8000u64 (LE) followed by 8000 × "k": fixed, so every process agrees.
+        assert_eq!(key, format!("ns:api:#{}:default", digest_hex(&[&long])));
+        assert_eq!(key.len(), "ns:api:".len() + DIGEST_SEGMENT_LEN + ":default".len());
+        assert_eq!(
+            build("ns:api:", "a", &["x"; 40]),
+            format!("ns:api:a:#{}", digest_hex(&["x"; 40])),
+            "40 parts escape to 79 bytes"
+        );
+        assert_eq!(build("ns:api:", "a", &["x"; 38]).len(), "ns:api:a:".len() + 75, "38 parts stay readable");
+    }
+
+    #[test]
+    fn the_digest_is_sha256_of_the_length_prefixed_parts() {
+        // printf '\x03\x00\x00\x00\x00\x00\x00\x00abc' | sha256sum
+        assert_eq!(digest_hex(&["abc"]), "ce91dc5eec0139adf091900d225971d6ad246a845bad791b5693a9d0d55dd391");
+        // printf '\x00\x00\x00\x00\x00\x00\x00\x00' | sha256sum
+        assert_eq!(digest_hex(&[""]), "af5570f5a1810b7af78caf4bc70a660f0df51e42baf91d4de5b2328de0e83dfc");
+    }
+
+    fn digest_hex(parts: &[&str]) -> String {
+        let mut key = String::new();
+        push_digest(&mut key, parts);
+        key.split_off(1)
     }
 
     #[test]
     fn names_are_validated() {
         assert!(validate_uid("api:data").is_ok());
         assert!(validate_uid("v1/users.list-all_x").is_ok());
-        for bad in ["", "a b", "a{b}", "é", &"x".repeat(129)] {
+        assert!(validate_uid(&"x".repeat(MAX_UID_LEN)).is_ok());
+        for bad in ["", "a b", "a{b}", "é", &"x".repeat(MAX_UID_LEN + 1)] {
             assert!(validate_uid(bad).is_err(), "{bad:?}");
         }
         assert!(validate_namespace("my-app").is_ok());
+        assert!(validate_namespace(&"n".repeat(MAX_NAMESPACE_LEN)).is_ok());
+        assert!(validate_namespace(&"n".repeat(MAX_NAMESPACE_LEN + 1)).is_err());
         assert!(validate_namespace("my:app").is_err());
+    }
+
+    /// Any text, with a bias towards the characters that are escaped or structural.
+    fn hostile_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,12}",
+            "[#|:%{}a ]{0,90}",
+            "[\\u{0}-\\u{ff}]{0,40}",
+            (0usize..3000).prop_map(|n| "\u{fffd}".repeat(n)),
+        ]
     }
 
     proptest! {
         #[test]
-        fn distinct_clients_and_scopes_never_share_a_key(
-            a in "\\PC{0,12}", b in "\\PC{0,12}", s in "\\PC{0,6}", t in "\\PC{0,6}"
+        fn keys_are_bounded_and_distinct_inputs_never_share_a_key(
+            a in hostile_text(), b in hostile_text(),
+            s in prop::collection::vec(hostile_text(), 1..4),
+            t in prop::collection::vec(hostile_text(), 1..4),
         ) {
-            prop_assume!((a.as_str(), s.as_str()) != (b.as_str(), t.as_str()));
-            prop_assert_ne!(build("ns:u:", &a, &s), build("ns:u:", &b, &t));
+            let prefix = longest_prefix();
+            let s: Vec<&str> = s.iter().map(String::as_str).collect();
+            let t: Vec<&str> = t.iter().map(String::as_str).collect();
+            let left = build(&prefix, &a, &s);
+            let right = build(&prefix, &b, &t);
+            prop_assert!(stored_len(&left) <= MAX_KEY_LEN, "{} bytes", stored_len(&left));
+            prop_assert!(stored_len(&right) <= MAX_KEY_LEN, "{} bytes", stored_len(&right));
+            if (a.as_str(), &s) != (b.as_str(), &t) {
+                prop_assert_ne!(left, right);
+            } else {
+                prop_assert_eq!(left, right);
+            }
+        }
+
+        /// One text cut into a client and scope parts at different places never gives
+        /// the same key: no boundary can be moved by the characters of a part.
+        #[test]
+        fn moving_a_boundary_changes_the_key(text in "[#|:%a]{0,90}", cuts in prop::collection::vec(0usize..91, 4)) {
+            let split = |cuts: &[usize]| -> (String, Vec<String>) {
+                let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).collect();
+                cuts.sort_unstable();
+                let mut pieces = Vec::new();
+                let mut start = 0;
+                for cut in cuts {
+                    pieces.push(text[start..cut].to_string());
+                    start = cut;
+                }
+                pieces.push(text[start..].to_string());
+                let client = pieces.remove(0);
+                (client, pieces)
+            };
+            let (a, s) = split(&cuts[..2]);
+            let (b, t) = split(&cuts[2..]);
+            let key = |client: &str, scope: &[String]| {
+                build("ns:u:", client, &scope.iter().map(String::as_str).collect::<Vec<_>>())
+            };
+            if (&a, &s) != (&b, &t) {
+                prop_assert_ne!(key(&a, &s), key(&b, &t));
+            }
+        }
+
+        #[test]
+        fn the_client_and_scope_are_the_last_two_segments(a in hostile_text(), s in hostile_text()) {
+            let key = build("ns:u:", &a, &[&s]);
+            let rest = key.strip_prefix("ns:u:").expect("prefix kept");
+            prop_assert_eq!(rest.matches(':').count(), 1);
+            prop_assert!(!rest.contains(['{', '}']), "no braces in {rest}");
+            prop_assert!(!rest.starts_with(':'), "the client segment is never empty");
         }
     }
 }

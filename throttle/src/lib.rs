@@ -54,7 +54,7 @@ mod error;
 mod extract;
 pub mod headers;
 mod identity;
-mod key;
+pub mod key;
 mod layer;
 pub mod rate;
 pub mod registry;

@@ -33,7 +33,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
     note = "use `throttle::MemoryBackend` or implement `throttle::backend::Backend`"
 )]
 pub trait Backend: Debug + Send + Sync + 'static {
-    /// Prefix of every key this backend stores (`"throttle"` by default).
+    /// Prefix of every key this backend stores (`"throttle"` by default): letters,
+    /// digits, `_`, `-`, `.`, at most [`MAX_NAMESPACE_LEN`](crate::key::MAX_NAMESPACE_LEN)
+    /// bytes. A throttle on a backend with another namespace fails to build.
     fn namespace(&self) -> &str;
 
     /// Records a hit of `cost` on `key` and returns the decision.

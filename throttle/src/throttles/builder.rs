@@ -1,7 +1,8 @@
 //! [`ThrottleBuilder`]: every throttle option, checked once by `build`.
 
-use super::core::{Core, KeySplit};
+use super::core::Core;
 use super::options::{CostSource, OnError, RateSource};
+use super::split::KeySplit;
 use crate::backend::{Backend, BoxFuture, default_backend};
 use crate::headers::Headers;
 use crate::rate::ParseRateError;
@@ -235,13 +236,51 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
     }
 
     /// A separate bucket per HTTP method (off by default: one budget for all methods).
+    ///
+    /// The nine standard methods (`GET`, `POST`, ...) each get their own bucket; every
+    /// extension method (`PURGE`, or anything a client invents) shares one more, so a
+    /// client cannot mint buckets by inventing methods.
     pub fn per_method(mut self) -> Self {
         self.split.method = true;
         self
     }
 
-    /// A separate bucket per request path, so `/users/1` and `/users/2` count
-    /// separately (off by default: a throttle shared by routes is one budget).
+    /// A separate bucket per **route**: axum's [`MatchedPath`], the template the request
+    /// matched (`/users/{id}`), not the raw path. So `/users/1`, `/users/2` and
+    /// `/users/%31` are one bucket (give a per-user limit its own identifier or scope),
+    /// and the number of buckets is bounded by your routes, not by what clients send.
+    /// Off by default: a throttle shared by routes is one budget.
+    ///
+    /// Requests without a matched route share one `unmatched` bucket. Where the
+    /// throttle runs decides what it sees (axum 0.8):
+    ///
+    /// - [`Router::route_layer`] and handlers (the attribute, the direct API): every
+    ///   request has its route.
+    /// - [`Router::layer`]: matched requests have their route; 404s (the fallback) have
+    ///   none, so all invented paths share the `unmatched` bucket.
+    /// - [`Router::nest`]: the route is the whole template, prefix included
+    ///   (`/api/users/{id}`), for layers on the outer and on the inner router alike.
+    /// - [`Router::nest_service`], or a layer wrapped around the `Router` from outside
+    ///   (`ServiceBuilder`, `Layer::layer(router)`), and requests built by hand: no
+    ///   route yet, so everything is `unmatched`; put the throttle inside the router.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use throttle::{HttpThrottle, ThrottleLayer};
+    ///
+    /// let per_route = HttpThrottle::builder("docs:per-route").rate("100/min").per_path().build().unwrap();
+    /// let app: Router = Router::new()
+    ///     .route("/users/{id}", get(|| async { "a user" })) // one bucket for every id
+    ///     .route("/health", get(|| async { "ok" }))
+    ///     .layer(ThrottleLayer::new(per_route)); // 404s share one `unmatched` bucket
+    /// # let _ = app;
+    /// ```
+    ///
+    /// [`MatchedPath`]: axum::extract::MatchedPath
+    /// [`Router::route_layer`]: axum::Router::route_layer
+    /// [`Router::layer`]: axum::Router::layer
+    /// [`Router::nest`]: axum::Router::nest
+    /// [`Router::nest_service`]: axum::Router::nest_service
     pub fn per_path(mut self) -> Self {
         self.split.path = true;
         self
@@ -263,6 +302,8 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             return Err(error.into());
         }
         let backend = self.backend.unwrap_or_else(default_backend);
+        // A user backend's namespace too: keys stay within `key::MAX_KEY_LEN`.
+        key::validate_namespace(backend.namespace())?;
         let key_prefix = format!("{}:{}:", backend.namespace(), self.uid);
         let core = Arc::new(Core {
             uid: self.uid.into(),

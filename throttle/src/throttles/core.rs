@@ -1,6 +1,7 @@
 //! The engine shared by HTTP and WebSocket throttles: hit, stat, check, headers.
 
 use super::options::{CostSource, ErrorAction, OnError, RateSource};
+use super::split::KeySplit;
 use crate::backend::{Backend, BackendError};
 use crate::headers::Headers;
 use crate::headers::header::Input;
@@ -34,14 +35,6 @@ pub struct Core {
     pub(crate) rules: Vec<Rule>,
     pub(crate) split: KeySplit,
     pub(crate) enabled: AtomicBool,
-}
-
-/// Optional extra parts of a bucket: one per method and/or per path. Off by default, so
-/// a throttle shared by routes is one budget.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct KeySplit {
-    pub(crate) method: bool,
-    pub(crate) path: bool,
 }
 
 /// A hit that was admitted (or that the throttle let through untouched).
@@ -153,30 +146,15 @@ impl Core {
         }
     }
 
+    /// The bucket's key: bounded whatever the client sends (see [`key`]).
     async fn client_key(&self, conn: &Connection<'_>, context: &Context) -> Option<String> {
         match self.identifier.identify(conn).await {
             Identity::Exempted => None,
-            Identity::Client(id) => Some(key::build(&self.key_prefix, &id, &self.scope(conn, context))),
+            Identity::Client(id) => {
+                let scope = context.scope();
+                Some(key::build(&self.key_prefix, &id, &self.split.scope_parts(&scope, conn)))
+            }
         }
-    }
-
-    /// The context's scope, with the method and path when the throttle splits by them.
-    fn scope<'a>(&self, conn: &Connection<'_>, context: &'a Context) -> Cow<'a, str> {
-        let scope = context.scope();
-        if !self.split.method && !self.split.path {
-            return scope;
-        }
-        // `key::build` escapes the scope, so a path containing separators stays one segment.
-        let mut split = scope.into_owned();
-        if self.split.method {
-            split.push(' ');
-            split.push_str(conn.method().as_str());
-        }
-        if self.split.path {
-            split.push(' ');
-            split.push_str(conn.uri().path());
-        }
-        Cow::Owned(split)
     }
 
     pub(crate) async fn decide(&self, key: &str, rate: Rate, cost: u64) -> Result<Decision, BackendError> {

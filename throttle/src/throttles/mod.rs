@@ -5,6 +5,7 @@ mod call;
 pub(crate) mod core;
 mod http;
 mod options;
+mod split;
 mod websocket;
 
 pub use self::core::Admitted;

@@ -75,8 +75,11 @@ use std::time::Duration;
 /// [`codec`](crate::strategy::codec)), one key per client and scope:
 /// `{namespace}:{uid}:{{client}}:{scope}`.
 ///
-/// - The client id is the Redis Cluster hash tag, so every key of one client lands in
-///   one slot.
+/// - The client segment is the Redis Cluster hash tag, so every key of one client lands
+///   in one slot. It is never empty (an empty client id is `#`), so the tag is never
+///   `{}`, which Redis would ignore.
+/// - A key is at most [`MAX_KEY_LEN`](crate::key::MAX_KEY_LEN) bytes, braces included:
+///   long client ids and scopes are stored as a SHA-256 digest (see [`key`](crate::key)).
 /// - Each key expires at the moment its state becomes equivalent to a fresh one, so
 ///   idle keys disappear by themselves.
 /// - Stored text that does not parse reads as a fresh state, never as an error.
@@ -459,7 +462,9 @@ fn parse_fields(stored: &str, scripted: bool) -> Option<Vec<i64>> {
 }
 
 /// `ns:uid:client:scope` → `ns:uid:{client}:scope`. Client and scope are escaped (no
-/// `:`, `{`, `}`), so the last two segments are exactly them.
+/// `:`, `{`, `}`), so the last two segments are exactly them. A throttle's client
+/// segment is never empty (see [`crate::key`]); a hand-made key with an empty one gets
+/// the tag `{}`, which Redis ignores, and [`hash_tag`] says so.
 fn redis_key(key: &str) -> String {
     let Some((head, scope)) = key.rsplit_once(':') else { return key.to_string() };
     let Some((prefix, client)) = head.rsplit_once(':') else { return key.to_string() };
@@ -579,9 +584,13 @@ fn decision_from(reply: &[i64]) -> Result<Decision, BackendError> {
     }
 }
 
-/// The `{...}` part of a Redis key: what Redis Cluster hashes to pick the slot.
+/// What Redis Cluster hashes to pick the slot, by Redis's own rule: the text between
+/// the first `{` and the first `}` after it when that is not empty, else the whole key.
 fn hash_tag(key: &str) -> &str {
-    key.split_once('{').and_then(|(_, rest)| rest.split_once('}')).map_or(key, |(tag, _)| tag)
+    match key.split_once('{').and_then(|(_, rest)| rest.split_once('}')) {
+        Some((tag, _)) if !tag.is_empty() => tag,
+        _ => key,
+    }
 }
 
 fn failed(error: impl std::fmt::Display) -> BackendError {
@@ -656,6 +665,20 @@ mod tests {
     fn the_client_is_the_hash_tag() {
         assert_eq!(redis_key("throttle:api:data:1.2.3.4:default"), "throttle:api:data:{1.2.3.4}:default");
         assert_eq!(redis_key("ns:u:a%3Ab:s"), "ns:u:{a%3Ab}:s");
+        assert_eq!(redis_key("ns:u:#:s"), "ns:u:{#}:s");
+    }
+
+    #[test]
+    fn hash_tags_follow_the_redis_rule() {
+        assert_eq!(hash_tag("ns:u:{1.2.3.4}:s"), "1.2.3.4");
+        assert_eq!(hash_tag("ns:u:{#}:s"), "#");
+        // An empty tag is no tag: Redis hashes the whole key, so two such keys differ.
+        assert_eq!(hash_tag("ns:a:{}:s"), "ns:a:{}:s");
+        assert_ne!(hash_tag("ns:a:{}:s"), hash_tag("ns:b:{}:s"));
+        assert_eq!(hash_tag("no-tag"), "no-tag");
+        assert_eq!(hash_tag("a{b"), "a{b");
+        assert_eq!(hash_tag("a}{b}"), "b", "the first opening brace, then the first closing one after it");
+        assert_eq!(hash_tag("{}{b}"), "{}{b}", "only the first opening brace counts");
     }
 
     #[test]
