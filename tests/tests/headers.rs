@@ -233,16 +233,18 @@ async fn disable_removes_a_header_per_call_even_when_all_are_static() {
 }
 
 #[tokio::test]
-async fn overrides_win_and_get_headers_reports_throttled_state() {
-    let (api, _clock) = throttle_with("h:override", "1/min", &DEFAULT_HEADERS_THROTTLED);
+async fn overrides_win_and_get_headers_agree_with_the_admitted_hit() {
+    let (api, _clock) = throttle_with("h:override", "1/min", &DEFAULT_HEADERS_ALWAYS);
     let request = get_from("/", [7, 0, 0, 1]);
-    assert!(api.get_headers(&request).await.unwrap().is_empty(), "not throttled yet");
-    api.hit(&request).await.unwrap();
+    let admitted = api.hit(&request).await.unwrap();
+    // The hit took the last unit; its 200 has no `Retry-After`, and neither has
+    // `get_headers` called after it in the same handler.
     let resolved = api.get_headers(&request).await.unwrap();
-    assert_eq!(
-        pairs(&resolved),
-        owned(&[("retry-after", "45"), ("x-ratelimit-limit", "1"), ("x-ratelimit-remaining", "0")])
-    );
+    assert_eq!(pairs(&resolved), owned(&[("x-ratelimit-limit", "1"), ("x-ratelimit-remaining", "0")]));
+    assert_eq!(pairs(admitted.headers()), pairs(&resolved));
+    // The rejection that follows carries its own `Retry-After`.
+    let rejected = api.hit(&request).await.unwrap_err().into_response();
+    assert_eq!(rejected.headers()["retry-after"], "45");
     let overrides = Headers::new().with("X-RateLimit-Limit", Header::fixed("custom").unwrap()).unwrap();
     let resolved = api.get_headers(&request).overrides(overrides).await.unwrap();
     assert_eq!(resolved["x-ratelimit-limit"], "custom");

@@ -157,3 +157,22 @@ pub struct StrategyStat {
     /// Strategy-specific detail.
     pub metadata: Metadata,
 }
+
+impl StrategyStat {
+    /// The quota left after a hit of `cost` taken now, never below 0: the seed's
+    /// `stat.hits_remaining - 1` without the underflow when a window rolls over between
+    /// the stat and the hit. After a hit, prefer the admitted hit's own
+    /// [`Admitted::remaining`](crate::Admitted::remaining).
+    ///
+    /// ```
+    /// # async fn demo(request: axum::extract::Request) -> Result<(), throttle::ThrottleError> {
+    /// # let throttle = throttle::HttpThrottle::builder("docs:stat:after").rate("100/min").build().unwrap();
+    /// let before = throttle.stat(&request).await?;
+    /// let admitted = throttle.hit(&request).await?;
+    /// let remaining = admitted.remaining().or(before.map(|s| s.remaining_after(1)));
+    /// # let _ = remaining; Ok(()) }
+    /// ```
+    pub const fn remaining_after(&self, cost: u64) -> u64 {
+        self.hits_remaining.saturating_sub(cost)
+    }
+}

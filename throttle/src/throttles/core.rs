@@ -377,8 +377,10 @@ impl Core {
         let Some(stat) = self.stat(conn, Some(&context)).await? else {
             return Ok(headers.resolve_static());
         };
-        let throttled = stat.wait_ms > 0;
-        Ok(headers.resolve(None, &Input { conn, stat: &stat, context: &context, throttled }))
+        // Headers for a response this throttle admitted (the seed calls `get_headers` in
+        // a handler after the hit): a rejection carries its own headers in `Throttled`,
+        // so a 200 never gets `Retry-After`, even when its hit took the last unit.
+        Ok(headers.resolve(None, &Input { conn, stat: &stat, context: &context, throttled: false }))
     }
 }
 
