@@ -170,6 +170,7 @@ impl ClientIp {
     /// (Akamai, Cloudflare Enterprise), or any other name.
     ///
     /// ```
+    /// // Trust the range Fly's proxy connects from: the peer your app sees.
     /// let fly = throttle::ClientIp::header("fly-client-ip")?.trust("172.16.0.0/12")?;
     /// assert!(throttle::ClientIp::header("not a header name").is_err());
     /// # let _ = fly;

@@ -112,7 +112,8 @@ async fn an_unparseable_hop_ends_the_walk() {
     let (backend, _clock) = manual_backend();
     // An inner proxy (10.1.1.1) that cannot name its client writes `unknown` (RFC 7239
     // allows it) or garbage; everything left of that is the attacker's.
-    let cases: [(&str, ClientIp, &str, fn(usize) -> String); 3] = [
+    type Chain = fn(usize) -> String;
+    let cases: [(&str, ClientIp, &str, Chain); 3] = [
         ("forwarded", ClientIp::forwarded(), "forwarded", |i| format!("for=203.0.113.{i}, for=unknown, for=10.1.1.1")),
         ("xff-garbage", ClientIp::x_forwarded_for(), "x-forwarded-for", |i| {
             format!("203.0.113.{i}, garbage, 10.1.1.1")

@@ -230,10 +230,13 @@ mod tests {
         Some(text.parse().unwrap())
     }
 
+    /// (header lines, the `for=` of each element).
+    type Case<'a> = (&'a [&'a [u8]], &'a [Option<IpAddr>]);
+
     #[test]
     fn forwarded_elements() {
         #[rustfmt::skip]
-        let cases: &[(&[&[u8]], &[Option<IpAddr>])] = &[
+        let cases: &[Case<'_>] = &[
             (&[b"for=192.0.2.1"], &[ip("192.0.2.1")]),
             (&[b"For=192.0.2.1;proto=https, for=\"[2001:db8::1]:4711\""], &[ip("192.0.2.1"), ip("2001:db8::1")]),
             (&[b"for=192.0.2.1", b"for=198.51.100.2"], &[ip("192.0.2.1"), ip("198.51.100.2")]),
