@@ -97,6 +97,20 @@ enum Source {
     Single(HeaderName),
 }
 
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static FORWARDED: HeaderName = http::header::FORWARDED;
+
+impl Source {
+    fn header(&self) -> Option<&HeaderName> {
+        match self {
+            Source::Peer => None,
+            Source::XForwardedFor => Some(&X_FORWARDED_FOR),
+            Source::Forwarded => Some(&FORWARDED),
+            Source::Single(name) => Some(name),
+        }
+    }
+}
+
 impl Default for ClientIp {
     fn default() -> Self {
         Self::with_source(Source::Peer)
@@ -230,12 +244,7 @@ impl ClientIp {
     }
 
     fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let name = match &self.source {
-            Source::Peer => return peer,
-            Source::XForwardedFor => &HeaderName::from_static("x-forwarded-for"),
-            Source::Forwarded => &http::header::FORWARDED,
-            Source::Single(name) => name,
-        };
+        let Some(name) = self.source.header() else { return peer };
         let sent = headers.contains_key(name);
         if !self.is_trusted(peer) {
             if sent {
