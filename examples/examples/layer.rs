@@ -14,9 +14,9 @@ use std::net::SocketAddr;
 use throttle::{ClientIp, ConfigError, DEFAULT_HEADERS_ALWAYS, HttpThrottle, Identifier, Rule, ThrottleLayer};
 
 fn app() -> Result<Router, ConfigError> {
-    // Behind a load balancer on 10.0.0.0/8 (and curl from this machine): believe
-    // X-Forwarded-For only from there; group IPv6 clients per /64.
-    let client_ip = ClientIp::new().trust("10.0.0.0/8")?.trust("127.0.0.1")?.ipv6_prefix(64)?;
+    // Behind a load balancer on 10.0.0.0/8 that appends X-Forwarded-For (and curl from
+    // this machine): read that header, and only from there. IPv6 clients count per /64.
+    let client_ip = ClientIp::x_forwarded_for().trust("10.0.0.0/8")?.trust("127.0.0.1")?;
     let health = Rule::bypass_if().path("/health")?;
 
     let burst = HttpThrottle::builder("layer:burst")

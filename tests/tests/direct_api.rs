@@ -232,7 +232,7 @@ async fn stat_carries_key_rate_and_fixed_window_metadata() {
     let request = get_from("/", [10, 1, 2, 3]);
     api.hit(&request).cost(2).await.unwrap();
     let stat = api.stat(&request).await.unwrap().unwrap();
-    assert_eq!(stat.key, "throttle:stat:fields:10.1.2.3:default");
+    assert_eq!(stat.key, "throttle:stat:fields:ip=10.1.2.3:default");
     assert_eq!(stat.rate, "5/min".parse().unwrap());
     assert_eq!((stat.hits_remaining, stat.wait_ms, stat.reset_ms), (3, 0, 45_000));
     assert_eq!(stat.strategy, "fixed_window");

@@ -171,7 +171,7 @@ async fn first_rejection_wins_with_its_own_retry_after() {
 #[tokio::test]
 async fn trusted_proxies_through_a_router() {
     let (backend, _clock) = manual_backend();
-    let identifier = Identifier::client_ip(ClientIp::new().trust("10.0.0.0/8").unwrap());
+    let identifier = Identifier::client_ip(ClientIp::x_forwarded_for().trust("10.0.0.0/8").unwrap());
     let api = throttle("ident:proxy", "1/min", &backend).identifier(identifier).build().unwrap();
     let app = routes().layer(ThrottleLayer::new(api));
     let via_proxy = |client: &str| {
@@ -314,5 +314,5 @@ async fn one_budget_across_routes_unless_split_per_path_or_method() {
     assert_eq!(status(&app, "GET", "/files/a").await, StatusCode::TOO_MANY_REQUESTS);
     // A request built outside the router has no matched route: the `unmatched` bucket.
     let stat = split.stat(&get_from("/files/a", [1, 2, 3, 4])).await.unwrap().unwrap();
-    assert_eq!(stat.key, "throttle:keys:split:1.2.3.4:default|GET|unmatched");
+    assert_eq!(stat.key, "throttle:keys:split:ip=1.2.3.4:default|GET|unmatched");
 }

@@ -287,7 +287,7 @@ async fn cost_scope_identifier_and_name_are_applied() {
     assert_eq!(statuses, [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS, StatusCode::OK]);
     let stat = EXPORTS.stat(&with_key("k1")).await.expect("stat").expect("not exempted");
     assert_eq!(stat.hits_remaining, 1);
-    assert!(stat.key.ends_with(":k1:exports"), "{}", stat.key);
+    assert!(stat.key.ends_with(":fn=k1:exports"), "{}", stat.key);
     assert_eq!(EXPORTS.name(), "EXPORTS");
     assert_eq!(EXPORTS.handler(), "export");
 }

@@ -53,7 +53,7 @@ async fn limits_with_one_script_call_per_decision() {
 
     // The key carries the client as hash tag and expires with its window.
     let keys = server.cli(&["KEYS", "*1.0.0.1*"]);
-    assert_eq!(keys.trim(), "throttle:redis:basic:{1.0.0.1}:default");
+    assert_eq!(keys.trim(), "throttle:redis:basic:{ip=1.0.0.1}:default");
     let ttl: i64 = server.cli(&["PTTL", keys.trim()]).trim().parse().unwrap();
     assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
 }

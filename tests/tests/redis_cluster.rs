@@ -98,7 +98,7 @@ async fn a_lost_master_follows_the_error_policy_and_recovers() {
     for i in 1..=60u8 {
         let ip = [10, 9, 0, i];
         assert!(raise.hit(&get_from("/", ip)).await.unwrap().is_counted());
-        let stored = format!("throttle:cluster:fault:raise:{{10.9.0.{i}}}:default");
+        let stored = format!("throttle:cluster:fault:raise:{{ip=10.9.0.{i}}}:default");
         let node = owner(&cluster, &stored).expect("stored");
         client_on[node].get_or_insert(ip);
     }

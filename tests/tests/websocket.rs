@@ -502,7 +502,7 @@ async fn message_buckets_are_per_client_across_sockets() {
     // The bucket is the peer IP's, as an HTTP request from that IP sees it.
     let stat = messages.stat(&get_from("/anything", [127, 0, 0, 1])).await.expect("stat").expect("not exempted");
     assert_eq!(stat.hits_remaining, 0);
-    assert!(stat.key.ends_with(":127.0.0.1:default"), "key {}", stat.key);
+    assert!(stat.key.ends_with(":ip=127.0.0.1:default"), "key {}", stat.key);
     let other = messages.stat(&get_from("/anything", [10, 9, 9, 9])).await.expect("stat").expect("not exempted");
     assert_eq!(other.hits_remaining, 3);
 }

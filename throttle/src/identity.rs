@@ -1,17 +1,24 @@
 //! Who is being limited: [`Identifier`] turns a request into an [`Identity`].
+//!
+//! Every id says what kind of identifier made it (`ip=`, `hdr=`, `ext=`, `fn=`,
+//! `all=`), so ids of different kinds never meet in one bucket: a client sending
+//! `X-Api-Key: 198.51.100.77` gets `hdr=198.51.100.77`, not the bucket of the client at
+//! `ip=198.51.100.77`.
 
 use crate::backend::BoxFuture;
 use crate::{ClientIp, Connection};
-use http::HeaderName;
+use http::{Extensions, HeaderName};
 use std::borrow::Cow;
 use std::fmt;
+use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The bucket owner a request counts against, or an exemption.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Identity {
-    /// Count against this client id (any text; it is escaped in keys).
+    /// Count against this client id (any text; it is escaped in keys). An
+    /// [`Identifier`] prefixes the id its function returns with its kind.
     Client(Cow<'static, str>),
     /// Bypass the throttle entirely: no backend I/O, no headers.
     Exempted,
@@ -20,7 +27,8 @@ pub enum Identity {
 /// The identity that bypasses throttling.
 pub const EXEMPTED: Identity = Identity::Exempted;
 
-/// The shared bucket for requests whose peer address is unknown.
+/// The client id shared by requests whose peer address is unknown (no axum
+/// `ConnectInfo`). No other id has this form: every other one starts with its kind.
 pub const ANONYMOUS: &str = "__anonymous__";
 
 impl Identity {
@@ -32,8 +40,21 @@ impl Identity {
 
 type SyncFn = dyn Fn(&Connection<'_>) -> Identity + Send + Sync;
 type AsyncFn = dyn Fn(&Connection<'_>) -> BoxFuture<'static, Identity> + Send + Sync;
+type ExtensionFn = dyn Fn(&Extensions) -> Option<String> + Send + Sync;
 
-/// Turns a request into an [`Identity`]. The default is the peer IP address.
+/// Turns a request into an [`Identity`]. The default is the peer IP address, with
+/// IPv6 clients grouped by /64 (see [`ClientIp`]).
+///
+/// The client id in a key names its kind, so no two kinds share a bucket:
+///
+/// | identifier | client id |
+/// | --- | --- |
+/// | [`peer_ip`](Self::peer_ip), [`client_ip`](Self::client_ip) | `ip=203.0.113.5`, `ip=2001:db8:1:2::/64` |
+/// | [`header`](Self::header) | `hdr=` and the value (`%` and bytes that are not UTF-8 as `%XX`) |
+/// | [`extension`](Self::extension) | `ext=` and your id |
+/// | [`from_fn`](Self::from_fn), [`from_async_fn`](Self::from_async_fn) | `fn=` and your id |
+/// | [`composite`](Self::composite) | `all=` and the parts' ids joined by `,` (`%` and `,` in them as `%XX`) |
+/// | any, without `ConnectInfo` | [`ANONYMOUS`] |
 ///
 /// ```
 /// use throttle::{Identifier, Identity, EXEMPTED};
@@ -57,36 +78,62 @@ type AsyncFn = dyn Fn(&Connection<'_>) -> BoxFuture<'static, Identity> + Send + 
 /// });
 /// # let _ = (by_key, by_lookup);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Identifier(Kind);
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 enum Kind {
-    #[default]
-    PeerIp,
-    ClientIp(Arc<ClientIp>),
-    Header(HeaderName),
+    /// The peer, or the client behind trusted proxies.
+    Ip(Arc<ClientIp>),
+    /// A header's value, else the peer.
+    Header {
+        name: HeaderName,
+        peer: Arc<ClientIp>,
+    },
+    /// A request extension, else the peer.
+    Extension {
+        id: Arc<ExtensionFn>,
+        peer: Arc<ClientIp>,
+    },
     Composite(Arc<[Identifier]>),
     Sync(Arc<SyncFn>),
     Async(Arc<AsyncFn>),
 }
 
+impl Default for Identifier {
+    fn default() -> Self {
+        Self::peer_ip()
+    }
+}
+
 impl Identifier {
-    /// The peer IP from axum's `ConnectInfo<SocketAddr>`. Without `ConnectInfo` (the
-    /// app was not served with connect info) every request shares one
-    /// [`ANONYMOUS`] bucket, and this is reported once in the log.
-    pub const fn peer_ip() -> Self {
-        Identifier(Kind::PeerIp)
+    /// The peer IP from axum's `ConnectInfo<SocketAddr>`, with IPv6 clients grouped by
+    /// /64 and IPv4-mapped addresses read as IPv4 (`ClientIp::peer()`). Without
+    /// `ConnectInfo` (the app was not served with connect info) every request shares
+    /// one [`ANONYMOUS`] bucket, and this is reported once in the log.
+    pub fn peer_ip() -> Self {
+        Self::client_ip(ClientIp::peer())
     }
 
-    /// The client address behind trusted proxies (see [`ClientIp`]); without
-    /// `ConnectInfo`, the shared [`ANONYMOUS`] bucket.
+    /// The client address from the one header your proxy writes, believed only from
+    /// trusted proxies (see [`ClientIp`]); without `ConnectInfo`, the shared
+    /// [`ANONYMOUS`] bucket.
+    ///
+    /// ```
+    /// use throttle::{ClientIp, Identifier};
+    ///
+    /// let behind_nginx = Identifier::client_ip(ClientIp::x_forwarded_for().trust("127.0.0.1")?);
+    /// # let _ = behind_nginx;
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
     pub fn client_ip(config: ClientIp) -> Self {
-        Identifier(Kind::ClientIp(Arc::new(config)))
+        Identifier(Kind::Ip(Arc::new(config)))
     }
 
     /// The value of a request header (an API key, a tenant id), falling back to the
-    /// peer IP when the header is absent.
+    /// peer IP when the header is absent. The value is whatever the client sends:
+    /// it picks the bucket, so this suits keys you check elsewhere, not anonymous
+    /// traffic.
     ///
     /// ```
     /// let by_key = throttle::Identifier::header("x-api-key")?;
@@ -96,7 +143,7 @@ impl Identifier {
     pub fn header(name: &str) -> Result<Self, crate::headers::HeaderError> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| crate::headers::HeaderError::InvalidName(name.to_string()))?;
-        Ok(Identifier(Kind::Header(name)))
+        Ok(Identifier(Kind::Header { name, peer: Arc::new(ClientIp::peer()) }))
     }
 
     /// A request extension set by an earlier layer (e.g. the authenticated user id
@@ -109,10 +156,8 @@ impl Identifier {
     /// # let _ = by_user;
     /// ```
     pub fn extension<T: Send + Sync + 'static>(id: impl Fn(&T) -> String + Send + Sync + 'static) -> Self {
-        Self::from_fn(move |conn| match conn.extensions().get::<T>() {
-            Some(value) => Identity::Client(id(value).into()),
-            None => peer_ip(conn),
-        })
+        let id = move |extensions: &Extensions| extensions.get::<T>().map(&id);
+        Identifier(Kind::Extension { id: Arc::new(id), peer: Arc::new(ClientIp::peer()) })
     }
 
     /// Several identifiers combined: one bucket per combination (e.g. user and IP).
@@ -132,66 +177,184 @@ impl Identifier {
         Identifier(Kind::Async(Arc::new(f)))
     }
 
-    /// Runs the identifier.
+    /// Runs the identifier: the client id, prefixed with its kind (see the table above).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use axum::extract::ConnectInfo;
+    /// use std::net::SocketAddr;
+    /// use throttle::{AsConnection, Identifier, Identity};
+    ///
+    /// let mut request = http::Request::new(());
+    /// request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([198, 51, 100, 77], 4000))));
+    /// request.headers_mut().insert("x-api-key", "198.51.100.77".parse().unwrap());
+    /// let conn = request.as_connection();
+    /// assert_eq!(Identifier::peer_ip().identify(&conn).await, Identity::client("ip=198.51.100.77"));
+    /// let by_key = Identifier::header("x-api-key").unwrap();
+    /// assert_eq!(by_key.identify(&conn).await, Identity::client("hdr=198.51.100.77"));
+    /// # });
+    /// ```
     pub async fn identify(&self, conn: &Connection<'_>) -> Identity {
         match &self.0 {
-            Kind::PeerIp => peer_ip(conn),
-            Kind::ClientIp(config) => match conn.peer_addr() {
-                Some(peer) => Identity::Client(config.resolve(peer.ip(), conn.headers()).to_string().into()),
-                None => peer_ip(conn),
+            Kind::Ip(config) => ip_id(config, conn),
+            Kind::Header { name, peer } => match conn.headers().get(name) {
+                Some(value) => Identity::Client(tagged(HEADER, &header_text(value.as_bytes()))),
+                None => ip_id(peer, conn),
             },
-            Kind::Header(name) => match conn.headers().get(name) {
-                Some(value) => Identity::Client(String::from_utf8_lossy(value.as_bytes()).into_owned().into()),
-                None => peer_ip(conn),
+            Kind::Extension { id, peer } => match id(conn.extensions()) {
+                Some(id) => Identity::Client(tagged(EXTENSION, &id)),
+                None => ip_id(peer, conn),
             },
             Kind::Composite(parts) => {
-                let mut joined = String::new();
-                for part in parts.iter() {
+                let mut joined = String::from(COMPOSITE);
+                for (i, part) in parts.iter().enumerate() {
                     match Box::pin(part.identify(conn)).await {
                         Identity::Exempted => return Identity::Exempted,
-                        // Escaping each part keeps the join injective: ("a:", "b") != ("a", ":b").
                         Identity::Client(id) => {
-                            if !joined.is_empty() {
-                                joined.push(':');
+                            if i > 0 {
+                                joined.push(',');
                             }
-                            crate::key::push_escaped(&mut joined, &id);
+                            push_part(&mut joined, &id);
                         }
                     }
                 }
                 Identity::Client(joined.into())
             }
-            Kind::Sync(f) => f(conn),
-            Kind::Async(f) => f(conn).await,
+            Kind::Sync(f) => user_id(f(conn)),
+            Kind::Async(f) => user_id(f(conn).await),
         }
     }
 }
 
-fn peer_ip(conn: &Connection<'_>) -> Identity {
-    static REPORTED: AtomicBool = AtomicBool::new(false);
-    match conn.peer_addr() {
-        Some(addr) => Identity::Client(addr.ip().to_string().into()),
-        None => {
-            if !REPORTED.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    "throttle: no ConnectInfo<SocketAddr> on the request, so every client shares one \
-                     bucket; serve the app with `into_make_service_with_connect_info::<SocketAddr>()` \
-                     or give the throttle an identifier"
-                );
+// Kind tags. None contains `=` before its end, so the tag of an id is unambiguous.
+const IP: &str = "ip=";
+const HEADER: &str = "hdr=";
+const EXTENSION: &str = "ext=";
+const FUNCTION: &str = "fn=";
+const COMPOSITE: &str = "all=";
+
+fn tagged(tag: &str, id: &str) -> Cow<'static, str> {
+    let mut tagged = String::with_capacity(tag.len() + id.len());
+    tagged.push_str(tag);
+    tagged.push_str(id);
+    Cow::Owned(tagged)
+}
+
+fn user_id(identity: Identity) -> Identity {
+    match identity {
+        Identity::Client(id) => Identity::Client(tagged(FUNCTION, &id)),
+        Identity::Exempted => Identity::Exempted,
+    }
+}
+
+fn ip_id(config: &ClientIp, conn: &Connection<'_>) -> Identity {
+    let Some(peer) = conn.peer_addr() else {
+        config.report_no_connect_info();
+        return Identity::Client(Cow::Borrowed(ANONYMOUS));
+    };
+    let mut id = String::from(IP);
+    // Writing to a String cannot fail.
+    let _ = match config.resolve(peer.ip(), conn.headers()) {
+        IpAddr::V6(network) if config.ipv6_prefix_len() < 128 => {
+            write!(id, "{network}/{}", config.ipv6_prefix_len())
+        }
+        ip => write!(id, "{ip}"),
+    };
+    Identity::Client(id.into())
+}
+
+/// Header bytes as text, one-to-one: valid UTF-8 stays, `%` and every byte that is not
+/// part of valid UTF-8 become `%XX`, so `key\xFE` and `key\xFF` stay two clients.
+fn header_text(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '%' => push_percent(&mut text, b'%'),
+                c => text.push(c),
             }
-            Identity::Client(Cow::Borrowed(ANONYMOUS))
+        }
+        for byte in chunk.invalid() {
+            push_percent(&mut text, *byte);
         }
     }
+    text
+}
+
+/// One composite part, with the separator and the escape character escaped, so the
+/// join is one-to-one: `("a,b", "c")` and `("a", "b,c")` differ.
+fn push_part(joined: &mut String, part: &str) {
+    for c in part.chars() {
+        match c {
+            '%' | ',' => push_percent(joined, c as u8),
+            c => joined.push(c),
+        }
+    }
+}
+
+fn push_percent(text: &mut String, byte: u8) {
+    let _ = write!(text, "%{byte:02X}");
 }
 
 impl fmt::Debug for Identifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.0 {
-            Kind::PeerIp => "Identifier::peer_ip()",
-            Kind::ClientIp(_) => "Identifier::client_ip(..)",
-            Kind::Header(_) => "Identifier::header(..)",
-            Kind::Composite(_) => "Identifier::composite(..)",
-            Kind::Sync(_) => "Identifier::from_fn(..)",
-            Kind::Async(_) => "Identifier::from_async_fn(..)",
-        })
+        match &self.0 {
+            Kind::Ip(config) => f.debug_tuple("Identifier::client_ip").field(config).finish(),
+            Kind::Header { name, .. } => f.debug_tuple("Identifier::header").field(name).finish(),
+            Kind::Extension { .. } => f.write_str("Identifier::extension(..)"),
+            Kind::Composite(parts) => f.debug_tuple("Identifier::composite").field(parts).finish(),
+            Kind::Sync(_) => f.write_str("Identifier::from_fn(..)"),
+            Kind::Async(_) => f.write_str("Identifier::from_async_fn(..)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn header_text_is_one_to_one_on_bytes() {
+        assert_eq!(header_text(b"key\xFE"), "key%FE");
+        assert_eq!(header_text(b"key\xFF"), "key%FF");
+        assert_eq!(header_text(b"key%FF"), "key%25FF");
+        assert_eq!(header_text("é 1:2".as_bytes()), "é 1:2");
+    }
+
+    fn unescape(text: &str) -> Vec<u8> {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn header_text_decodes_back(bytes in proptest::collection::vec(any::<u8>(), 0..32)) {
+            prop_assert_eq!(unescape(&header_text(&bytes)), bytes);
+        }
+
+        #[test]
+        fn composite_joins_are_one_to_one(a in "[a-c,%=]{0,4}", b in "[a-c,%=]{0,4}", c in "[a-c,%=]{0,4}", d in "[a-c,%=]{0,4}") {
+            prop_assume!((&a, &b) != (&c, &d));
+            let join = |x: &str, y: &str| {
+                let mut joined = String::new();
+                push_part(&mut joined, x);
+                joined.push(',');
+                push_part(&mut joined, y);
+                joined
+            };
+            prop_assert_ne!(join(&a, &b), join(&c, &d));
+        }
     }
 }
