@@ -22,7 +22,7 @@ fn app() -> Result<Router, ConfigError> {
     let burst = HttpThrottle::builder("layer:burst")
         .rate("5/10s")
         .identifier(Identifier::client_ip(client_ip.clone()))
-        .headers(&*DEFAULT_HEADERS_ALWAYS)
+        .headers(&DEFAULT_HEADERS_ALWAYS)
         .rule(health.clone())
         .build()?;
     let sustained = HttpThrottle::builder("layer:sustained")

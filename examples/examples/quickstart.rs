@@ -23,7 +23,7 @@ use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, RequestInfo, ThrottleError}
 static DATA: LazyLock<HttpThrottle> = LazyLock::new(|| {
     HttpThrottle::builder("quickstart:data")
         .rate("5/10s")
-        .headers(&*DEFAULT_HEADERS_ALWAYS)
+        .headers(&DEFAULT_HEADERS_ALWAYS)
         .build()
         .expect("valid throttle")
 });

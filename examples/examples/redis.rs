@@ -33,7 +33,7 @@ impl Throttles {
     fn new(redis: RedisBackend) -> Result<Self, throttle::ConfigError> {
         let data = HttpThrottle::builder("example:data")
             .rate("5/10s")
-            .headers(&*DEFAULT_HEADERS_ALWAYS)
+            .headers(&DEFAULT_HEADERS_ALWAYS)
             .backend(redis.clone())
             // A Redis that does not answer within 100 ms fails open for this route...
             .timeout(Duration::from_millis(100))
@@ -42,7 +42,7 @@ impl Throttles {
         let search = HttpThrottle::builder("example:search")
             .rate("2/s")
             .strategy_name("gcra(burst = 4)")
-            .headers(&*IETF_HEADERS)
+            .headers(&IETF_HEADERS)
             .backend(redis.clone())
             // ...and closed for this one: 429 with Retry-After: 1.
             .timeout(Duration::from_millis(100))

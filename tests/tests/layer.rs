@@ -32,7 +32,7 @@ async fn status(app: &Router, method: &str, uri: &str) -> StatusCode {
 #[tokio::test]
 async fn layer_limits_every_route_and_attaches_headers() {
     let (backend, _clock) = manual_backend();
-    let api = throttle("layer:all", "2/min", &backend).headers(&*DEFAULT_HEADERS_ALWAYS).build().unwrap();
+    let api = throttle("layer:all", "2/min", &backend).headers(&DEFAULT_HEADERS_ALWAYS).build().unwrap();
     let app = routes().layer(ThrottleLayer::new(api));
     let ok = send(&app, get_from("/api/items", [1, 1, 1, 1])).await;
     assert_eq!(header(&ok, "x-ratelimit-remaining"), Some("1"));

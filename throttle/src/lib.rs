@@ -10,7 +10,7 @@
 //! static API: LazyLock<HttpThrottle> = LazyLock::new(|| {
 //!     HttpThrottle::builder("api:items")
 //!         .rate("100/min")
-//!         .headers(&*DEFAULT_HEADERS_ALWAYS)
+//!         .headers(&DEFAULT_HEADERS_ALWAYS)
 //!         .build()
 //!         .expect("valid throttle")
 //! });
@@ -195,7 +195,7 @@ pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_fra
 /// static DATA: LazyLock<HttpThrottle> = LazyLock::new(|| {
 ///     HttpThrottle::builder("docs:equivalent")
 ///         .rate("100/min")
-///         .headers(&*DEFAULT_HEADERS_ALWAYS)
+///         .headers(&DEFAULT_HEADERS_ALWAYS)
 ///         .build()
 ///         .expect("a unique uid")
 /// });

@@ -13,13 +13,13 @@ use std::ops::{BitOr, BitOrAssign};
 /// use throttle::headers::{DEFAULT_HEADERS_ALWAYS, Header, Headers, When};
 ///
 /// let extra = Headers::new()
-///     .with("X-Service-Name", Header::fixed("my-api")?)?
+///     .with("X-Service-Name", Header::fixed("my-api"))?
 ///     .with("X-RateLimit-Reset-Ms", Header::reset_milliseconds(When::Always))?;
-/// let combined = &*DEFAULT_HEADERS_ALWAYS | &extra; // the preset is not changed
+/// let combined = &DEFAULT_HEADERS_ALWAYS | &extra; // the preset is not changed
 /// assert_eq!(combined.len(), 5);
 ///
 /// let mut copy = DEFAULT_HEADERS_ALWAYS.clone();
-/// copy.insert("X-Service-Name", Header::fixed("my-api")?)?;
+/// copy.insert("X-Service-Name", Header::fixed("my-api"))?;
 /// assert_eq!(copy.len(), 4);
 /// # Ok::<(), throttle::headers::HeaderError>(())
 /// ```
@@ -50,6 +50,9 @@ impl Headers {
     /// Adds or replaces `name` in place. Names are case-insensitive.
     pub fn insert(&mut self, name: &str, header: Header) -> Result<(), HeaderError> {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| HeaderError::InvalidName(name.to_string()))?;
+        if let Some(error) = header.invalid() {
+            return Err(error);
+        }
         self.insert_name(name, header);
         Ok(())
     }
@@ -163,6 +166,13 @@ impl BitOrAssign<&Headers> for Headers {
 impl BitOrAssign<Headers> for Headers {
     fn bitor_assign(&mut self, rhs: Headers) {
         *self |= &rhs;
+    }
+}
+
+/// A preset by reference, without `&*`: `.headers(&DEFAULT_HEADERS_ALWAYS)`.
+impl From<&std::sync::LazyLock<Headers>> for Headers {
+    fn from(preset: &std::sync::LazyLock<Headers>) -> Self {
+        Headers::clone(preset)
     }
 }
 

@@ -46,6 +46,9 @@ impl When {
 #[derive(Clone)]
 pub(crate) enum Value {
     Static(HeaderValue),
+    /// A fixed value that is not a valid header value: refused when it is inserted
+    /// into a [`Headers`](super::Headers), so it is never sent.
+    Invalid(String),
     Limit,
     Remaining,
     ResetSeconds,
@@ -64,10 +67,9 @@ pub(crate) enum Value {
 ///
 /// let remaining = Header::remaining(When::Always);
 /// let only_on_429 = remaining.clone().throttled();
-/// let policy = Header::fixed("100;w=60")?; // static values are always sent
+/// let policy = Header::fixed("100;w=60"); // static values are always sent
 /// let custom = Header::resolver(|_conn, stat, _ctx| format!("{}ms", stat.wait_ms), When::Throttled);
 /// # let _ = (only_on_429, policy, custom);
-/// # Ok::<(), throttle::headers::HeaderError>(())
 /// ```
 #[derive(Clone)]
 pub struct Header {
@@ -112,10 +114,23 @@ impl Header {
         Header { value: Value::IetfRateLimit, when }
     }
 
-    /// A fixed value, always sent. Fails if `value` is not a valid header value.
-    pub fn fixed(value: &str) -> Result<Self, HeaderError> {
-        let value = HeaderValue::from_str(value).map_err(|_| HeaderError::InvalidValue(value.to_string()))?;
-        Ok(Header { value: Value::Static(value), when: When::Always })
+    /// A fixed value, always sent. A value that is not a valid header value (a line
+    /// break, a control character) is refused when the header is inserted into a
+    /// [`Headers`](super::Headers), with [`HeaderError::InvalidValue`].
+    pub fn fixed(value: &str) -> Self {
+        let value = match HeaderValue::from_str(value) {
+            Ok(value) => Value::Static(value),
+            Err(_) => Value::Invalid(value.to_string()),
+        };
+        Header { value, when: When::Always }
+    }
+
+    /// The error of a fixed value that cannot be sent.
+    pub(crate) fn invalid(&self) -> Option<HeaderError> {
+        match &self.value {
+            Value::Invalid(value) => Some(HeaderError::InvalidValue(value.clone())),
+            _ => None,
+        }
     }
 
     /// A value computed per request. A value that is not a valid header value is
@@ -167,7 +182,7 @@ impl Header {
         let limited = !stat.rate.is_unlimited();
         let text = match &self.value {
             Value::Static(v) => return Some(v.clone()),
-            Value::Disabled => return None,
+            Value::Disabled | Value::Invalid(_) => return None,
             Value::Limit if limited => stat.rate.limit().to_string(),
             Value::Remaining if limited => stat.hits_remaining.min(stat.rate.limit()).to_string(),
             Value::ResetSeconds if limited => ceil_seconds(reset_ms(stat)).to_string(),
@@ -245,6 +260,7 @@ impl fmt::Debug for Header {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let value = match &self.value {
             Value::Static(v) => return write!(f, "Header::fixed({v:?})"),
+            Value::Invalid(v) => return write!(f, "Header::fixed({v:?} (invalid))"),
             Value::Disabled => return f.write_str("Header::DISABLE"),
             Value::Limit => "limit",
             Value::Remaining => "remaining",
