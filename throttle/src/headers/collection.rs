@@ -15,7 +15,7 @@ use std::ops::{BitOr, BitOrAssign};
 /// let extra = Headers::new()
 ///     .with("X-Service-Name", Header::fixed("my-api"))?
 ///     .with("X-RateLimit-Reset-Ms", Header::reset_milliseconds(When::Always))?;
-/// let combined = &DEFAULT_HEADERS_ALWAYS | &extra; // the preset is not changed
+/// let combined = &*DEFAULT_HEADERS_ALWAYS | &extra; // the preset is not changed
 /// assert_eq!(combined.len(), 5);
 ///
 /// let mut copy = DEFAULT_HEADERS_ALWAYS.clone();
