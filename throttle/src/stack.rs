@@ -171,3 +171,34 @@ impl std::error::Error for SharedCause {
         self.0.source()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_failed_joint_call_is_the_same_error_for_each_throttle() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let errors = shared(BackendError::Failed(Box::new(cause)), 3);
+        assert_eq!(errors.len(), 3);
+        for error in errors {
+            let error = error.expect_err("an error per throttle");
+            assert!(matches!(error, BackendError::Failed(_)));
+            assert_eq!(error.to_string(), "throttle backend failed: refused");
+        }
+        let timeouts = shared(BackendError::Timeout(Duration::from_millis(5)), 2);
+        assert!(timeouts.iter().all(|e| matches!(e, Err(BackendError::Timeout(d)) if *d == Duration::from_millis(5))));
+    }
+
+    #[test]
+    fn a_joint_answer_must_decide_every_throttle_or_stop_at_a_rejection() {
+        let allowed = Decision { allowed: true, remaining: 1, wait_ms: 0, reset_ms: 0 };
+        let rejected = Decision { allowed: false, remaining: 0, wait_ms: 1, reset_ms: 1 };
+        assert!(answers_every_hit(&[allowed, allowed], 2));
+        assert!(answers_every_hit(&[rejected], 2));
+        assert!(!answers_every_hit(&[allowed], 2), "the second throttle would go undecided");
+        assert!(!answers_every_hit(&[], 2));
+        assert!(!answers_every_hit(&[allowed, allowed, allowed], 2));
+    }
+}
