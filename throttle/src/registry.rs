@@ -10,16 +10,24 @@ use std::sync::{Arc, LazyLock, Weak};
 static LIVE: LazyLock<Mutex<HashMap<String, Weak<Core>>>> = LazyLock::new(Default::default);
 
 pub(crate) fn register(core: &Arc<Core>) -> Result<(), ConfigError> {
-    let mut live = LIVE.lock();
-    if let Some(existing) = live.get(core.uid()).and_then(Weak::upgrade) {
-        return Err(ConfigError::DuplicateUid {
-            uid: core.uid().to_string(),
-            existing: existing.origin().to_string(),
-            new: core.origin().to_string(),
-        });
-    }
-    live.insert(core.uid().to_string(), Arc::downgrade(core));
-    Ok(())
+    // The live throttle is dropped only after the lock is released: its handle may be
+    // the last one (another thread dropped the rest meanwhile), and dropping the last
+    // handle unregisters, which locks the (not re-entrant) registry again.
+    let existing = {
+        let mut live = LIVE.lock();
+        match live.get(core.uid()).and_then(Weak::upgrade) {
+            Some(existing) => existing,
+            None => {
+                live.insert(core.uid().to_string(), Arc::downgrade(core));
+                return Ok(());
+            }
+        }
+    };
+    Err(ConfigError::DuplicateUid {
+        uid: core.uid().to_string(),
+        existing: existing.origin().to_string(),
+        new: core.origin().to_string(),
+    })
 }
 
 pub(crate) fn unregister(uid: &str) {

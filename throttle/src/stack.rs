@@ -1,15 +1,41 @@
-//! Several throttles on one request: the first rejection wins and leaves nothing
-//! consumed in the others.
+//! Several throttles on one request: decided in order, the first rejection wins, a
+//! failing backend only ever answers for its own throttles.
 
 use crate::backend::{BackendError, HitRequest};
 use crate::strategy::Decision;
-use crate::throttles::core::Prepared;
-use crate::{Admitted, AsConnection, HttpThrottle, ThrottleError};
+use crate::throttles::core::{Core, Prepared};
+use crate::{Admitted, AsConnection, Connection, HttpThrottle, ThrottleError};
 use http::HeaderMap;
+use std::sync::Arc;
 
-/// Hits several throttles as one, in order: the first rejection wins, and on one
-/// in-memory backend a rejected request consumes nothing from any of them. On success,
-/// the union of their headers.
+/// Hits several throttles as one request, in order, and returns the union of their
+/// headers. The first rejection wins.
+///
+/// # Exactness
+///
+/// Neighbours in the list that share one store are decided together, in one call:
+/// the shards' locks of one [`MemoryBackend`](crate::MemoryBackend), or one script
+/// call on Redis for the built-in strategies (on a Cluster, when their keys share a
+/// slot). Among them, a rejection by any throttle consumes nothing from the others.
+/// Otherwise throttles are decided one after the other, and a later rejection leaves
+/// the earlier hits counted; so put the limits that share a store next to each other.
+/// Nothing is ever charged twice: a joint call is never retried one by one.
+///
+/// # Backend failures
+///
+/// A failure only answers for the throttles it concerns, and each of them applies its
+/// own [`OnError`](crate::OnError) policy:
+///
+/// - a failed or timed-out call for one throttle is that throttle's error;
+/// - a failed or timed-out joint call is an error for every throttle in it;
+/// - a throttle whose policy admits (`Allow`) lets the request go on to the next
+///   throttles, which are decided as usual: a fail-open Redis limit never disables an
+///   in-memory limit behind it;
+/// - a throttle whose policy rejects (`Throttle`) or raises (`Raise`) ends the request
+///   there, like a rejection, and the later throttles are not charged.
+///
+/// A throttle listed more than once is hit once, at its first place: a stack is a set
+/// of limits, and the same key twice in one joint call could not be decided exactly.
 ///
 /// ```
 /// # async fn demo(request: axum::extract::Request) -> Result<(), throttle::ThrottleError> {
@@ -27,57 +53,76 @@ pub async fn hit_all(throttles: &[HttpThrottle], conn: &impl AsConnection) -> Re
     Ok(headers)
 }
 
-/// [`hit_all`], with each throttle's own admission (in order).
+/// One throttle of the stack, ready for its backend.
+struct Pending<'c> {
+    /// Its place in the caller's list.
+    index: usize,
+    core: &'c Core,
+    prepared: Prepared<'c>,
+}
+
+/// [`hit_all`], with each throttle's own admission (in order; a repeated throttle's
+/// later places admit untouched).
 pub(crate) async fn hit_each(
     throttles: &[HttpThrottle],
     conn: &impl AsConnection,
 ) -> Result<Vec<Admitted>, ThrottleError> {
     let conn = conn.as_connection();
-    let mut prepared: Vec<(usize, &HttpThrottle, Prepared<'_>)> = Vec::with_capacity(throttles.len());
+    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(throttles.len());
     for (index, throttle) in throttles.iter().enumerate() {
-        if let Some(p) = throttle.core().prepare(&conn, None, None).await? {
-            prepared.push((index, throttle, p));
+        let core = throttle.core();
+        if throttles[..index].iter().any(|earlier| std::ptr::eq(earlier.core(), core)) {
+            continue;
+        }
+        if let Some(prepared) = core.prepare(&conn, None, None).await? {
+            pending.push(Pending { index, core, prepared });
         }
     }
-    let decisions = decide_all(&prepared).await;
     let mut admitted = vec![Admitted::default(); throttles.len()];
-    for ((index, throttle, p), decision) in prepared.into_iter().zip(decisions) {
-        admitted[index] = throttle.core().finish(&conn, p, decision)?;
+    let mut pending = pending.into_iter().peekable();
+    while let Some(first) = pending.next() {
+        let store = first.core.backend.store_id();
+        let mut run = vec![first];
+        while let Some(next) = pending.next_if(|p| p.core.backend.store_id() == store) {
+            run.push(next);
+        }
+        decide_run(run, &conn, &mut admitted).await?;
     }
     Ok(admitted)
 }
 
-/// Decisions in order, up to and including the first rejection. Throttles on one
-/// store are decided as one when the backend can
-/// ([`crate::backend::Backend::hit_all`]); otherwise they run in sequence and a later
-/// rejection leaves the earlier hits counted.
-async fn decide_all(prepared: &[(usize, &HttpThrottle, Prepared<'_>)]) -> Vec<Result<Decision, BackendError>> {
-    if let Some(decisions) = decide_together(prepared).await {
-        return decisions;
-    }
-    let mut decisions = Vec::with_capacity(prepared.len());
-    for (_, throttle, p) in prepared {
-        let decision = throttle.core().decide(&p.key, p.rate, p.cost).await;
-        let rejected = !matches!(decision, Ok(d) if d.allowed);
-        decisions.push(decision);
-        if rejected {
-            break;
+/// Decides neighbours on one store (together when the backend can) and applies each
+/// outcome; `Err` is the request's answer (a rejection, or an error to raise).
+async fn decide_run(
+    run: Vec<Pending<'_>>,
+    conn: &Connection<'_>,
+    admitted: &mut [Admitted],
+) -> Result<(), ThrottleError> {
+    match decide_together(&run).await {
+        Some(decisions) => {
+            // The decisions stop at the first rejection, which `finish` turns into `Err`.
+            for (p, decision) in run.into_iter().zip(decisions) {
+                admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
+            }
+        }
+        None => {
+            for p in run {
+                let decision = p.core.decide(&p.prepared.key, p.prepared.rate, p.prepared.cost).await;
+                admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
+            }
         }
     }
-    decisions
+    Ok(())
 }
 
-async fn decide_together(
-    prepared: &[(usize, &HttpThrottle, Prepared<'_>)],
-) -> Option<Vec<Result<Decision, BackendError>>> {
-    let (_, first, _) = prepared.first()?;
-    let core = first.core();
-    let store = core.backend.store_id();
-    if prepared.len() < 2 || !prepared.iter().all(|(_, t, _)| t.core().backend.store_id() == store) {
-        return None;
-    }
+/// The decisions of a run of two or more throttles on one store, from one joint call;
+/// `None` when the backend cannot decide them together (nothing was sent then). A
+/// failed joint call is an error for each of them.
+async fn decide_together(run: &[Pending<'_>]) -> Option<Vec<Result<Decision, BackendError>>> {
+    let [first, _, ..] = run else { return None };
+    let core = first.core;
     let hits: Vec<HitRequest<'_>> =
-        prepared.iter().map(|(_, t, p)| (p.key.as_str(), &*t.core().strategy, p.rate, p.cost)).collect();
+        run.iter().map(|p| (p.prepared.key.as_str(), &*p.core.strategy, p.prepared.rate, p.prepared.cost)).collect();
     let together = core.backend.hit_all(&hits)?;
     // The in-memory answer is ready at once; only remote stores need the timeout.
     let outcome = match core.backend.as_memory() {
@@ -85,7 +130,75 @@ async fn decide_together(
         None => tokio::time::timeout(core.timeout, together).await.unwrap_or(Err(BackendError::Timeout(core.timeout))),
     };
     Some(match outcome {
-        Ok(decisions) => decisions.into_iter().map(Ok).collect(),
-        Err(error) => vec![Err(error)],
+        Ok(decisions) if answers_every_hit(&decisions, run.len()) => decisions.into_iter().map(Ok).collect(),
+        Ok(decisions) => {
+            let error = format!("a joint call answered {} decisions for {} hits", decisions.len(), run.len());
+            shared(BackendError::Failed(error.into()), run.len())
+        }
+        Err(error) => shared(error, run.len()),
     })
+}
+
+/// One decision per hit, or fewer ending with the rejection that stopped them: so no
+/// throttle of the run is left undecided (a backend of one's own could answer less).
+fn answers_every_hit(decisions: &[Decision], hits: usize) -> bool {
+    decisions.len() == hits || (decisions.len() < hits && decisions.last().is_some_and(|d| !d.allowed))
+}
+
+/// One backend error as `n` errors, one per throttle of a failed joint call.
+fn shared(error: BackendError, n: usize) -> Vec<Result<Decision, BackendError>> {
+    match error {
+        BackendError::Timeout(after) => (0..n).map(|_| Err(BackendError::Timeout(after))).collect(),
+        BackendError::Failed(cause) => {
+            let cause: Arc<dyn std::error::Error + Send + Sync> = Arc::from(cause);
+            (0..n).map(|_| Err(BackendError::Failed(Box::new(SharedCause(cause.clone()))))).collect()
+        }
+    }
+}
+
+/// The cause of a failed joint call, shared by the errors of its throttles.
+#[derive(Debug)]
+struct SharedCause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_failed_joint_call_is_the_same_error_for_each_throttle() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let errors = shared(BackendError::Failed(Box::new(cause)), 3);
+        assert_eq!(errors.len(), 3);
+        for error in errors {
+            let error = error.expect_err("an error per throttle");
+            assert!(matches!(error, BackendError::Failed(_)));
+            assert_eq!(error.to_string(), "throttle backend failed: refused");
+        }
+        let timeouts = shared(BackendError::Timeout(Duration::from_millis(5)), 2);
+        assert!(timeouts.iter().all(|e| matches!(e, Err(BackendError::Timeout(d)) if *d == Duration::from_millis(5))));
+    }
+
+    #[test]
+    fn a_joint_answer_must_decide_every_throttle_or_stop_at_a_rejection() {
+        let allowed = Decision { allowed: true, remaining: 1, wait_ms: 0, reset_ms: 0 };
+        let rejected = Decision { allowed: false, remaining: 0, wait_ms: 1, reset_ms: 1 };
+        assert!(answers_every_hit(&[allowed, allowed], 2));
+        assert!(answers_every_hit(&[rejected], 2));
+        assert!(!answers_every_hit(&[allowed], 2), "the second throttle would go undecided");
+        assert!(!answers_every_hit(&[], 2));
+        assert!(!answers_every_hit(&[allowed, allowed, allowed], 2));
+    }
 }

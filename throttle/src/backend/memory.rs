@@ -5,9 +5,11 @@ use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot};
 use crate::{Clock, Rate};
 use core::fmt;
 use core::hash::BuildHasher;
-use hashbrown::HashTable;
-use parking_lot::Mutex;
+use hashbrown::{HashTable, hash_table};
+use parking_lot::{Mutex, MutexGuard};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 type Hasher = foldhash::fast::RandomState;
 
@@ -16,17 +18,43 @@ type Hasher = foldhash::fast::RandomState;
 /// Keys are spread over many independently locked shards, so hits on different keys
 /// rarely contend and a hit on one key is exact under any number of threads. Each key
 /// holds only its strategy's state (16 bytes for a fixed window) and the time it
-/// expires; expired keys are swept as new keys arrive, so memory follows the number of
-/// *active* clients, not every client ever seen.
+/// expires.
 ///
 /// Cloning is cheap and shares the state.
 ///
+/// # Memory
+///
+/// Memory follows the number of *active* clients, not every client ever seen. Expired
+/// keys are swept:
+///
+/// - from a shard, once the keys inserted into it since its last sweep reach half its
+///   size, so under churn a shard holds at most about 1.5× its live keys;
+/// - from every shard, by the first call (hit, stat or reset, on any key) that comes
+///   [`SWEEP_PERIOD`](Self::SWEEP_PERIOD) or more after the previous such sweep, by this
+///   backend's clock, so expired keys never linger in shards that see no new keys;
+/// - on demand, with [`sweep`](Self::sweep).
+///
+/// A sweep that leaves a shard's table less than a quarter full shrinks it, so the
+/// memory taken by a spike of clients is given back once their keys expire
+/// ([`capacity`](Self::capacity) shows it). Sweeps are amortised over the calls: the
+/// decision itself only reads one shared atomic to learn whether a sweep is due.
+///
 /// ```
-/// use throttle::{ManualClock, MemoryBackend};
+/// use std::time::Duration;
+/// use throttle::strategy::FixedWindow;
+/// use throttle::{ManualClock, MemoryBackend, Rate};
 ///
 /// let clock = ManualClock::new(0);
 /// let backend = MemoryBackend::builder().clock(clock.clone()).build()?;
-/// assert_eq!(backend.len(), 0);
+/// for client in 0..1_000 {
+///     backend.hit_now(&format!("ns:uid:{client}:default"), &FixedWindow, Rate::per_second(5), 1);
+/// }
+/// assert_eq!(backend.len(), 1_000);
+/// // The windows end; the next call, on any key, sweeps every shard.
+/// clock.advance(Duration::from_secs(1) + MemoryBackend::SWEEP_PERIOD);
+/// backend.hit_now("ns:uid:0:default", &FixedWindow, Rate::per_second(5), 1);
+/// assert_eq!(backend.len(), 1);
+/// assert!(backend.capacity() < 100);
 /// # Ok::<(), throttle::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -40,6 +68,8 @@ struct Inner {
     clock: Clock,
     hasher: Hasher,
     shards: Box<[Shard]>,
+    /// Clock time (ms) from which the next call sweeps every shard.
+    next_sweep_ms: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +106,10 @@ impl Default for MemoryBackend {
 }
 
 impl MemoryBackend {
+    /// How often, at most, a call sweeps every shard (by the backend's clock). See
+    /// [Memory](Self#memory).
+    pub const SWEEP_PERIOD: Duration = Duration::from_secs(10);
+
     /// A backend with the system clock and the namespace `"throttle"`.
     pub fn new() -> Self {
         Self::from_parts("throttle".to_string(), Clock::System)
@@ -90,7 +124,8 @@ impl MemoryBackend {
         let shards = std::thread::available_parallelism().map_or(4, |n| n.get()) * 8;
         let shards = shards.next_power_of_two().max(16);
         let shards = (0..shards).map(|_| Shard::default()).collect();
-        Self { inner: Arc::new(Inner { namespace, clock, hasher: Hasher::default(), shards }) }
+        let next_sweep_ms = AtomicU64::new(clock.now_ms().saturating_add(SWEEP_PERIOD_MS));
+        Self { inner: Arc::new(Inner { namespace, clock, hasher: Hasher::default(), shards, next_sweep_ms }) }
     }
 
     /// The clock this backend decides with.
@@ -98,7 +133,13 @@ impl MemoryBackend {
         &self.inner.clock
     }
 
-    /// Number of keys currently held (expired ones included until they are swept).
+    /// Number of keys currently held, expired ones included until they are swept (see
+    /// [Memory](Self#memory)).
+    ///
+    /// ```
+    /// let backend = throttle::MemoryBackend::new();
+    /// assert_eq!(backend.len(), 0);
+    /// ```
     pub fn len(&self) -> usize {
         self.inner.shards.iter().map(|s| s.0.lock().entries.len()).sum()
     }
@@ -108,18 +149,48 @@ impl MemoryBackend {
         self.len() == 0
     }
 
-    /// Drops every expired key now (this also happens on its own as keys arrive).
+    /// How many keys the tables have room for without growing: the memory reserved,
+    /// used or not. It grows with [`len`](Self::len) and falls back once a sweep finds
+    /// a table less than a quarter full (see [Memory](Self#memory)).
+    ///
+    /// ```
+    /// let backend = throttle::MemoryBackend::new();
+    /// assert!(backend.capacity() >= backend.len());
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.0.lock().entries.capacity()).sum()
+    }
+
+    /// Drops every expired key now, and gives back the room they took (this also
+    /// happens on its own: see [Memory](Self#memory)).
     pub fn sweep(&self) {
-        let now = self.inner.clock.now_ms();
+        self.sweep_all(self.inner.clock.now_ms());
+    }
+
+    /// Forgets every key and gives back the tables' memory.
+    pub fn clear(&self) {
         for shard in self.inner.shards.iter() {
-            shard.0.lock().sweep(now);
+            *shard.0.lock() = ShardMap::default();
         }
     }
 
-    /// Forgets every key.
-    pub fn clear(&self) {
+    fn sweep_all(&self, now: u64) {
         for shard in self.inner.shards.iter() {
-            shard.0.lock().entries.clear();
+            shard.0.lock().sweep(now, &self.inner.hasher);
+        }
+    }
+
+    /// Sweeps every shard when the period has passed (or the clock went back past it).
+    /// Called after a call's own locks are released; one atomic load when not due.
+    fn sweep_if_due(&self, now: u64) {
+        let due = self.inner.next_sweep_ms.load(Ordering::Relaxed);
+        if now < due && due - now <= SWEEP_PERIOD_MS {
+            return;
+        }
+        let next = now.saturating_add(SWEEP_PERIOD_MS);
+        // One caller wins the sweep; the others go on at once.
+        if self.inner.next_sweep_ms.compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.sweep_all(now);
         }
     }
 
@@ -135,69 +206,40 @@ impl MemoryBackend {
     pub fn hit_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate, cost: u64) -> Decision {
         let now = self.inner.clock.now_ms();
         let (hash, shard) = self.locate(key);
-        let mut map = self.inner.shards[shard].0.lock();
-        if let Some(entry) = map.get_mut(hash, key) {
-            let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, rate, cost);
-            entry.expires_at = expires_at;
-            return decision;
-        }
-        let mut state = strategy.new_state();
-        let (decision, expires_at) = strategy.decide_any(&mut state, now, rate, cost);
-        map.insert_new(hash, key, Entry { state, expires_at }, now, &self.inner.hasher);
+        let decision =
+            self.inner.shards[shard].0.lock().hit(hash, (key, strategy, rate, cost), now, &self.inner.hasher);
+        self.sweep_if_due(now);
         decision
     }
 
     /// Decides several hits as one: either every hit is admitted, or the state of
     /// every key is left as it was and the decisions stop at the first rejection.
-    /// `None` when a strategy has no state codec to roll back with.
+    /// `None` when a strategy has no state codec to roll back with; then nothing was
+    /// touched.
     fn hit_all_now(&self, hits: &[HitRequest<'_>]) -> Option<Vec<Decision>> {
         if !hits.iter().all(|(_, strategy, _, _)| strategy.has_codec()) {
             return None;
         }
         let now = self.inner.clock.now_ms();
         let hasher = &self.inner.hasher;
-        let located: Vec<(u64, usize)> = hits.iter().map(|(key, ..)| self.locate(key)).collect();
-        let mut indices: Vec<usize> = located.iter().map(|(_, shard)| *shard).collect();
-        indices.sort_unstable();
-        indices.dedup();
+        let mut located: Vec<(u64, usize)> = hits.iter().map(|(key, ..)| self.locate(key)).collect();
+        let mut shards: Vec<usize> = located.iter().map(|(_, shard)| *shard).collect();
+        shards.sort_unstable();
+        shards.dedup();
         // Ascending shard order: two multi-hits can never wait on each other in a cycle.
-        let mut guards: Vec<(usize, parking_lot::MutexGuard<'_, ShardMap>)> =
-            indices.into_iter().map(|i| (i, self.inner.shards[i].0.lock())).collect();
-        // Per hit so far: its encoded state and expiry before this call (`None`: the key was new).
-        let mut undo: Vec<(usize, Option<Saved>)> = Vec::with_capacity(hits.len());
-        let mut decisions = Vec::with_capacity(hits.len());
-        for (n, (key, strategy, rate, cost)) in hits.iter().enumerate() {
-            let (hash, shard) = located[n];
-            let map = &mut guards.iter_mut().find(|(i, _)| *i == shard)?.1;
-            if map.get_mut(hash, key).is_none() {
-                map.insert_new(hash, key, Entry { state: strategy.new_state(), expires_at: 0 }, now, hasher);
-                undo.push((n, None));
-            } else {
-                let entry = map.get_mut(hash, key)?;
-                undo.push((n, strategy.encode_any(&entry.state).map(|fields| (fields, entry.expires_at))));
-            }
-            let entry = map.get_mut(hash, key)?;
-            let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, *rate, *cost);
-            entry.expires_at = expires_at;
-            decisions.push(decision);
-            if !decision.allowed {
-                for (m, before) in undo.into_iter().rev() {
-                    let (key, strategy, ..) = hits[m];
-                    let (hash, shard) = located[m];
-                    let map = &mut guards.iter_mut().find(|(i, _)| *i == shard)?.1;
-                    match before.and_then(|(fields, at)| strategy.decode_any(&fields).map(|s| (s, at))) {
-                        Some((state, expires_at)) => {
-                            if let Some(entry) = map.get_mut(hash, key) {
-                                *entry = Entry { state, expires_at };
-                            }
-                        }
-                        // The key was new (or its old state was unreadable, which reads as new).
-                        None => map.remove(hash, key),
-                    }
-                }
-                return Some(decisions);
-            }
+        let mut guards: Vec<MutexGuard<'_, ShardMap>> = shards.iter().map(|&i| self.inner.shards[i].0.lock()).collect();
+        // From here on, each hit names the guard of its shard.
+        for (_, shard) in &mut located {
+            *shard = shards.partition_point(|&i| i < *shard);
         }
+        let decisions = decide_jointly(&mut guards, &located, hits, now, hasher);
+        // Only now, with every key decided (or restored), may a sweep run: a sweep in
+        // the middle could drop a key inserted for this call.
+        for map in &mut guards {
+            map.sweep_if_crowded(now, hasher);
+        }
+        drop(guards);
+        self.sweep_if_due(now);
         Some(decisions)
     }
 
@@ -205,24 +247,58 @@ impl MemoryBackend {
     pub fn stat_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Snapshot {
         let now = self.inner.clock.now_ms();
         let (hash, shard) = self.locate(key);
-        let map = self.inner.shards[shard].0.lock();
-        strategy.stat_any(map.get(hash, key).map(|e| &e.state), now, rate)
+        let snapshot = {
+            let map = self.inner.shards[shard].0.lock();
+            strategy.stat_any(map.get(hash, key).map(|e| &e.state), now, rate)
+        };
+        self.sweep_if_due(now);
+        snapshot
     }
 
     /// Forgets one key.
     pub fn reset_now(&self, key: &str) {
         let (hash, shard) = self.locate(key);
         self.inner.shards[shard].0.lock().remove(hash, key);
+        self.sweep_if_due(self.inner.clock.now_ms());
     }
+}
+
+/// [`MemoryBackend::SWEEP_PERIOD`] in milliseconds.
+const SWEEP_PERIOD_MS: u64 = MemoryBackend::SWEEP_PERIOD.as_millis() as u64;
+
+/// Decides `hits` in order on their locked shards (`located`: each hit's hash and the
+/// index of its shard's guard). At the first rejection, every key touched so far is
+/// restored, and the decisions stop there.
+fn decide_jointly(
+    guards: &mut [MutexGuard<'_, ShardMap>],
+    located: &[(u64, usize)],
+    hits: &[HitRequest<'_>],
+    now: u64,
+    hasher: &Hasher,
+) -> Vec<Decision> {
+    // Per hit so far: its encoded state and expiry before this call (`None`: the key was new).
+    let mut undo: Vec<Option<Saved>> = Vec::with_capacity(hits.len());
+    let mut decisions = Vec::with_capacity(hits.len());
+    for (&(key, strategy, rate, cost), &(hash, guard)) in hits.iter().zip(located) {
+        let map = &mut *guards[guard];
+        let (entry, before) = map.entry_for(hash, key, strategy, hasher);
+        undo.push(before);
+        let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, rate, cost);
+        entry.expires_at = expires_at;
+        decisions.push(decision);
+        if !decision.allowed {
+            for ((before, &(key, strategy, ..)), &(hash, guard)) in undo.into_iter().zip(hits).zip(located).rev() {
+                guards[guard].restore(hash, key, strategy, before);
+            }
+            break;
+        }
+    }
+    decisions
 }
 
 impl ShardMap {
     fn get(&self, hash: u64, key: &str) -> Option<&Entry> {
         self.entries.find(hash, |(k, _)| **k == *key).map(|(_, entry)| entry)
-    }
-
-    fn get_mut(&mut self, hash: u64, key: &str) -> Option<&mut Entry> {
-        self.entries.find_mut(hash, |(k, _)| **k == *key).map(|(_, entry)| entry)
     }
 
     fn remove(&mut self, hash: u64, key: &str) {
@@ -231,20 +307,75 @@ impl ShardMap {
         }
     }
 
-    /// Inserts a key known to be absent.
-    fn insert_new(&mut self, hash: u64, key: &str, entry: Entry, now: u64, hasher: &Hasher) {
-        self.entries.insert_unique(hash, (key.into(), entry), |(k, _)| hasher.hash_one(&**k));
+    /// One hit on one key; a new key is inserted with its decided state.
+    fn hit(&mut self, hash: u64, (key, strategy, rate, cost): HitRequest<'_>, now: u64, hasher: &Hasher) -> Decision {
+        if let Some((_, entry)) = self.entries.find_mut(hash, |(k, _)| **k == *key) {
+            let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, rate, cost);
+            entry.expires_at = expires_at;
+            return decision;
+        }
+        let mut state = strategy.new_state();
+        let (decision, expires_at) = strategy.decide_any(&mut state, now, rate, cost);
+        self.entries.insert_unique(hash, (key.into(), Entry { state, expires_at }), |(k, _)| hasher.hash_one(&**k));
         self.inserts_since_sweep += 1;
-        // Sweep once inserts reach half the map: amortised O(1) per insert, and the map
-        // never holds more than ~1.5x its live keys.
-        if self.inserts_since_sweep >= (self.entries.len() / 2).max(64) {
-            self.sweep(now);
+        self.sweep_if_crowded(now, hasher);
+        decision
+    }
+
+    /// The key's entry, inserted fresh if absent, with what it held before (`None`: it
+    /// was new). A fresh entry never expires until it is decided, and nothing sweeps
+    /// here, so it stays until the caller is done.
+    fn entry_for(
+        &mut self,
+        hash: u64,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        hasher: &Hasher,
+    ) -> (&mut Entry, Option<Saved>) {
+        let inserted = match self.entries.entry(hash, |(k, _)| **k == *key, |(k, _)| hasher.hash_one(&**k)) {
+            hash_table::Entry::Occupied(occupied) => {
+                let (_, entry) = occupied.into_mut();
+                let before = strategy.encode_any(&entry.state).map(|fields| (fields, entry.expires_at));
+                return (entry, before);
+            }
+            hash_table::Entry::Vacant(vacant) => {
+                vacant.insert((key.into(), Entry { state: strategy.new_state(), expires_at: u64::MAX }))
+            }
+        };
+        self.inserts_since_sweep += 1;
+        (&mut inserted.into_mut().1, None)
+    }
+
+    /// Puts back what a key held before a multi-hit (removes it if it was new, or if
+    /// its old state was unreadable, which reads as new).
+    fn restore(&mut self, hash: u64, key: &str, strategy: &dyn DynStrategy, before: Option<Saved>) {
+        match before.and_then(|(fields, at)| strategy.decode_any(&fields).map(|state| (state, at))) {
+            Some((state, expires_at)) => {
+                if let Some((_, entry)) = self.entries.find_mut(hash, |(k, _)| **k == *key) {
+                    *entry = Entry { state, expires_at };
+                }
+            }
+            None => self.remove(hash, key),
         }
     }
 
-    fn sweep(&mut self, now: u64) {
+    /// Sweeps once inserts since the last sweep reach half the map: amortised O(1) per
+    /// insert, and the map never holds more than ~1.5x its live keys.
+    fn sweep_if_crowded(&mut self, now: u64, hasher: &Hasher) {
+        if self.inserts_since_sweep >= (self.entries.len() / 2).max(64) {
+            self.sweep(now, hasher);
+        }
+    }
+
+    /// Drops expired keys, and shrinks a table left less than a quarter full to twice
+    /// its keys (so it does not shrink and grow back on every sweep).
+    fn sweep(&mut self, now: u64, hasher: &Hasher) {
         self.entries.retain(|(_, entry)| entry.expires_at > now);
         self.inserts_since_sweep = 0;
+        let len = self.entries.len();
+        if len < self.entries.capacity() / 4 {
+            self.entries.shrink_to(len * 2, |(k, _)| hasher.hash_one(&**k));
+        }
     }
 }
 

@@ -246,7 +246,7 @@ impl Core {
                 ErrorAction::Raise => return Err(error.into()),
                 ErrorAction::Throttle(wait) => {
                     tracing::warn!("throttle {:?}: backend failed, request throttled: {error}", self.uid);
-                    let wait_ms = (wait.as_millis() as u64).max(1);
+                    let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
                     Decision { allowed: false, remaining: 0, wait_ms, reset_ms: wait_ms }
                 }
             },
