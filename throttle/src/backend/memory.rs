@@ -1,24 +1,31 @@
-//! The embedded in-memory backend: sharded maps of per-key strategy state.
+//! The embedded in-memory backend: sharded maps of per-key strategy state, keyed by
+//! a keyed 128-bit digest of the key.
 
+mod packed;
+
+use self::packed::{Digest, Packable, Packed, PackedOp, Pair};
 use super::{Backend, BackendError, BoxFuture, HitRequest};
-use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot};
+use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot, Strategy};
 use crate::{Clock, Rate};
 use core::fmt;
-use core::hash::BuildHasher;
-use hashbrown::{HashTable, hash_table};
+use core::hash::{BuildHasher, Hasher as _};
+use hashbrown::HashTable;
 use parking_lot::{Mutex, MutexGuard};
+use siphasher::sip128::{Hasher128, SipHasher13};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-type Hasher = foldhash::fast::RandomState;
-
 /// Process-local state for every throttle that has no other backend; the default.
 ///
 /// Keys are spread over many independently locked shards, so hits on different keys
-/// rarely contend and a hit on one key is exact under any number of threads. Each key
-/// holds only its strategy's state (16 bytes for a fixed window) and the time it
-/// expires.
+/// rarely contend and a hit on one key is exact under any number of threads.
+///
+/// A key is held as its 128-bit digest (keyed SipHash-1-3 with a random key per
+/// backend, so no client can choose a key that collides with another's), never as
+/// text. A fixed window, token bucket, leaky bucket or GCRA state is packed with it
+/// into 28 bytes (about 61 bytes a key in a table, with the table's free room); other
+/// states, and values too large to pack, are boxed.
 ///
 /// Cloning is cheap and shares the state.
 ///
@@ -62,41 +69,67 @@ pub struct MemoryBackend {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     namespace: String,
     clock: Clock,
-    hasher: Hasher,
+    /// The SipHash key of this backend's digests: random, never shown.
+    digest_key: (u64, u64),
     shards: Box<[Shard]>,
     /// Clock time (ms) from which the next call sweeps every shard.
     next_sweep_ms: AtomicU64,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("namespace", &self.namespace)
+            .field("clock", &self.clock)
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
 #[repr(align(64))] // one cache line per shard lock, so shards do not false-share
 struct Shard(Mutex<ShardMap>);
 
-/// One shard's keys. Keyed by the hash computed once per call (it also picks the
-/// shard), so a decision hashes its key a single time.
+/// One shard's keys, by digest. The table hash is the digest's first half, so a
+/// decision hashes its key a single time (the second half picks the shard).
 #[derive(Default)]
 struct ShardMap {
-    entries: HashTable<(Box<str>, Entry)>,
+    packed: HashTable<Packed>,
+    boxed: HashTable<Boxed>,
     inserts_since_sweep: usize,
+}
+
+/// A key whose state does not pack: any strategy of your own, the log and the queue,
+/// or a built-in state with values too large for [`Packed`].
+struct Boxed {
+    id: Digest,
+    state: AnyState,
+    expires_at: u64,
 }
 
 impl fmt::Debug for ShardMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShardMap").field("keys", &self.entries.len()).finish_non_exhaustive()
+        f.debug_struct("ShardMap").field("keys", &self.len()).finish_non_exhaustive()
     }
 }
 
-/// A key's encoded state and expiry, kept to roll a multi-hit back.
-type Saved = (Vec<i64>, u64);
+/// Where a key lives: its digest, the table hash and its shard.
+#[derive(Clone, Copy)]
+struct Located {
+    id: Digest,
+    hash: u64,
+    shard: usize,
+}
 
-#[derive(Debug)]
-struct Entry {
-    state: AnyState,
-    expires_at: u64,
+/// What a key held before a multi-hit, to roll it back.
+enum Saved {
+    Absent,
+    Packed(Packed),
+    /// A boxed state, encoded; `None` when unreadable (it reads as new then).
+    Boxed(Option<(Vec<i64>, u64)>),
 }
 
 impl Default for MemoryBackend {
@@ -125,7 +158,11 @@ impl MemoryBackend {
         let shards = shards.next_power_of_two().max(16);
         let shards = (0..shards).map(|_| Shard::default()).collect();
         let next_sweep_ms = AtomicU64::new(clock.now_ms().saturating_add(SWEEP_PERIOD_MS));
-        Self { inner: Arc::new(Inner { namespace, clock, hasher: Hasher::default(), shards, next_sweep_ms }) }
+        // std's `RandomState` is seeded from the OS once per process and moves on with
+        // every instance: two of its outputs make an unpredictable 128-bit key.
+        let random = std::collections::hash_map::RandomState::new();
+        let digest_key = (random.hash_one(0u8), random.hash_one(1u8));
+        Self { inner: Arc::new(Inner { namespace, clock, digest_key, shards, next_sweep_ms }) }
     }
 
     /// The clock this backend decides with.
@@ -141,7 +178,7 @@ impl MemoryBackend {
     /// assert_eq!(backend.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.0.lock().entries.len()).sum()
+        self.inner.shards.iter().map(|s| s.0.lock().len()).sum()
     }
 
     /// `true` when no key is held.
@@ -158,7 +195,7 @@ impl MemoryBackend {
     /// assert!(backend.capacity() >= backend.len());
     /// ```
     pub fn capacity(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.0.lock().entries.capacity()).sum()
+        self.inner.shards.iter().map(|s| s.0.lock().capacity()).sum()
     }
 
     /// Drops every expired key now, and gives back the room they took (this also
@@ -176,7 +213,7 @@ impl MemoryBackend {
 
     fn sweep_all(&self, now: u64) {
         for shard in self.inner.shards.iter() {
-            shard.0.lock().sweep(now, &self.inner.hasher);
+            shard.0.lock().sweep(now);
         }
     }
 
@@ -194,20 +231,28 @@ impl MemoryBackend {
         }
     }
 
-    /// The key's hash and the index of its shard.
-    fn locate(&self, key: &str) -> (u64, usize) {
-        let hash = self.inner.hasher.hash_one(key);
-        // Bits 40.. pick the shard; the table inside uses the low bits and the top 7, so
-        // the two choices stay independent.
-        (hash, (hash >> 40) as usize & (self.inner.shards.len() - 1))
+    /// The key's digest: SipHash-1-3 with this backend's key, 128 bits. Its first half
+    /// is the table hash, bits of its second half pick the shard.
+    fn locate(&self, key: &str) -> Located {
+        let (k0, k1) = self.inner.digest_key;
+        let mut hasher = SipHasher13::new_with_keys(k0, k1);
+        hasher.write(key.as_bytes());
+        let digest = hasher.finish128();
+        let (h1, h2) = (digest.h1, digest.h2);
+        let id = [h1 as u32, (h1 >> 32) as u32, h2 as u32, (h2 >> 32) as u32];
+        Located { id, hash: h1, shard: h2 as usize & (self.inner.shards.len() - 1) }
     }
 
     /// Decides a hit synchronously: the in-memory fast path.
     pub fn hit_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate, cost: u64) -> Decision {
         let now = self.inner.clock.now_ms();
-        let (hash, shard) = self.locate(key);
-        let decision =
-            self.inner.shards[shard].0.lock().hit(hash, (key, strategy, rate, cost), now, &self.inner.hasher);
+        let at = self.locate(key);
+        let decision = {
+            let mut map = self.inner.shards[at.shard].0.lock();
+            let decision = map.hit(at, strategy, rate, cost, now);
+            map.sweep_if_crowded(now);
+            decision
+        };
         self.sweep_if_due(now);
         decision
     }
@@ -221,22 +266,21 @@ impl MemoryBackend {
             return None;
         }
         let now = self.inner.clock.now_ms();
-        let hasher = &self.inner.hasher;
-        let mut located: Vec<(u64, usize)> = hits.iter().map(|(key, ..)| self.locate(key)).collect();
-        let mut shards: Vec<usize> = located.iter().map(|(_, shard)| *shard).collect();
+        let mut located: Vec<Located> = hits.iter().map(|(key, ..)| self.locate(key)).collect();
+        let mut shards: Vec<usize> = located.iter().map(|at| at.shard).collect();
         shards.sort_unstable();
         shards.dedup();
         // Ascending shard order: two multi-hits can never wait on each other in a cycle.
         let mut guards: Vec<MutexGuard<'_, ShardMap>> = shards.iter().map(|&i| self.inner.shards[i].0.lock()).collect();
         // From here on, each hit names the guard of its shard.
-        for (_, shard) in &mut located {
-            *shard = shards.partition_point(|&i| i < *shard);
+        for at in &mut located {
+            at.shard = shards.partition_point(|&i| i < at.shard);
         }
-        let decisions = decide_jointly(&mut guards, &located, hits, now, hasher);
+        let decisions = decide_jointly(&mut guards, &located, hits, now);
         // Only now, with every key decided (or restored), may a sweep run: a sweep in
         // the middle could drop a key inserted for this call.
         for map in &mut guards {
-            map.sweep_if_crowded(now, hasher);
+            map.sweep_if_crowded(now);
         }
         drop(guards);
         self.sweep_if_due(now);
@@ -246,19 +290,16 @@ impl MemoryBackend {
     /// Reads a key's state synchronously.
     pub fn stat_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Snapshot {
         let now = self.inner.clock.now_ms();
-        let (hash, shard) = self.locate(key);
-        let snapshot = {
-            let map = self.inner.shards[shard].0.lock();
-            strategy.stat_any(map.get(hash, key).map(|e| &e.state), now, rate)
-        };
+        let at = self.locate(key);
+        let snapshot = self.inner.shards[at.shard].0.lock().stat(at, strategy, rate, now);
         self.sweep_if_due(now);
         snapshot
     }
 
     /// Forgets one key.
     pub fn reset_now(&self, key: &str) {
-        let (hash, shard) = self.locate(key);
-        self.inner.shards[shard].0.lock().remove(hash, key);
+        let at = self.locate(key);
+        self.inner.shards[at.shard].0.lock().remove(at);
         self.sweep_if_due(self.inner.clock.now_ms());
     }
 }
@@ -266,29 +307,25 @@ impl MemoryBackend {
 /// [`MemoryBackend::SWEEP_PERIOD`] in milliseconds.
 const SWEEP_PERIOD_MS: u64 = MemoryBackend::SWEEP_PERIOD.as_millis() as u64;
 
-/// Decides `hits` in order on their locked shards (`located`: each hit's hash and the
-/// index of its shard's guard). At the first rejection, every key touched so far is
-/// restored, and the decisions stop there.
+/// Decides `hits` in order on their locked shards (`located`: each hit's digest and
+/// the index of its shard's guard). At the first rejection, every key touched so far
+/// is restored, and the decisions stop there.
 fn decide_jointly(
     guards: &mut [MutexGuard<'_, ShardMap>],
-    located: &[(u64, usize)],
+    located: &[Located],
     hits: &[HitRequest<'_>],
     now: u64,
-    hasher: &Hasher,
 ) -> Vec<Decision> {
-    // Per hit so far: its encoded state and expiry before this call (`None`: the key was new).
-    let mut undo: Vec<Option<Saved>> = Vec::with_capacity(hits.len());
+    let mut undo: Vec<Saved> = Vec::with_capacity(hits.len());
     let mut decisions = Vec::with_capacity(hits.len());
-    for (&(key, strategy, rate, cost), &(hash, guard)) in hits.iter().zip(located) {
-        let map = &mut *guards[guard];
-        let (entry, before) = map.entry_for(hash, key, strategy, hasher);
-        undo.push(before);
-        let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, rate, cost);
-        entry.expires_at = expires_at;
+    for (&(_, strategy, rate, cost), &at) in hits.iter().zip(located) {
+        let map = &mut *guards[at.shard];
+        undo.push(map.save(at, strategy));
+        let decision = map.hit(at, strategy, rate, cost, now);
         decisions.push(decision);
         if !decision.allowed {
-            for ((before, &(key, strategy, ..)), &(hash, guard)) in undo.into_iter().zip(hits).zip(located).rev() {
-                guards[guard].restore(hash, key, strategy, before);
+            for ((before, &(_, strategy, ..)), &at) in undo.into_iter().zip(hits).zip(located).rev() {
+                guards[at.shard].restore(at, strategy, before);
             }
             break;
         }
@@ -296,85 +333,200 @@ fn decide_jointly(
     decisions
 }
 
-impl ShardMap {
-    fn get(&self, hash: u64, key: &str) -> Option<&Entry> {
-        self.entries.find(hash, |(k, _)| **k == *key).map(|(_, entry)| entry)
-    }
+/// One hit on a packed strategy.
+struct PackedHit<'m> {
+    map: &'m mut ShardMap,
+    at: Located,
+    rate: Rate,
+    cost: u64,
+    now: u64,
+}
 
-    fn remove(&mut self, hash: u64, key: &str) {
-        if let Ok(entry) = self.entries.find_entry(hash, |(k, _)| **k == *key) {
-            entry.remove();
+impl PackedOp for PackedHit<'_> {
+    type Output = Decision;
+
+    fn run<S: Strategy>(self, strategy: &S) -> Decision
+    where
+        S::State: Pair,
+    {
+        let PackedHit { map, at, rate, cost, now } = self;
+        let decide = |state: &mut S::State| {
+            let decision = strategy.decide(state, now, rate, cost);
+            (decision, strategy.expires_at(state, rate))
+        };
+        if let Some(entry) = map.packed.find_mut(at.hash, |e| e.id == at.id) {
+            // A state of another type reads as fresh, and is replaced.
+            let mut state = entry.state::<S::State>().unwrap_or_default();
+            let (decision, expires_at) = decide(&mut state);
+            match Packed::pack(at.id, &state, expires_at) {
+                Some(packed) => *entry = packed,
+                None => {
+                    map.remove_packed(at);
+                    map.insert_boxed(at, Box::new(state), expires_at);
+                }
+            }
+            return decision;
         }
-    }
-
-    /// One hit on one key; a new key is inserted with its decided state.
-    fn hit(&mut self, hash: u64, (key, strategy, rate, cost): HitRequest<'_>, now: u64, hasher: &Hasher) -> Decision {
-        if let Some((_, entry)) = self.entries.find_mut(hash, |(k, _)| **k == *key) {
+        if let Some(entry) = map.boxed.find_mut(at.hash, |e| e.id == at.id) {
             let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, rate, cost);
             entry.expires_at = expires_at;
             return decision;
         }
+        let mut state = S::State::default();
+        let (decision, expires_at) = decide(&mut state);
+        match Packed::pack(at.id, &state, expires_at) {
+            Some(packed) => {
+                map.packed.insert_unique(at.hash, packed, packed_hash);
+            }
+            None => map.insert_boxed(at, Box::new(state), expires_at),
+        }
+        map.inserts_since_sweep += 1;
+        decision
+    }
+}
+
+/// One stat on a packed strategy.
+struct PackedStat<'m> {
+    map: &'m ShardMap,
+    at: Located,
+    rate: Rate,
+    now: u64,
+}
+
+impl PackedOp for PackedStat<'_> {
+    type Output = Snapshot;
+
+    fn run<S: Strategy>(self, strategy: &S) -> Snapshot
+    where
+        S::State: Pair,
+    {
+        let PackedStat { map, at, rate, now } = self;
+        if let Some(entry) = map.packed.find(at.hash, |e| e.id == at.id) {
+            return strategy.stat(&entry.state::<S::State>().unwrap_or_default(), now, rate);
+        }
+        strategy.stat_any(map.boxed.find(at.hash, |e| e.id == at.id).map(|e| &e.state), now, rate)
+    }
+}
+
+/// The table hash of an entry: the first half of its digest.
+fn packed_hash(entry: &Packed) -> u64 {
+    digest_hash(&entry.id)
+}
+
+fn boxed_hash(entry: &Boxed) -> u64 {
+    digest_hash(&entry.id)
+}
+
+fn digest_hash(id: &Digest) -> u64 {
+    u64::from(id[0]) | u64::from(id[1]) << 32
+}
+
+impl ShardMap {
+    fn len(&self) -> usize {
+        self.packed.len() + self.boxed.len()
+    }
+
+    fn capacity(&self) -> usize {
+        self.packed.capacity() + self.boxed.capacity()
+    }
+
+    /// One hit on one key; a new key is inserted with its decided state. Never sweeps,
+    /// so a multi-hit can roll its keys back.
+    fn hit(&mut self, at: Located, strategy: &dyn DynStrategy, rate: Rate, cost: u64, now: u64) -> Decision {
+        if let Some(packable) = Packable::of(strategy) {
+            return packable.apply(PackedHit { map: self, at, rate, cost, now });
+        }
+        if let Some(entry) = self.boxed.find_mut(at.hash, |e| e.id == at.id) {
+            let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, rate, cost);
+            entry.expires_at = expires_at;
+            return decision;
+        }
+        // A packed state here is another strategy's: it reads as fresh, and is replaced.
+        self.remove_packed(at);
         let mut state = strategy.new_state();
         let (decision, expires_at) = strategy.decide_any(&mut state, now, rate, cost);
-        self.entries.insert_unique(hash, (key.into(), Entry { state, expires_at }), |(k, _)| hasher.hash_one(&**k));
+        self.insert_boxed(at, state, expires_at);
         self.inserts_since_sweep += 1;
-        self.sweep_if_crowded(now, hasher);
         decision
     }
 
-    /// The key's entry, inserted fresh if absent, with what it held before (`None`: it
-    /// was new). A fresh entry never expires until it is decided, and nothing sweeps
-    /// here, so it stays until the caller is done.
-    fn entry_for(
-        &mut self,
-        hash: u64,
-        key: &str,
-        strategy: &dyn DynStrategy,
-        hasher: &Hasher,
-    ) -> (&mut Entry, Option<Saved>) {
-        let inserted = match self.entries.entry(hash, |(k, _)| **k == *key, |(k, _)| hasher.hash_one(&**k)) {
-            hash_table::Entry::Occupied(occupied) => {
-                let (_, entry) = occupied.into_mut();
-                let before = strategy.encode_any(&entry.state).map(|fields| (fields, entry.expires_at));
-                return (entry, before);
-            }
-            hash_table::Entry::Vacant(vacant) => {
-                vacant.insert((key.into(), Entry { state: strategy.new_state(), expires_at: u64::MAX }))
-            }
-        };
-        self.inserts_since_sweep += 1;
-        (&mut inserted.into_mut().1, None)
+    fn stat(&self, at: Located, strategy: &dyn DynStrategy, rate: Rate, now: u64) -> Snapshot {
+        if let Some(packable) = Packable::of(strategy) {
+            return packable.apply(PackedStat { map: self, at, rate, now });
+        }
+        strategy.stat_any(self.boxed.find(at.hash, |e| e.id == at.id).map(|e| &e.state), now, rate)
+    }
+
+    fn insert_boxed(&mut self, at: Located, state: AnyState, expires_at: u64) {
+        self.boxed.insert_unique(at.hash, Boxed { id: at.id, state, expires_at }, boxed_hash);
+    }
+
+    fn remove_packed(&mut self, at: Located) {
+        if let Ok(entry) = self.packed.find_entry(at.hash, |e| e.id == at.id) {
+            entry.remove();
+        }
+    }
+
+    fn remove_boxed(&mut self, at: Located) {
+        if let Ok(entry) = self.boxed.find_entry(at.hash, |e| e.id == at.id) {
+            entry.remove();
+        }
+    }
+
+    fn remove(&mut self, at: Located) {
+        self.remove_packed(at);
+        self.remove_boxed(at);
+    }
+
+    /// What the key holds now, to put back with [`restore`](Self::restore).
+    fn save(&self, at: Located, strategy: &dyn DynStrategy) -> Saved {
+        if let Some(entry) = self.packed.find(at.hash, |e| e.id == at.id) {
+            return Saved::Packed(*entry);
+        }
+        match self.boxed.find(at.hash, |e| e.id == at.id) {
+            Some(entry) => Saved::Boxed(strategy.encode_any(&entry.state).map(|fields| (fields, entry.expires_at))),
+            None => Saved::Absent,
+        }
     }
 
     /// Puts back what a key held before a multi-hit (removes it if it was new, or if
     /// its old state was unreadable, which reads as new).
-    fn restore(&mut self, hash: u64, key: &str, strategy: &dyn DynStrategy, before: Option<Saved>) {
-        match before.and_then(|(fields, at)| strategy.decode_any(&fields).map(|state| (state, at))) {
-            Some((state, expires_at)) => {
-                if let Some((_, entry)) = self.entries.find_mut(hash, |(k, _)| **k == *key) {
-                    *entry = Entry { state, expires_at };
+    fn restore(&mut self, at: Located, strategy: &dyn DynStrategy, before: Saved) {
+        self.remove(at);
+        match before {
+            Saved::Packed(entry) => {
+                self.packed.insert_unique(at.hash, entry, packed_hash);
+            }
+            Saved::Boxed(Some((fields, expires_at))) => {
+                if let Some(state) = strategy.decode_any(&fields) {
+                    self.insert_boxed(at, state, expires_at);
                 }
             }
-            None => self.remove(hash, key),
+            Saved::Boxed(None) | Saved::Absent => {}
         }
     }
 
     /// Sweeps once inserts since the last sweep reach half the map: amortised O(1) per
     /// insert, and the map never holds more than ~1.5x its live keys.
-    fn sweep_if_crowded(&mut self, now: u64, hasher: &Hasher) {
-        if self.inserts_since_sweep >= (self.entries.len() / 2).max(64) {
-            self.sweep(now, hasher);
+    fn sweep_if_crowded(&mut self, now: u64) {
+        if self.inserts_since_sweep >= (self.len() / 2).max(64) {
+            self.sweep(now);
         }
     }
 
     /// Drops expired keys, and shrinks a table left less than a quarter full to twice
     /// its keys (so it does not shrink and grow back on every sweep).
-    fn sweep(&mut self, now: u64, hasher: &Hasher) {
-        self.entries.retain(|(_, entry)| entry.expires_at > now);
+    fn sweep(&mut self, now: u64) {
+        self.packed.retain(|entry| entry.expires_at() > now);
+        self.boxed.retain(|entry| entry.expires_at > now);
         self.inserts_since_sweep = 0;
-        let len = self.entries.len();
-        if len < self.entries.capacity() / 4 {
-            self.entries.shrink_to(len * 2, |(k, _)| hasher.hash_one(&**k));
+        let len = self.packed.len();
+        if len < self.packed.capacity() / 4 {
+            self.packed.shrink_to(len * 2, packed_hash);
+        }
+        let len = self.boxed.len();
+        if len < self.boxed.capacity() / 4 {
+            self.boxed.shrink_to(len * 2, boxed_hash);
         }
     }
 }
@@ -493,6 +645,47 @@ mod tests {
         });
         assert_eq!(admitted, 1_000);
         assert_eq!(backend.stat_now("k", &FixedWindow, rate).remaining, 0);
+    }
+
+    #[test]
+    fn a_state_too_large_to_pack_is_boxed_and_decides_the_same() {
+        let clock = ManualClock::new(0);
+        let backend = MemoryBackend::builder().clock(clock.clone()).build().unwrap();
+        let rate = Rate::per_second(1 << 40);
+        let big = 1 << 33; // more than the 32 bits a packed count holds
+        assert_eq!(backend.hit_now("k", &FixedWindow, rate, 1).remaining, (1 << 40) - 1);
+        assert_eq!(backend.hit_now("k", &FixedWindow, rate, big).remaining, (1 << 40) - 1 - big);
+        assert_eq!(backend.hit_now("k", &FixedWindow, rate, 1).remaining, (1 << 40) - 2 - big);
+        assert_eq!(backend.stat_now("k", &FixedWindow, rate).remaining, (1 << 40) - 2 - big);
+        assert_eq!(backend.len(), 1, "one key, boxed");
+        // The window ends: the boxed state expires and is swept like a packed one.
+        clock.advance(Duration::from_secs(1));
+        backend.sweep();
+        assert_eq!(backend.len(), 0);
+    }
+
+    #[test]
+    fn digests_are_keyed_per_backend() {
+        let (a, b) = (MemoryBackend::new(), MemoryBackend::new());
+        assert_eq!(a.locate("ns:u:ip=1.2.3.4:default").id, a.locate("ns:u:ip=1.2.3.4:default").id);
+        assert_ne!(a.locate("ns:u:ip=1.2.3.4:default").id, b.locate("ns:u:ip=1.2.3.4:default").id);
+        assert_ne!(a.locate("ns:u:ip=1.2.3.4:default").id, a.locate("ns:u:ip=1.2.3.5:default").id);
+        assert!(!format!("{a:?}").contains(&a.inner.digest_key.0.to_string()), "the key is never shown");
+    }
+
+    #[test]
+    fn a_packed_key_taken_by_a_boxed_strategy_reads_as_fresh_and_back() {
+        let backend = MemoryBackend::builder().clock(ManualClock::new(0)).build().unwrap();
+        let rate = Rate::per_minute(3);
+        let log = crate::strategy::SlidingWindowLog;
+        assert_eq!(backend.hit_now("k", &FixedWindow, rate, 2).remaining, 1);
+        assert_eq!(backend.stat_now("k", &log, rate).remaining, 3);
+        assert_eq!(backend.hit_now("k", &log, rate, 1).remaining, 2);
+        assert_eq!(backend.len(), 1, "the packed state was replaced");
+        assert_eq!(backend.stat_now("k", &FixedWindow, rate).remaining, 3);
+        assert_eq!(backend.hit_now("k", &FixedWindow, rate, 1).remaining, 2);
+        assert_eq!(backend.len(), 1);
+        assert_eq!(backend.stat_now("k", &log, rate).remaining, 3);
     }
 
     #[test]
