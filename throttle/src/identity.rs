@@ -6,6 +6,7 @@
 //! `ip=198.51.100.77`.
 
 use crate::backend::BoxFuture;
+use crate::key::{self, KeyBuf};
 use crate::{ClientIp, Connection};
 use http::{Extensions, HeaderName};
 use std::borrow::Cow;
@@ -248,19 +249,98 @@ fn user_id(identity: Identity) -> Identity {
 }
 
 fn ip_id(config: &ClientIp, conn: &Connection<'_>) -> Identity {
+    match ip_client(config, conn) {
+        ClientId::Ip(ip) => {
+            let mut id = String::with_capacity(IP.len() + 43);
+            ip.write_to(&mut id);
+            Identity::Client(id.into())
+        }
+        ClientId::Text(id) => Identity::Client(id),
+        ClientId::Exempted => Identity::Exempted,
+    }
+}
+
+/// The peer's address (or the client's behind trusted proxies), as bytes.
+fn ip_client(config: &ClientIp, conn: &Connection<'_>) -> ClientId {
     let Some(peer) = conn.peer_addr() else {
         config.report_no_connect_info();
-        return Identity::Client(Cow::Borrowed(ANONYMOUS));
+        return ClientId::Text(Cow::Borrowed(ANONYMOUS));
     };
-    let mut id = String::from(IP);
-    // Writing to a String cannot fail.
-    let _ = match config.resolve(peer.ip(), conn.headers()) {
-        IpAddr::V6(network) if config.ipv6_prefix_len() < 128 => {
-            write!(id, "{network}/{}", config.ipv6_prefix_len())
+    let ip = config.resolve(peer.ip(), conn.headers());
+    let prefix = match ip {
+        IpAddr::V6(_) => config.ipv6_prefix_len(),
+        IpAddr::V4(_) => 32,
+    };
+    ClientId::Ip(IpId { ip, prefix })
+}
+
+/// What [`Identifier`] found, before any text is made: the throttle's key is built
+/// from the address bytes straight into its buffer.
+pub(crate) enum ClientId {
+    Ip(IpId),
+    Text(Cow<'static, str>),
+    Exempted,
+}
+
+/// `ip=` and an address (an IPv6 network with its prefix length when grouped).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IpId {
+    ip: IpAddr,
+    prefix: u8,
+}
+
+impl IpId {
+    /// The id as text, as [`Identifier::identify`] gives it.
+    fn write_to(self, out: &mut impl fmt::Write) {
+        let _ = out.write_str(IP);
+        let _ = match self.ip {
+            IpAddr::V4(v4) => write_v4(out, v4),
+            IpAddr::V6(network) if self.prefix < 128 => write!(out, "{network}/{}", self.prefix),
+            IpAddr::V6(v6) => write!(out, "{v6}"),
+        };
+    }
+
+    /// The id as a key segment: escaped (`:` as `%3A`), at most 60 bytes, so it is
+    /// always the readable segment [`key`](crate::key) would make of the text.
+    pub(crate) fn write_segment(self, key: &mut KeyBuf) {
+        self.write_to(&mut EscapedSegment(key));
+    }
+}
+
+/// Dotted decimal without the formatting machinery.
+fn write_v4(out: &mut impl fmt::Write, ip: std::net::Ipv4Addr) -> fmt::Result {
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.write_char('.')?;
         }
-        ip => write!(id, "{ip}"),
-    };
-    Identity::Client(id.into())
+        out.write_str(digits.format(octet))?;
+    }
+    Ok(())
+}
+
+/// Writes text into a key, escaped as a key segment.
+struct EscapedSegment<'k>(&'k mut KeyBuf);
+
+impl fmt::Write for EscapedSegment<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        key::push_escaped(self.0, text);
+        Ok(())
+    }
+}
+
+impl Identifier {
+    /// [`identify`](Self::identify) without making text for a peer address.
+    pub(crate) async fn client_id(&self, conn: &Connection<'_>) -> ClientId {
+        match &self.0 {
+            Kind::Ip(config) => ip_client(config, conn),
+            Kind::Header { name, peer } if conn.headers().get(name).is_none() => ip_client(peer, conn),
+            _ => match self.identify(conn).await {
+                Identity::Client(id) => ClientId::Text(id),
+                Identity::Exempted => ClientId::Exempted,
+            },
+        }
+    }
 }
 
 /// Header bytes as text, one-to-one: valid UTF-8 stays, `%` and every byte that is not
@@ -338,7 +418,33 @@ mod tests {
         out
     }
 
+    #[test]
+    fn dotted_quads_are_written_as_std_writes_them() {
+        for ip in ["0.0.0.0", "1.2.3.4", "10.0.100.255", "255.255.255.255", "203.0.113.7"] {
+            let mut text = String::new();
+            write_v4(&mut text, ip.parse().unwrap()).unwrap();
+            assert_eq!(text, ip);
+        }
+    }
+
     proptest! {
+        /// The key a throttle builds from an address's bytes is the key of its id as
+        /// text: the fast path and `identify` never name two buckets.
+        #[test]
+        fn an_address_segment_is_the_segment_of_its_text(bytes in any::<[u8; 16]>(), v4 in any::<bool>(), prefix in 0u8..=128) {
+            let id = if v4 {
+                IpId { ip: IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]]), prefix: 32 }
+            } else {
+                IpId { ip: IpAddr::from(bytes), prefix }
+            };
+            let mut text = String::new();
+            id.write_to(&mut text);
+            prop_assert_eq!(&text[..3], "ip=");
+            let mut fast = KeyBuf::new();
+            key::build_into(&mut fast, "ns:u:", key::ClientSegment::Readable(&|k| id.write_segment(k)), &["default"]);
+            prop_assert_eq!(fast, key::build("ns:u:", &text, &["default"]));
+        }
+
         #[test]
         fn header_text_decodes_back(bytes in proptest::collection::vec(any::<u8>(), 0..32)) {
             prop_assert_eq!(unescape(&header_text(&bytes)), bytes);

@@ -70,22 +70,34 @@ fn escaped_len(text: &str) -> usize {
     text.bytes().map(|byte| if is_escaped(byte) { 3 } else { 1 }).sum()
 }
 
+/// A key built on the stack: keys are bounded, so no request allocates one.
+pub(crate) type KeyBuf = arrayvec::ArrayString<MAX_KEY_LEN>;
+
 /// Appends `segment` to `key`, escaping what could be confused with structure.
-pub(crate) fn push_escaped(key: &mut String, segment: &str) {
+pub(crate) fn push_escaped(key: &mut KeyBuf, segment: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for byte in segment.bytes() {
+    let bytes = segment.as_bytes();
+    // Runs of bytes kept as they are go in whole. A run is printable ASCII, so both of
+    // its ends are character boundaries.
+    let mut run = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
         if is_escaped(byte) {
+            if run < i {
+                key.push_str(&segment[run..i]);
+            }
             key.push('%');
             key.push(HEX[usize::from(byte >> 4)] as char);
             key.push(HEX[usize::from(byte & 0xf)] as char);
-        } else {
-            key.push(byte as char);
+            run = i + 1;
         }
+    }
+    if run < bytes.len() {
+        key.push_str(&segment[run..]);
     }
 }
 
 /// Appends one segment made of `parts` (see the module docs).
-fn push_segment(key: &mut String, parts: &[&str]) {
+fn push_segment(key: &mut KeyBuf, parts: &[&str]) {
     let readable_len = parts.iter().map(|part| escaped_len(part)).sum::<usize>() + parts.len().saturating_sub(1);
     if readable_len == 0 {
         key.push(DIGEST_MARKER);
@@ -102,7 +114,7 @@ fn push_segment(key: &mut String, parts: &[&str]) {
 }
 
 /// `#` and the SHA-256 of the length-prefixed parts: injective over the sequence of parts.
-fn push_digest(key: &mut String, parts: &[&str]) {
+fn push_digest(key: &mut KeyBuf, parts: &[&str]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hasher = Sha256::new();
     for part in parts {
@@ -116,14 +128,36 @@ fn push_digest(key: &mut String, parts: &[&str]) {
     }
 }
 
-/// `{prefix}{client}:{scope}`, where `prefix` is `{namespace}:{uid}:` and `scope` the
-/// parts of the scope segment.
-pub(crate) fn build(prefix: &str, client: &str, scope: &[&str]) -> String {
-    let mut key = String::with_capacity(prefix.len() + 2 * MAX_SEGMENT_LEN + 1);
+/// The client segment of a key.
+pub(crate) enum ClientSegment<'a> {
+    /// Any client id, as text: escaped, or digested when long.
+    Text(&'a str),
+    /// A client id that writes itself, already escaped and never longer than
+    /// [`MAX_SEGMENT_LEN`] (a peer address): no text is made for it.
+    Readable(&'a dyn Fn(&mut KeyBuf)),
+}
+
+/// `{prefix}{client}:{scope}` into `key` (cleared first), where `prefix` is
+/// `{namespace}:{uid}:` and `scope` the parts of the scope segment.
+///
+/// The prefix is validated when the throttle is built and each segment is bounded,
+/// so the key always fits (see the assertion above `MAX_KEY_LEN`).
+pub(crate) fn build_into(key: &mut KeyBuf, prefix: &str, client: ClientSegment<'_>, scope: &[&str]) {
+    key.clear();
     key.push_str(prefix);
-    push_segment(&mut key, &[client]);
+    match client {
+        ClientSegment::Text(client) => push_segment(key, &[client]),
+        ClientSegment::Readable(write) => write(key),
+    }
     key.push(':');
-    push_segment(&mut key, scope);
+    push_segment(key, scope);
+}
+
+/// [`build_into`] a new buffer, for a textual client id.
+#[cfg(test)]
+pub(crate) fn build(prefix: &str, client: &str, scope: &[&str]) -> KeyBuf {
+    let mut key = KeyBuf::new();
+    build_into(&mut key, prefix, ClientSegment::Text(client), scope);
     key
 }
 
@@ -131,6 +165,11 @@ pub(crate) fn build(prefix: &str, client: &str, scope: &[&str]) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The key as text.
+    fn build(prefix: &str, client: &str, scope: &[&str]) -> String {
+        super::build(prefix, client, scope).to_string()
+    }
 
     /// The longest prefix a throttle can have.
     fn longest_prefix() -> String {
@@ -185,9 +224,9 @@ mod tests {
     }
 
     fn digest_hex(parts: &[&str]) -> String {
-        let mut key = String::new();
+        let mut key = KeyBuf::new();
         push_digest(&mut key, parts);
-        key.split_off(1)
+        key[1..].to_string()
     }
 
     #[test]

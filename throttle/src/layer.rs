@@ -1,8 +1,9 @@
 //! [`ThrottleLayer`] and [`ThrottleService`]: throttles for a whole `Router`.
 
-use crate::HttpThrottle;
+use crate::{Admitted, AsConnection, HttpThrottle};
 use axum::response::{IntoResponse, Response};
 use http::Request;
+use smallvec::{SmallVec, smallvec};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -93,12 +94,21 @@ where
         // Only the head is borrowed across the throttle's await, so bodies need not be `Sync`.
         let (parts, body) = request.into_parts();
         Box::pin(async move {
-            let headers = match crate::stack::hit_all(&throttles, &parts).await {
-                Ok(headers) => headers,
+            let admitted: Result<SmallVec<[Admitted; 1]>, _> = match &*throttles {
+                // One throttle: its hit alone, with nothing to coordinate.
+                [throttle] => throttle.core().hit(&parts.as_connection(), None, None).await.map(|a| smallvec![a]),
+                _ => crate::stack::hit_each(&throttles, &parts).await.map(SmallVec::from_vec),
+            };
+            let admitted = match admitted {
+                Ok(admitted) => admitted,
                 Err(rejection) => return Ok(rejection.into_response()),
             };
             let mut response = inner.call(Request::from_parts(parts, body)).await?.into_response();
-            response.headers_mut().extend(headers);
+            // Straight into the response's map, in order: a later throttle's header
+            // replaces an earlier one's, and the handler's, of the same name.
+            for admitted in admitted {
+                admitted.write_into(response.headers_mut());
+            }
             Ok(response)
         })
     }

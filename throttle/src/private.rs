@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use core::fmt;
 use core::future::IntoFuture;
 use core::marker::PhantomData;
+use http::HeaderMap;
 use http::request::Parts;
-use http::{HeaderMap, HeaderName};
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use crate::throttles::ThrottleBuilder;
@@ -292,12 +292,12 @@ pub struct Guard<M, Mode = Last> {
 
 /// A guard's headers: known at once, or filled in later by the last guard of a stack.
 enum GuardHeaders {
-    Ready(HeaderMap),
-    Slot(Arc<Mutex<HeaderMap>>),
+    Ready(Admitted),
+    Slot(Arc<Mutex<Admitted>>),
 }
 
 impl GuardHeaders {
-    fn take(self) -> HeaderMap {
+    fn take(self) -> Admitted {
         match self {
             GuardHeaders::Ready(headers) => headers,
             GuardHeaders::Slot(slot) => std::mem::take(&mut *lock(&slot)),
@@ -330,7 +330,7 @@ impl GuardMode for Deferred {
 /// The throttles enlisted by deferred guards of this request, each with the slot its
 /// guard reads its headers from.
 #[derive(Clone, Default)]
-struct Enlisted(Vec<(HttpThrottle, Arc<Mutex<HeaderMap>>)>);
+struct Enlisted(Vec<(HttpThrottle, Arc<Mutex<Admitted>>)>);
 
 impl<M: Site, Mode: GuardMode, S: Send + Sync> FromRequestParts<S> for Guard<M, Mode> {
     type Rejection = Response;
@@ -343,28 +343,30 @@ impl<M: Site, Mode: GuardMode, S: Send + Sync> FromRequestParts<S> for Guard<M, 
         };
         let guard = |headers| Guard { headers, site: PhantomData };
         if Mode::DEFERRED {
-            let slot = Arc::new(Mutex::new(HeaderMap::new()));
+            let slot = Arc::new(Mutex::new(Admitted::default()));
             parts.extensions.get_or_insert_default::<Enlisted>().0.push((throttle.clone(), slot.clone()));
             return Ok(guard(GuardHeaders::Slot(slot)));
         }
         let Some(Enlisted(enlisted)) = parts.extensions.remove::<Enlisted>() else {
-            // A single attribute: the plain hit, with nothing to coordinate.
-            let admitted = throttle.hit(&*parts).await.map_err(IntoResponse::into_response)?;
-            return Ok(guard(GuardHeaders::Ready(admitted.into_headers())));
+            // A single attribute: the plain hit, with nothing to coordinate (and no boxed
+            // future: the core is called directly).
+            let conn = parts.as_connection();
+            let admitted = throttle.core().hit(&conn, None, None).await.map_err(IntoResponse::into_response)?;
+            return Ok(guard(GuardHeaders::Ready(admitted)));
         };
         let mut throttles: Vec<HttpThrottle> = enlisted.iter().map(|(t, _)| t.clone()).collect();
         throttles.push(throttle.clone());
         let mut admitted = crate::stack::hit_each(&throttles, &*parts).await.map_err(IntoResponse::into_response)?;
         let own = admitted.pop().unwrap_or_default();
         for ((_, slot), admitted) in enlisted.iter().zip(admitted) {
-            *lock(slot) = admitted.into_headers();
+            *lock(slot) = admitted;
         }
-        Ok(guard(GuardHeaders::Ready(own.into_headers())))
+        Ok(guard(GuardHeaders::Ready(own)))
     }
 }
 
-/// A poisoned slot still holds a usable map: headers are plain data.
-fn lock(slot: &Mutex<HeaderMap>) -> std::sync::MutexGuard<'_, HeaderMap> {
+/// A poisoned slot still holds usable headers: they are plain data.
+fn lock(slot: &Mutex<Admitted>) -> std::sync::MutexGuard<'_, Admitted> {
     slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -391,14 +393,14 @@ pub fn with_headers<M, Mode, T: IntoResponse>(guard: Guard<M, Mode>, output: T) 
 /// handler's own headers win over the throttle's on a name conflict.
 #[derive(Debug)]
 pub struct WithHeaders<T> {
-    headers: HeaderMap,
+    headers: Admitted,
     inner: T,
 }
 
 impl<T> WithHeaders<T> {
     /// The headers that will be added.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        self.headers.headers()
     }
 
     /// What the handler returned.
@@ -415,19 +417,9 @@ impl<T> WithHeaders<T> {
 impl<T: IntoResponse> IntoResponse for WithHeaders<T> {
     fn into_response(self) -> Response {
         let mut response = self.inner.into_response();
-        let target = response.headers_mut();
-        // `HeaderMap`'s iterator gives the name once per name, then `None` for its
-        // further values. A name the response already has is left to the handler.
-        let mut current: Option<(HeaderName, bool)> = None;
-        for (name, value) in self.headers {
-            if let Some(name) = name {
-                let taken = target.contains_key(&name);
-                current = Some((name, taken));
-            }
-            if let Some((name, false)) = &current {
-                target.append(name.clone(), value);
-            }
-        }
+        // Straight into the response's map; a name the response already has is left
+        // to the handler.
+        self.headers.write_missing_into(response.headers_mut());
         response
     }
 }

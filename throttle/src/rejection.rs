@@ -21,7 +21,7 @@ pub struct Throttled {
     pub(crate) uid: Arc<str>,
     pub(crate) wait_ms: u64,
     pub(crate) headers: HeaderMap,
-    pub(crate) context: Context,
+    pub(crate) context: Arc<Context>,
     pub(crate) handler: Option<ThrottledHandler>,
 }
 
@@ -53,6 +53,11 @@ impl Throttled {
 
     /// The default response, ignoring any custom handler; handlers can start from it.
     pub fn default_response(&self) -> Response {
+        self.response_with(self.headers.clone())
+    }
+
+    /// The default response with `own` as the throttle's headers.
+    fn response_with(&self, own: HeaderMap) -> Response {
         let seconds = self.retry_after_secs();
         let status = self
             .context
@@ -67,7 +72,7 @@ impl Throttled {
         };
         let mut response = (status, detail).into_response();
         let headers = response.headers_mut();
-        headers.extend(self.headers.clone());
+        headers.extend(own);
         if let Some(extra) = self.context.get("headers").and_then(|v| v.as_object()) {
             for (name, value) in extra {
                 let name = http::HeaderName::from_bytes(name.as_bytes());
@@ -83,10 +88,14 @@ impl Throttled {
 }
 
 impl IntoResponse for Throttled {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         match &self.handler {
             Some(handler) => handler(&self),
-            None => self.default_response(),
+            // The headers move into the response: nothing is copied.
+            None => {
+                let own = std::mem::take(&mut self.headers);
+                self.response_with(own)
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! [`Headers`]: an ordered name → [`Header`] collection.
 
 use super::header::{Header, HeaderError, Input};
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use smallvec::SmallVec;
 use std::ops::{BitOr, BitOrAssign};
 
 /// The headers a throttle resolves, by name. Merge with `|` (a new collection) and `|=`
@@ -121,16 +122,40 @@ impl Headers {
             return encoded.clone();
         }
         let mut out = HeaderMap::with_capacity(self.entries.len());
+        self.resolve_each(overrides, input, |name, value| {
+            out.insert(name.clone(), value);
+        });
+        out
+    }
+
+    /// Resolves every entry for one response into a list, to be written straight into
+    /// the response's map: no map of its own.
+    pub(crate) fn resolve_list(&self, input: &Input<'_>) -> Resolved {
+        let mut out = Resolved::new();
+        self.resolve_each(None, input, |name, value| out.push((name.clone(), value)));
+        out
+    }
+
+    fn resolve_each(
+        &self,
+        overrides: Option<&Headers>,
+        input: &Input<'_>,
+        mut f: impl FnMut(&HeaderName, HeaderValue),
+    ) {
+        let overrides = overrides.filter(|o| !o.is_empty());
         let own = self.entries.iter().filter(|(n, _)| overrides.is_none_or(|o| o.get(n.as_str()).is_none()));
         let extra = overrides.into_iter().flat_map(|o| o.entries.iter());
         for (name, header) in own.chain(extra) {
             if let Some(value) = header.resolve(input) {
-                out.insert(name.clone(), value);
+                f(name, value);
             }
         }
-        out
     }
 }
+
+/// Headers resolved for one response, in order, each name once.
+/// Two inline: what every preset sends on an admitted response.
+pub(crate) type Resolved = SmallVec<[(HeaderName, HeaderValue); 2]>;
 
 impl BitOr<&Headers> for &Headers {
     type Output = Headers;

@@ -1,9 +1,10 @@
 //! One header: how its value is made and when it is sent.
 
-use crate::{Connection, Context, StrategyStat};
+use crate::{Connection, Context, Rate, StrategyStat};
 use http::HeaderValue;
+use std::cell::OnceCell;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 type Resolver = dyn Fn(&Connection<'_>, &StrategyStat, &Context) -> String + Send + Sync;
 type Predicate = dyn Fn(&Connection<'_>, &StrategyStat, &Context) -> bool + Send + Sync;
@@ -38,7 +39,7 @@ impl When {
         match self {
             When::Always => true,
             When::Throttled => input.throttled,
-            When::Predicate(p) => p(input.conn, input.stat, input.context),
+            When::Predicate(p) => p(input.conn, input.stat(), input.context),
         }
     }
 }
@@ -173,48 +174,40 @@ impl Header {
         }
     }
 
-    /// The value for this request, or `None` when it is not to be sent.
+    /// The value for this request, or `None` when it is not to be sent. Built-in
+    /// values are written from the decision's figures, without the full stat.
     pub(crate) fn resolve(&self, input: &Input<'_>) -> Option<HeaderValue> {
         if matches!(self.value, Value::Disabled) || !self.when.holds(input) {
             return None;
         }
-        let stat = input.stat;
-        let limited = !stat.rate.is_unlimited();
-        let text = match &self.value {
-            Value::Static(v) => return Some(v.clone()),
-            Value::Disabled | Value::Invalid(_) => return None,
-            Value::Limit if limited => stat.rate.limit().to_string(),
-            Value::Remaining if limited => stat.hits_remaining.min(stat.rate.limit()).to_string(),
-            Value::ResetSeconds if limited => ceil_seconds(reset_ms(stat)).to_string(),
-            Value::ResetMilliseconds if limited => reset_ms(stat).to_string(),
-            Value::IetfPolicy if limited => format!(
-                "{};q={};w={}",
-                sf_string(&stat.uid),
-                stat.rate.limit(),
-                ceil_seconds(stat.rate.period_ms()).max(1)
-            ),
-            Value::IetfRateLimit if limited => format!(
-                "{};r={};t={}",
-                sf_string(&stat.uid),
-                stat.hits_remaining.min(stat.rate.limit()),
-                ceil_seconds(reset_ms(stat))
-            ),
-            Value::Resolver(f) => f(input.conn, stat, input.context),
-            _ => return None,
-        };
-        match HeaderValue::try_from(text) {
-            Ok(v) => Some(v),
-            Err(err) => {
-                tracing::warn!("throttle: dropped a header whose resolver returned an invalid value: {err}");
-                None
+        let figures = &input.figures;
+        let limited = !figures.rate.is_unlimited();
+        let limit = figures.rate.limit();
+        let remaining = figures.remaining.min(limit);
+        match &self.value {
+            Value::Static(v) => Some(v.clone()),
+            Value::Disabled | Value::Invalid(_) => None,
+            Value::Limit if limited => Some(integer(limit)),
+            Value::Remaining if limited => Some(integer(remaining)),
+            Value::ResetSeconds if limited => Some(integer(ceil_seconds(figures.reset_ms()))),
+            Value::ResetMilliseconds if limited => Some(integer(figures.reset_ms())),
+            Value::IetfPolicy if limited => {
+                let window = ceil_seconds(figures.rate.period_ms()).max(1);
+                sf_item(figures.uid, [(";q=", limit), (";w=", window)])
             }
+            Value::IetfRateLimit if limited => {
+                sf_item(figures.uid, [(";r=", remaining), (";t=", ceil_seconds(figures.reset_ms()))])
+            }
+            Value::Resolver(f) => match HeaderValue::try_from(f(input.conn, input.stat(), input.context)) {
+                Ok(v) => Some(v),
+                Err(err) => {
+                    tracing::warn!("throttle: dropped a header whose resolver returned an invalid value: {err}");
+                    None
+                }
+            },
+            _ => None,
         }
     }
-}
-
-/// The wait when there is one, else the time until the quota is whole again.
-fn reset_ms(stat: &StrategyStat) -> u64 {
-    if stat.wait_ms > 0 { stat.wait_ms } else { stat.reset_ms }
 }
 
 /// Milliseconds to whole seconds, rounded up (a client never retries early).
@@ -222,26 +215,121 @@ pub(crate) const fn ceil_seconds(ms: u64) -> u64 {
     ms.div_ceil(1000)
 }
 
-/// An RFC 9651 sf-string: quoted, with `\` and `"` escaped. Uids are printable ASCII.
-fn sf_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
+/// Integer values below this come from a table built once: most limits, counts and
+/// waits in seconds then cost no allocation.
+const SMALL_INTEGERS: u64 = 1024;
+
+static SMALL: LazyLock<Box<[HeaderValue]>> = LazyLock::new(|| {
+    let mut digits = itoa::Buffer::new();
+    let text: String = (0..SMALL_INTEGERS).map(|n| digits.format(n).to_string()).collect();
+    // Leaked once per process, so the values borrow it for free on every response.
+    let text: &'static str = Box::leak(text.into_boxed_str());
+    let mut start = 0;
+    (0..SMALL_INTEGERS)
+        .map(|n| {
+            let end = start + digits.format(n).len();
+            let value = HeaderValue::from_static(&text[start..end]);
+            start = end;
+            value
+        })
+        .collect()
+});
+
+/// An integer header value, in decimal.
+fn integer(n: u64) -> HeaderValue {
+    match SMALL.get(n as usize) {
+        Some(value) if n < SMALL_INTEGERS => value.clone(),
+        _ => HeaderValue::from(n),
     }
-    out.push('"');
-    out
 }
 
-/// Everything a header may read.
+/// An RFC 9651 item: the uid as an sf-string (quoted, `\` and `"` escaped; uids are
+/// printable ASCII) and integer parameters, built on the stack.
+fn sf_item(uid: &str, params: [(&str, u64); 2]) -> Option<HeaderValue> {
+    let mut out = arrayvec::ArrayString::<{ 2 * crate::key::MAX_UID_LEN + 64 }>::new();
+    out.push('"');
+    for c in uid.chars() {
+        if c == '"' || c == '\\' {
+            out.try_push('\\').ok()?;
+        }
+        out.try_push(c).ok()?;
+    }
+    out.try_push('"').ok()?;
+    let mut digits = itoa::Buffer::new();
+    for (name, value) in params {
+        out.try_push_str(name).ok()?;
+        out.try_push_str(digits.format(value)).ok()?;
+    }
+    HeaderValue::from_str(&out).ok()
+}
+
+/// The figures of one decision that built-in headers read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Figures<'a> {
+    pub(crate) uid: &'a str,
+    pub(crate) rate: Rate,
+    pub(crate) remaining: u64,
+    pub(crate) wait_ms: u64,
+    pub(crate) reset_ms: u64,
+}
+
+impl Figures<'_> {
+    /// The wait when there is one, else the time until the quota is whole again.
+    fn reset_ms(&self) -> u64 {
+        if self.wait_ms > 0 { self.wait_ms } else { self.reset_ms }
+    }
+}
+
+/// Everything a header may read. The full [`StrategyStat`] (with the key as text) is
+/// made only if a resolver or a predicate asks for it.
 pub(crate) struct Input<'a> {
     pub(crate) conn: &'a Connection<'a>,
-    pub(crate) stat: &'a StrategyStat,
     pub(crate) context: &'a Context,
     pub(crate) throttled: bool,
+    pub(crate) figures: Figures<'a>,
+    stat: StatSource<'a>,
+}
+
+enum StatSource<'a> {
+    Ready(&'a StrategyStat),
+    Lazy(&'a dyn Fn() -> StrategyStat, OnceCell<StrategyStat>),
+}
+
+impl<'a> Input<'a> {
+    /// An input over a stat at hand.
+    pub(crate) fn from_stat(
+        conn: &'a Connection<'a>,
+        stat: &'a StrategyStat,
+        context: &'a Context,
+        throttled: bool,
+    ) -> Self {
+        let figures = Figures {
+            uid: &stat.uid,
+            rate: stat.rate,
+            remaining: stat.hits_remaining,
+            wait_ms: stat.wait_ms,
+            reset_ms: stat.reset_ms,
+        };
+        Input { conn, context, throttled, figures, stat: StatSource::Ready(stat) }
+    }
+
+    /// An input over a decision's figures; `stat` makes the full stat if it is needed.
+    pub(crate) fn lazy(
+        conn: &'a Connection<'a>,
+        figures: Figures<'a>,
+        context: &'a Context,
+        throttled: bool,
+        stat: &'a dyn Fn() -> StrategyStat,
+    ) -> Self {
+        Input { conn, context, throttled, figures, stat: StatSource::Lazy(stat, OnceCell::new()) }
+    }
+
+    fn stat(&self) -> &StrategyStat {
+        match &self.stat {
+            StatSource::Ready(stat) => stat,
+            StatSource::Lazy(make, cell) => cell.get_or_init(make),
+        }
+    }
 }
 
 /// A header name or static value that is not valid HTTP.

@@ -8,7 +8,7 @@
 //! the Internet-Draft `draft-ietf-httpapi-ratelimit-headers-10` (Structured Fields,
 //! RFC 9651). That draft has no RFC number.
 
-mod collection;
+pub(crate) mod collection;
 pub(crate) mod header;
 mod presets;
 

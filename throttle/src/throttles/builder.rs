@@ -317,7 +317,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             headers: self.headers,
             on_error: self.on_error,
             timeout: self.timeout,
-            context: self.context,
+            context: Arc::new(self.context),
             handler: self.handler,
             rules: self.rules,
             split: self.split,

@@ -4,16 +4,19 @@ use super::options::{CostSource, ErrorAction, OnError, RateSource};
 use super::split::KeySplit;
 use crate::backend::{Backend, BackendError};
 use crate::headers::Headers;
-use crate::headers::header::Input;
+use crate::headers::collection::Resolved;
+use crate::headers::header::{Figures, Input};
+use crate::identity::ClientId;
+use crate::key::{ClientSegment, KeyBuf};
 use crate::rejection::{Throttled, ThrottledHandler};
 use crate::rules::{self, Rule};
 use crate::strategy::{Decision, DynStrategy, Metadata, Snapshot, StrategyStat};
-use crate::{Connection, Context, Cost, Identifier, Identity, InvalidCost, Rate, ThrottleError, key};
+use crate::{Connection, Context, Cost, Identifier, InvalidCost, Rate, ThrottleError, key};
 use http::HeaderMap;
 use parking_lot::RwLock;
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 #[doc(hidden)]
@@ -30,7 +33,8 @@ pub struct Core {
     pub(crate) headers: Headers,
     pub(crate) on_error: OnError,
     pub(crate) timeout: Duration,
-    pub(crate) context: Context,
+    /// Shared with every rejection, so a 429 never copies it.
+    pub(crate) context: Arc<Context>,
     pub(crate) handler: Option<ThrottledHandler>,
     pub(crate) rules: Vec<Rule>,
     pub(crate) split: KeySplit,
@@ -38,32 +42,62 @@ pub struct Core {
 }
 
 /// A hit that was admitted (or that the throttle let through untouched).
+///
+/// Its headers are written straight into the response (as a response part, by the
+/// attribute or by the layer); [`headers`](Self::headers) makes a map of them only
+/// when asked.
 #[derive(Debug, Clone, Default)]
 pub struct Admitted {
-    decision: Option<Decision>,
-    headers: HeaderMap,
+    remaining: Option<u64>,
+    resolved: Resolved,
+    /// [`headers`](Self::headers), made on first use.
+    map: OnceLock<Box<HeaderMap>>,
 }
 
 impl Admitted {
     /// Quota left after this hit; `None` when nothing was counted (disabled throttle,
     /// cost 0, unlimited rate, exempted client, or a backend failure allowed through).
     pub fn remaining(&self) -> Option<u64> {
-        self.decision.map(|d| d.remaining)
+        self.remaining
     }
 
     /// Whether the hit was counted against a quota.
     pub fn is_counted(&self) -> bool {
-        self.decision.is_some()
+        self.remaining.is_some()
     }
 
     /// The throttle's headers resolved for this (admitted) response.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        self.map.get_or_init(|| Box::new(self.resolved.iter().cloned().collect()))
     }
 
     /// Takes the resolved headers.
     pub fn into_headers(self) -> HeaderMap {
-        self.headers
+        match self.map.into_inner() {
+            Some(map) => *map,
+            None => self.resolved.into_iter().collect(),
+        }
+    }
+
+    fn counted(decision: Decision, resolved: Resolved) -> Self {
+        Admitted { remaining: Some(decision.remaining), resolved, map: OnceLock::new() }
+    }
+
+    /// Writes the headers into a response's map, replacing values of the same names.
+    pub(crate) fn write_into(self, target: &mut HeaderMap) {
+        for (name, value) in self.resolved {
+            target.insert(name, value);
+        }
+    }
+
+    /// Writes the headers whose names the response does not have yet: the handler's
+    /// own headers win.
+    pub(crate) fn write_missing_into(self, target: &mut HeaderMap) {
+        for (name, value) in self.resolved {
+            if let http::header::Entry::Vacant(entry) = target.entry(name) {
+                entry.insert(value);
+            }
+        }
     }
 }
 
@@ -74,14 +108,14 @@ impl axum::response::IntoResponseParts for Admitted {
         self,
         mut res: axum::response::ResponseParts,
     ) -> Result<axum::response::ResponseParts, Self::Error> {
-        res.headers_mut().extend(self.headers);
+        self.write_into(res.headers_mut());
         Ok(res)
     }
 }
 
 /// A hit ready for the backend.
 pub(crate) struct Prepared<'c> {
-    pub(crate) key: String,
+    pub(crate) key: KeyBuf,
     pub(crate) rate: Rate,
     pub(crate) cost: u64,
     pub(crate) context: Cow<'c, Context>,
@@ -127,7 +161,7 @@ impl Core {
     fn context<'a>(&'a self, call: Option<&Context>) -> Cow<'a, Context> {
         match call {
             Some(call) if !call.is_empty() => Cow::Owned(self.context.merged_with(call)),
-            _ => Cow::Borrowed(&self.context),
+            _ => Cow::Borrowed(&*self.context),
         }
     }
 
@@ -146,15 +180,21 @@ impl Core {
         }
     }
 
-    /// The bucket's key: bounded whatever the client sends (see [`key`]).
-    async fn client_key(&self, conn: &Connection<'_>, context: &Context) -> Option<String> {
-        match self.identifier.identify(conn).await {
-            Identity::Exempted => None,
-            Identity::Client(id) => {
-                let scope = context.scope();
-                Some(key::build(&self.key_prefix, &id, &self.split.scope_parts(&scope, conn)))
+    /// The bucket's key, built on the stack: bounded whatever the client sends (see
+    /// [`key`]). A peer address goes into it as bytes, with no text of its own.
+    async fn client_key(&self, conn: &Connection<'_>, context: &Context) -> Option<KeyBuf> {
+        let id = self.identifier.client_id(conn).await;
+        let scope = context.scope();
+        let scope = self.split.scope_parts(&scope, conn);
+        let mut key = KeyBuf::new();
+        match id {
+            ClientId::Exempted => return None,
+            ClientId::Ip(ip) => {
+                key::build_into(&mut key, &self.key_prefix, ClientSegment::Readable(&|k| ip.write_segment(k)), &scope)
             }
+            ClientId::Text(id) => key::build_into(&mut key, &self.key_prefix, ClientSegment::Text(&id), &scope),
         }
+        Some(key)
     }
 
     pub(crate) async fn decide(&self, key: &str, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
@@ -251,20 +291,42 @@ impl Core {
                 }
             },
         };
-        let stat = || self.stat_from(key.clone(), rate, decision);
         if decision.allowed {
-            let headers = self.resolve_headers(None, conn, &context, false, stat);
-            return Ok(Admitted { decision: Some(decision), headers });
+            if self.headers.is_empty() {
+                return Ok(Admitted::counted(decision, Resolved::new()));
+            }
+            let stat = || self.stat_from(key.to_string(), rate, decision);
+            let input = Input::lazy(conn, self.figures(rate, decision), &context, false, &stat);
+            return Ok(Admitted::counted(decision, self.headers.resolve_list(&input)));
         }
-        let headers = self.resolve_headers(None, conn, &context, true, stat);
+        let headers = if self.headers.is_empty() {
+            HeaderMap::new()
+        } else {
+            let stat = || self.stat_from(key.to_string(), rate, decision);
+            self.headers.resolve(None, &Input::lazy(conn, self.figures(rate, decision), &context, true, &stat))
+        };
+        let context = match context {
+            Cow::Borrowed(_) => self.context.clone(),
+            Cow::Owned(merged) => Arc::new(merged),
+        };
         Err(Throttled {
             uid: self.uid.clone(),
             wait_ms: decision.wait_ms,
             headers,
-            context: context.into_owned(),
+            context,
             handler: self.handler.clone(),
         }
         .into())
+    }
+
+    fn figures(&self, rate: Rate, decision: Decision) -> Figures<'_> {
+        Figures {
+            uid: &self.uid,
+            rate,
+            remaining: decision.remaining,
+            wait_ms: decision.wait_ms,
+            reset_ms: decision.reset_ms,
+        }
     }
 
     fn stat_from(&self, key: String, rate: Rate, decision: Decision) -> StrategyStat {
@@ -278,24 +340,6 @@ impl Core {
             strategy: self.strategy.name(),
             metadata: Metadata::None,
         }
-    }
-
-    /// Resolves `self.headers` (plus `overrides`); builds the stat only if a header
-    /// needs it.
-    fn resolve_headers(
-        &self,
-        overrides: Option<&Headers>,
-        conn: &Connection<'_>,
-        context: &Context,
-        throttled: bool,
-        stat: impl FnOnce() -> StrategyStat,
-    ) -> HeaderMap {
-        let overrides = overrides.filter(|o| !o.is_empty());
-        if self.headers.is_empty() && overrides.is_none() {
-            return HeaderMap::new();
-        }
-        let stat = stat();
-        self.headers.resolve(overrides, &Input { conn, stat: &stat, context, throttled })
     }
 
     pub(crate) async fn stat(
@@ -313,12 +357,12 @@ impl Core {
         };
         if rate.is_unlimited() {
             let unlimited = Decision { allowed: true, remaining: u64::MAX, wait_ms: 0, reset_ms: 0 };
-            return Ok(Some(self.stat_from(key, rate, unlimited)));
+            return Ok(Some(self.stat_from(key.to_string(), rate, unlimited)));
         }
         let snapshot = self.snapshot(&key, rate).await?;
         Ok(Some(StrategyStat {
             uid: self.uid.clone(),
-            key,
+            key: key.to_string(),
             rate,
             hits_remaining: snapshot.remaining.min(rate.limit()),
             wait_ms: snapshot.wait_ms,
@@ -380,7 +424,7 @@ impl Core {
         // Headers for a response this throttle admitted (the seed calls `get_headers` in
         // a handler after the hit): a rejection carries its own headers in `Throttled`,
         // so a 200 never gets `Retry-After`, even when its hit took the last unit.
-        Ok(headers.resolve(None, &Input { conn, stat: &stat, context: &context, throttled: false }))
+        Ok(headers.resolve(None, &Input::from_stat(conn, &stat, &context, false)))
     }
 }
 
@@ -401,5 +445,17 @@ impl std::fmt::Debug for Core {
             .field("on_error", &self.on_error)
             .field("enabled", &self.is_enabled())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An admission moves through every request's futures: it stays a few words, its
+    /// usual two headers inline.
+    #[test]
+    fn an_admission_is_small() {
+        assert!(size_of::<Admitted>() <= 200, "{} bytes", size_of::<Admitted>());
     }
 }

@@ -3,6 +3,7 @@
 //! buckets by inventing methods or paths.
 
 use crate::Connection;
+use arrayvec::ArrayVec;
 use axum::extract::MatchedPath;
 use http::Method;
 
@@ -24,8 +25,8 @@ pub(crate) struct KeySplit {
 impl KeySplit {
     /// The scope's parts: the context's `scope`, then the method and the route when the
     /// throttle splits by them.
-    pub(crate) fn scope_parts<'a>(&self, scope: &'a str, conn: &Connection<'a>) -> Vec<&'a str> {
-        let mut parts = Vec::with_capacity(3);
+    pub(crate) fn scope_parts<'a>(&self, scope: &'a str, conn: &Connection<'a>) -> ArrayVec<&'a str, 3> {
+        let mut parts = ArrayVec::new();
         parts.push(scope);
         if self.method {
             parts.push(method_part(conn.method()));
@@ -71,7 +72,7 @@ mod tests {
             (Method::GET, Uri::from_static("/users/1"), HeaderMap::new(), Extensions::new());
         let conn = Connection::new(&method, &uri, &headers, &extensions);
         let split = KeySplit { method: true, path: true };
-        assert_eq!(split.scope_parts("default", &conn), ["default", "GET", UNMATCHED_ROUTE]);
-        assert_eq!(KeySplit::default().scope_parts("default", &conn), ["default"]);
+        assert_eq!(split.scope_parts("default", &conn).as_slice(), ["default", "GET", UNMATCHED_ROUTE]);
+        assert_eq!(KeySplit::default().scope_parts("default", &conn).as_slice(), ["default"]);
     }
 }
