@@ -36,18 +36,23 @@ impl From<ManualClock> for Clock {
 }
 
 struct Anchor {
-    instant: quanta::Instant,
+    /// Our own counter, read directly (no thread-local override to look up per read).
+    clock: quanta::Clock,
+    raw: u64,
     epoch_ms: u64,
 }
 
-static ANCHOR: LazyLock<Anchor> = LazyLock::new(|| Anchor {
-    instant: quanta::Instant::now(),
-    epoch_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+static ANCHOR: LazyLock<Anchor> = LazyLock::new(|| {
+    let clock = quanta::Clock::new();
+    let raw = clock.raw();
+    let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    Anchor { clock, raw, epoch_ms }
 });
 
 fn system_now_ms() -> u64 {
     let anchor = &*ANCHOR;
-    anchor.epoch_ms + quanta::Instant::now().saturating_duration_since(anchor.instant).as_millis() as u64
+    // `delta_as_nanos` is 0 for a reading before the anchor: time never goes back.
+    anchor.epoch_ms + anchor.clock.delta_as_nanos(anchor.raw, anchor.clock.raw()) / 1_000_000
 }
 
 /// A clock for tests: starts where you say and moves only with [`advance`](Self::advance)

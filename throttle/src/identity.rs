@@ -303,7 +303,20 @@ impl IpId {
     /// The id as a key segment: escaped (`:` as `%3A`), at most 60 bytes, so it is
     /// always the readable segment [`key`](crate::key) would make of the text.
     pub(crate) fn write_segment(self, key: &mut KeyBuf) {
-        self.write_to(&mut EscapedSegment(key));
+        match self.ip {
+            // Digits and dots: nothing to escape.
+            IpAddr::V4(v4) => {
+                key.push_str(IP);
+                let mut digits = itoa::Buffer::new();
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        key.push('.');
+                    }
+                    key.push_str(digits.format(octet));
+                }
+            }
+            IpAddr::V6(_) => self.write_to(&mut EscapedSegment(key)),
+        }
     }
 }
 
@@ -441,7 +454,8 @@ mod tests {
             id.write_to(&mut text);
             prop_assert_eq!(&text[..3], "ip=");
             let mut fast = KeyBuf::new();
-            key::build_into(&mut fast, "ns:u:", key::ClientSegment::Readable(&|k| id.write_segment(k)), &["default"]);
+            let scope = key::ScopeSegment::Parts(&["default"]);
+            key::build_into(&mut fast, "ns:u:", key::ClientSegment::Readable(&|k| id.write_segment(k)), scope);
             prop_assert_eq!(fast, key::build("ns:u:", &text, &["default"]));
         }
 

@@ -137,12 +137,27 @@ pub(crate) enum ClientSegment<'a> {
     Readable(&'a dyn Fn(&mut KeyBuf)),
 }
 
+/// The scope segment of a key.
+pub(crate) enum ScopeSegment<'a> {
+    /// The parts of the scope: escaped and joined, or digested when long.
+    Parts(&'a [&'a str]),
+    /// A segment [`scope_segment`] made before (a throttle's default scope).
+    Built(&'a str),
+}
+
+/// The scope segment of `parts`, made once to be reused.
+pub(crate) fn scope_segment(parts: &[&str]) -> String {
+    let mut segment = KeyBuf::new();
+    push_segment(&mut segment, parts);
+    segment.to_string()
+}
+
 /// `{prefix}{client}:{scope}` into `key` (cleared first), where `prefix` is
-/// `{namespace}:{uid}:` and `scope` the parts of the scope segment.
+/// `{namespace}:{uid}:`.
 ///
 /// The prefix is validated when the throttle is built and each segment is bounded,
 /// so the key always fits (see the assertion above `MAX_KEY_LEN`).
-pub(crate) fn build_into(key: &mut KeyBuf, prefix: &str, client: ClientSegment<'_>, scope: &[&str]) {
+pub(crate) fn build_into(key: &mut KeyBuf, prefix: &str, client: ClientSegment<'_>, scope: ScopeSegment<'_>) {
     key.clear();
     key.push_str(prefix);
     match client {
@@ -150,14 +165,17 @@ pub(crate) fn build_into(key: &mut KeyBuf, prefix: &str, client: ClientSegment<'
         ClientSegment::Readable(write) => write(key),
     }
     key.push(':');
-    push_segment(key, scope);
+    match scope {
+        ScopeSegment::Parts(parts) => push_segment(key, parts),
+        ScopeSegment::Built(segment) => key.push_str(segment),
+    }
 }
 
 /// [`build_into`] a new buffer, for a textual client id.
 #[cfg(test)]
 pub(crate) fn build(prefix: &str, client: &str, scope: &[&str]) -> KeyBuf {
     let mut key = KeyBuf::new();
-    build_into(&mut key, prefix, ClientSegment::Text(client), scope);
+    build_into(&mut key, prefix, ClientSegment::Text(client), ScopeSegment::Parts(scope));
     key
 }
 
@@ -191,6 +209,15 @@ mod tests {
             build("ns:api:", "#a|b", &["default", "GET", "/users/{id}"]),
             "ns:api:%23a%7Cb:default|GET|/users/%7Bid%7D"
         );
+    }
+
+    #[test]
+    fn a_scope_segment_made_once_is_the_segment_of_its_parts() {
+        for parts in [&["default"][..], &["a:b", "GET"], &[""], &["x"; 40]] {
+            let mut key = KeyBuf::new();
+            build_into(&mut key, "ns:u:", ClientSegment::Text("c"), ScopeSegment::Built(&scope_segment(parts)));
+            assert_eq!(key.as_str(), build("ns:u:", "c", parts));
+        }
     }
 
     #[test]

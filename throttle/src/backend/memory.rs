@@ -3,15 +3,15 @@
 
 mod packed;
 
-use self::packed::{Digest, Packable, Packed, PackedOp, Pair};
+use self::packed::{Digest, Packed, PackedOp, Pair};
 use super::{Backend, BackendError, BoxFuture, HitRequest};
 use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot, Strategy};
 use crate::{Clock, Rate};
 use core::fmt;
-use core::hash::{BuildHasher, Hasher as _};
+use core::hash::BuildHasher;
 use hashbrown::HashTable;
 use parking_lot::{Mutex, MutexGuard};
-use siphasher::sip128::{Hasher128, SipHasher13};
+use siphasher::sip128::SipHasher13;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -72,8 +72,8 @@ pub struct MemoryBackend {
 struct Inner {
     namespace: String,
     clock: Clock,
-    /// The SipHash key of this backend's digests: random, never shown.
-    digest_key: (u64, u64),
+    /// SipHash-1-3 keyed for this backend's digests: random, never shown.
+    digester: SipHasher13,
     shards: Box<[Shard]>,
     /// Clock time (ms) from which the next call sweeps every shard.
     next_sweep_ms: AtomicU64,
@@ -161,8 +161,8 @@ impl MemoryBackend {
         // std's `RandomState` is seeded from the OS once per process and moves on with
         // every instance: two of its outputs make an unpredictable 128-bit key.
         let random = std::collections::hash_map::RandomState::new();
-        let digest_key = (random.hash_one(0u8), random.hash_one(1u8));
-        Self { inner: Arc::new(Inner { namespace, clock, digest_key, shards, next_sweep_ms }) }
+        let digester = SipHasher13::new_with_keys(random.hash_one(0u8), random.hash_one(1u8));
+        Self { inner: Arc::new(Inner { namespace, clock, digester, shards, next_sweep_ms }) }
     }
 
     /// The clock this backend decides with.
@@ -219,6 +219,7 @@ impl MemoryBackend {
 
     /// Sweeps every shard when the period has passed (or the clock went back past it).
     /// Called after a call's own locks are released; one atomic load when not due.
+    #[inline]
     fn sweep_if_due(&self, now: u64) {
         let due = self.inner.next_sweep_ms.load(Ordering::Relaxed);
         if now < due && due - now <= SWEEP_PERIOD_MS {
@@ -233,11 +234,9 @@ impl MemoryBackend {
 
     /// The key's digest: SipHash-1-3 with this backend's key, 128 bits. Its first half
     /// is the table hash, bits of its second half pick the shard.
+    #[inline]
     fn locate(&self, key: &str) -> Located {
-        let (k0, k1) = self.inner.digest_key;
-        let mut hasher = SipHasher13::new_with_keys(k0, k1);
-        hasher.write(key.as_bytes());
-        let digest = hasher.finish128();
+        let digest = self.inner.digester.hash(key.as_bytes());
         let (h1, h2) = (digest.h1, digest.h2);
         let id = [h1 as u32, (h1 >> 32) as u32, h2 as u32, (h2 >> 32) as u32];
         Located { id, hash: h1, shard: h2 as usize & (self.inner.shards.len() - 1) }
@@ -432,9 +431,10 @@ impl ShardMap {
 
     /// One hit on one key; a new key is inserted with its decided state. Never sweeps,
     /// so a multi-hit can roll its keys back.
+    #[inline]
     fn hit(&mut self, at: Located, strategy: &dyn DynStrategy, rate: Rate, cost: u64, now: u64) -> Decision {
-        if let Some(packable) = Packable::of(strategy) {
-            return packable.apply(PackedHit { map: self, at, rate, cost, now });
+        if let Some(builtin) = strategy.builtin() {
+            return packed::apply(builtin, PackedHit { map: self, at, rate, cost, now });
         }
         if let Some(entry) = self.boxed.find_mut(at.hash, |e| e.id == at.id) {
             let (decision, expires_at) = strategy.decide_any(&mut entry.state, now, rate, cost);
@@ -451,8 +451,8 @@ impl ShardMap {
     }
 
     fn stat(&self, at: Located, strategy: &dyn DynStrategy, rate: Rate, now: u64) -> Snapshot {
-        if let Some(packable) = Packable::of(strategy) {
-            return packable.apply(PackedStat { map: self, at, rate, now });
+        if let Some(builtin) = strategy.builtin() {
+            return packed::apply(builtin, PackedStat { map: self, at, rate, now });
         }
         strategy.stat_any(self.boxed.find(at.hash, |e| e.id == at.id).map(|e| &e.state), now, rate)
     }
@@ -508,6 +508,7 @@ impl ShardMap {
 
     /// Sweeps once inserts since the last sweep reach half the map: amortised O(1) per
     /// insert, and the map never holds more than ~1.5x its live keys.
+    #[inline]
     fn sweep_if_crowded(&mut self, now: u64) {
         if self.inserts_since_sweep >= (self.len() / 2).max(64) {
             self.sweep(now);
@@ -670,7 +671,7 @@ mod tests {
         assert_eq!(a.locate("ns:u:ip=1.2.3.4:default").id, a.locate("ns:u:ip=1.2.3.4:default").id);
         assert_ne!(a.locate("ns:u:ip=1.2.3.4:default").id, b.locate("ns:u:ip=1.2.3.4:default").id);
         assert_ne!(a.locate("ns:u:ip=1.2.3.4:default").id, a.locate("ns:u:ip=1.2.3.5:default").id);
-        assert!(!format!("{a:?}").contains(&a.inner.digest_key.0.to_string()), "the key is never shown");
+        assert!(!format!("{a:?}").contains(&a.inner.digester.keys().0.to_string()), "the key is never shown");
     }
 
     #[test]

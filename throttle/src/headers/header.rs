@@ -187,7 +187,7 @@ impl Header {
         match &self.value {
             Value::Static(v) => Some(v.clone()),
             Value::Disabled | Value::Invalid(_) => None,
-            Value::Limit if limited => Some(integer(limit)),
+            Value::Limit if limited => Some(figures.limit_value.cloned().unwrap_or_else(|| integer(limit))),
             Value::Remaining if limited => Some(integer(remaining)),
             Value::ResetSeconds if limited => Some(integer(ceil_seconds(figures.reset_ms()))),
             Value::ResetMilliseconds if limited => Some(integer(figures.reset_ms())),
@@ -268,6 +268,8 @@ fn sf_item(uid: &str, params: [(&str, u64); 2]) -> Option<HeaderValue> {
 pub(crate) struct Figures<'a> {
     pub(crate) uid: &'a str,
     pub(crate) rate: Rate,
+    /// The limit's value, made once by the throttle.
+    pub(crate) limit_value: Option<&'a HeaderValue>,
     pub(crate) remaining: u64,
     pub(crate) wait_ms: u64,
     pub(crate) reset_ms: u64,
@@ -306,6 +308,7 @@ impl<'a> Input<'a> {
         let figures = Figures {
             uid: &stat.uid,
             rate: stat.rate,
+            limit_value: None,
             remaining: stat.hits_remaining,
             wait_ms: stat.wait_ms,
             reset_ms: stat.reset_ms,

@@ -1,6 +1,8 @@
 //! [`DynStrategy`]: any [`Strategy`] behind a trait object, with its state as `dyn Any`.
 
-use super::{Decision, EncodedDecision, Snapshot, Strategy};
+use super::{
+    Decision, EncodedDecision, FixedWindow, Gcra, LeakyBucket, Snapshot, Strategy, TokenBucket, TokenBucketDebt,
+};
 use crate::Rate;
 use core::any::Any;
 use core::fmt::Debug;
@@ -49,6 +51,43 @@ pub trait DynStrategy: Debug + Send + Sync + 'static {
     /// # Ok::<(), throttle::strategy::ParseStrategyError>(())
     /// ```
     fn as_any(&self) -> &dyn Any;
+
+    /// The built-in strategy this is, found by its type in one call: the in-memory
+    /// backend packs their states. Not public API.
+    #[doc(hidden)]
+    fn builtin(&self) -> Option<Builtin<'_>> {
+        None
+    }
+}
+
+/// A built-in strategy whose state is two integers. Not public API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Builtin<'s> {
+    FixedWindow(&'s FixedWindow),
+    TokenBucket(&'s TokenBucket),
+    TokenBucketDebt(&'s TokenBucketDebt),
+    LeakyBucket(&'s LeakyBucket),
+    Gcra(&'s Gcra),
+}
+
+impl<'s> Builtin<'s> {
+    /// Resolved when `S` is known, so it compiles to a constant per strategy type.
+    fn of<S: 'static>(strategy: &'s S) -> Option<Self> {
+        let any: &dyn Any = strategy;
+        if let Some(s) = any.downcast_ref() {
+            Some(Builtin::FixedWindow(s))
+        } else if let Some(s) = any.downcast_ref() {
+            Some(Builtin::TokenBucket(s))
+        } else if let Some(s) = any.downcast_ref() {
+            Some(Builtin::TokenBucketDebt(s))
+        } else if let Some(s) = any.downcast_ref() {
+            Some(Builtin::LeakyBucket(s))
+        } else {
+            any.downcast_ref().map(Builtin::Gcra)
+        }
+    }
 }
 
 impl<S: Strategy> DynStrategy for S {
@@ -110,5 +149,9 @@ impl<S: Strategy> DynStrategy for S {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn builtin(&self) -> Option<Builtin<'_>> {
+        Builtin::of(self)
     }
 }

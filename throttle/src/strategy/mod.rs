@@ -73,7 +73,7 @@ mod token_bucket;
 mod token_bucket_debt;
 
 pub use codec::EncodedDecision;
-pub use erased::{AnyState, DynStrategy};
+pub use erased::{AnyState, Builtin, DynStrategy};
 pub use fixed_window::{FixedWindow, FixedWindowState};
 pub use gcra::{Gcra, GcraState};
 pub use leaky_bucket::{LeakyBucket, LeakyBucketState};

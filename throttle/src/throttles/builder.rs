@@ -309,6 +309,9 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             uid: self.uid.into(),
             origin: self.origin,
             key_prefix,
+            default_scope: (!self.split.method && !self.split.path)
+                .then(|| key::scope_segment(&[&self.context.scope()])),
+            limit_value: std::sync::OnceLock::new(),
             rate: RwLock::new(rate),
             strategy: self.strategy,
             backend,

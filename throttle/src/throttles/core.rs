@@ -7,12 +7,12 @@ use crate::headers::Headers;
 use crate::headers::collection::Resolved;
 use crate::headers::header::{Figures, Input};
 use crate::identity::ClientId;
-use crate::key::{ClientSegment, KeyBuf};
+use crate::key::{ClientSegment, KeyBuf, ScopeSegment};
 use crate::rejection::{Throttled, ThrottledHandler};
 use crate::rules::{self, Rule};
 use crate::strategy::{Decision, DynStrategy, Metadata, Snapshot, StrategyStat};
 use crate::{Connection, Context, Cost, Identifier, InvalidCost, Rate, ThrottleError, key};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use parking_lot::RwLock;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +25,11 @@ pub struct Core {
     pub(crate) origin: String,
     /// `{namespace}:{uid}:`, computed once.
     pub(crate) key_prefix: String,
+    /// The scope segment of the default context, made once; `None` when the throttle
+    /// splits by method or route.
+    pub(crate) default_scope: Option<String>,
+    /// The `X-RateLimit-Limit`-style value of the first limit seen, made once.
+    pub(crate) limit_value: OnceLock<(u64, HeaderValue)>,
     pub(crate) rate: RwLock<RateSource>,
     pub(crate) strategy: Arc<dyn DynStrategy>,
     pub(crate) backend: Arc<dyn Backend>,
@@ -184,15 +189,23 @@ impl Core {
     /// [`key`]). A peer address goes into it as bytes, with no text of its own.
     async fn client_key(&self, conn: &Connection<'_>, context: &Context) -> Option<KeyBuf> {
         let id = self.identifier.client_id(conn).await;
-        let scope = context.scope();
-        let scope = self.split.scope_parts(&scope, conn);
+        let scope_text;
+        let parts;
+        let scope = match &self.default_scope {
+            Some(segment) if std::ptr::eq(context, &*self.context) => ScopeSegment::Built(segment),
+            _ => {
+                scope_text = context.scope();
+                parts = self.split.scope_parts(&scope_text, conn);
+                ScopeSegment::Parts(&parts)
+            }
+        };
         let mut key = KeyBuf::new();
         match id {
             ClientId::Exempted => return None,
             ClientId::Ip(ip) => {
-                key::build_into(&mut key, &self.key_prefix, ClientSegment::Readable(&|k| ip.write_segment(k)), &scope)
+                key::build_into(&mut key, &self.key_prefix, ClientSegment::Readable(&|k| ip.write_segment(k)), scope)
             }
-            ClientId::Text(id) => key::build_into(&mut key, &self.key_prefix, ClientSegment::Text(&id), &scope),
+            ClientId::Text(id) => key::build_into(&mut key, &self.key_prefix, ClientSegment::Text(&id), scope),
         }
         Some(key)
     }
@@ -320,9 +333,12 @@ impl Core {
     }
 
     fn figures(&self, rate: Rate, decision: Decision) -> Figures<'_> {
+        let limit = rate.limit();
+        let (cached, value) = self.limit_value.get_or_init(|| (limit, HeaderValue::from(limit)));
         Figures {
             uid: &self.uid,
             rate,
+            limit_value: (*cached == limit).then_some(value),
             remaining: decision.remaining,
             wait_ms: decision.wait_ms,
             reset_ms: decision.reset_ms,

@@ -7,11 +7,7 @@
 //! rounded up: sweeps may keep a dead state up to 0.2 % of its lifetime longer, never
 //! drop a live one). A state that does not fit is kept boxed instead (see `Boxed`).
 
-use crate::strategy::{
-    DynStrategy, FixedWindow, FixedWindowState, Gcra, GcraState, LeakyBucket, LeakyBucketState, Strategy, TokenBucket,
-    TokenBucketDebt, TokenBucketState,
-};
-use core::any::TypeId;
+use crate::strategy::{Builtin, FixedWindowState, GcraState, LeakyBucketState, Strategy, TokenBucketState};
 
 /// A key's 128-bit keyed digest, as four words so an entry packs to 28 bytes.
 pub(super) type Digest = [u32; 4];
@@ -82,6 +78,7 @@ impl Pair for GcraState {
 
 impl Packed {
     /// `state` under `id`, or `None` when it does not fit.
+    #[inline]
     pub(super) fn pack<P: Pair>(id: Digest, state: &P, expires_at: u64) -> Option<Packed> {
         let (t, v) = state.to_pair();
         if t > T_MASK {
@@ -93,11 +90,13 @@ impl Packed {
         Some(Packed { id, head: [head as u32, (head >> 32) as u32], value })
     }
 
+    #[inline]
     fn head(&self) -> u64 {
         u64::from(self.head[0]) | u64::from(self.head[1]) << 32
     }
 
     /// The state, if it is of type `P`.
+    #[inline]
     pub(super) fn state<P: Pair>(&self) -> Option<P> {
         let head = self.head();
         (head >> (T_BITS + CODE_BITS) == P::TAG).then(|| P::from_pair(head & T_MASK, u64::from(self.value)))
@@ -114,9 +113,11 @@ impl Packed {
 }
 
 /// `d` rounded up to `m × 2^e` with a 10-bit `m`, as `e << 10 | m`; never [`NEVER`].
+#[inline]
 fn encode_up(d: u64) -> u64 {
     let e = (u64::BITS - d.leading_zeros()).saturating_sub(MANTISSA_BITS);
-    let m = d.div_ceil(1 << e);
+    // `d / 2^e` rounded up, with shifts (this runs on every hit).
+    let m = (d >> e) + u64::from(d & ((1 << e) - 1) != 0);
     // Rounding up can carry into an 11th bit: one more exponent step.
     let (e, m) = if m >> MANTISSA_BITS != 0 { (e + 1, m.div_ceil(2)) } else { (e, m) };
     u64::from(e) << MANTISSA_BITS | m
@@ -127,36 +128,6 @@ fn decode(code: u64) -> u64 {
     m.checked_shl(e as u32).filter(|x| x >> e == m).unwrap_or(u64::MAX)
 }
 
-/// A built-in strategy whose state packs, recognised by its type (never by its name).
-#[derive(Clone, Copy)]
-pub(super) enum Packable<'s> {
-    FixedWindow(&'s FixedWindow),
-    TokenBucket(&'s TokenBucket),
-    TokenBucketDebt(&'s TokenBucketDebt),
-    LeakyBucket(&'s LeakyBucket),
-    Gcra(&'s Gcra),
-}
-
-impl<'s> Packable<'s> {
-    pub(super) fn of(strategy: &'s dyn DynStrategy) -> Option<Self> {
-        let any = strategy.as_any();
-        let id = any.type_id();
-        if id == TypeId::of::<FixedWindow>() {
-            any.downcast_ref().map(Packable::FixedWindow)
-        } else if id == TypeId::of::<Gcra>() {
-            any.downcast_ref().map(Packable::Gcra)
-        } else if id == TypeId::of::<TokenBucket>() {
-            any.downcast_ref().map(Packable::TokenBucket)
-        } else if id == TypeId::of::<TokenBucketDebt>() {
-            any.downcast_ref().map(Packable::TokenBucketDebt)
-        } else if id == TypeId::of::<LeakyBucket>() {
-            any.downcast_ref().map(Packable::LeakyBucket)
-        } else {
-            None
-        }
-    }
-}
-
 /// What a table does with one packed strategy, written once for every state type.
 pub(super) trait PackedOp {
     type Output;
@@ -165,16 +136,14 @@ pub(super) trait PackedOp {
         S::State: Pair;
 }
 
-impl Packable<'_> {
-    /// Runs `op` with the concrete strategy: its decision is a direct call.
-    pub(super) fn apply<O: PackedOp>(self, op: O) -> O::Output {
-        match self {
-            Packable::FixedWindow(s) => op.run(s),
-            Packable::TokenBucket(s) => op.run(s),
-            Packable::TokenBucketDebt(s) => op.run(s),
-            Packable::LeakyBucket(s) => op.run(s),
-            Packable::Gcra(s) => op.run(s),
-        }
+/// Runs `op` with the concrete strategy: its decision is a direct call.
+pub(super) fn apply<O: PackedOp>(builtin: Builtin<'_>, op: O) -> O::Output {
+    match builtin {
+        Builtin::FixedWindow(s) => op.run(s),
+        Builtin::TokenBucket(s) => op.run(s),
+        Builtin::TokenBucketDebt(s) => op.run(s),
+        Builtin::LeakyBucket(s) => op.run(s),
+        Builtin::Gcra(s) => op.run(s),
     }
 }
 
