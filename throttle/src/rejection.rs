@@ -1,7 +1,8 @@
 //! [`Throttled`]: the rejection of a hit over the limit, rendered as a 429.
 
 use crate::Context;
-use crate::headers::header::ceil_seconds;
+use crate::headers::header::{ceil_seconds, integer};
+use crate::headers::resolved::Resolved;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::fmt;
@@ -20,7 +21,7 @@ pub type ThrottledHandler = Arc<dyn Fn(&Throttled) -> Response + Send + Sync>;
 pub struct Throttled {
     pub(crate) uid: Arc<str>,
     pub(crate) wait_ms: u64,
-    pub(crate) headers: HeaderMap,
+    pub(crate) headers: Resolved,
     pub(crate) context: Arc<Context>,
     pub(crate) handler: Option<ThrottledHandler>,
 }
@@ -43,7 +44,7 @@ impl Throttled {
 
     /// The resolved throttled headers (without `Retry-After` unless configured).
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        self.headers.map()
     }
 
     /// The context of the rejected call.
@@ -57,7 +58,7 @@ impl Throttled {
     }
 
     /// The default response with `own` as the throttle's headers.
-    fn response_with(&self, own: HeaderMap) -> Response {
+    fn response_with(&self, own: Resolved) -> Response {
         let seconds = self.retry_after_secs();
         let status = self
             .context
@@ -68,11 +69,17 @@ impl Throttled {
             .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
         let detail = match self.context.get("detail").and_then(|v| v.as_str()) {
             Some(detail) => detail.to_string(),
-            None => format!("Too many requests. Retry in {seconds} seconds."),
+            None => {
+                let mut detail = String::with_capacity(48);
+                detail.push_str("Too many requests. Retry in ");
+                detail.push_str(itoa::Buffer::new().format(seconds));
+                detail.push_str(" seconds.");
+                detail
+            }
         };
         let mut response = (status, detail).into_response();
         let headers = response.headers_mut();
-        headers.extend(own);
+        own.write_into(headers);
         if let Some(extra) = self.context.get("headers").and_then(|v| v.as_object()) {
             for (name, value) in extra {
                 let name = http::HeaderName::from_bytes(name.as_bytes());
@@ -82,7 +89,7 @@ impl Throttled {
                 }
             }
         }
-        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        headers.insert(http::header::RETRY_AFTER, integer(seconds));
         response
     }
 }
@@ -111,7 +118,7 @@ impl fmt::Debug for Throttled {
         f.debug_struct("Throttled")
             .field("uid", &self.uid)
             .field("wait_ms", &self.wait_ms)
-            .field("headers", &self.headers)
+            .field("headers", self.headers())
             .finish_non_exhaustive()
     }
 }

@@ -1,8 +1,8 @@
 //! [`Headers`]: an ordered name → [`Header`] collection.
 
 use super::header::{Header, HeaderError, Input};
+use super::resolved::Resolved;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use smallvec::SmallVec;
 use std::ops::{BitOr, BitOrAssign};
 
 /// The headers a throttle resolves, by name. Merge with `|` (a new collection) and `|=`
@@ -131,8 +131,8 @@ impl Headers {
     /// Resolves every entry for one response into a list, to be written straight into
     /// the response's map: no map of its own.
     pub(crate) fn resolve_list(&self, input: &Input<'_>) -> Resolved {
-        let mut out = Resolved::new();
-        self.resolve_each(None, input, |name, value| out.push((name.clone(), value)));
+        let mut out = Resolved::default();
+        self.resolve_each(None, input, |name, value| out.push(name.clone(), value));
         out
     }
 
@@ -152,10 +152,6 @@ impl Headers {
         }
     }
 }
-
-/// Headers resolved for one response, in order, each name once.
-/// Two inline: what every preset sends on an admitted response.
-pub(crate) type Resolved = SmallVec<[(HeaderName, HeaderValue); 2]>;
 
 impl BitOr<&Headers> for &Headers {
     type Output = Headers;

@@ -236,11 +236,13 @@ static SMALL: LazyLock<Box<[HeaderValue]>> = LazyLock::new(|| {
 });
 
 /// An integer header value, in decimal.
-fn integer(n: u64) -> HeaderValue {
-    match SMALL.get(n as usize) {
-        Some(value) if n < SMALL_INTEGERS => value.clone(),
-        _ => HeaderValue::from(n),
+pub(crate) fn integer(n: u64) -> HeaderValue {
+    if n < SMALL_INTEGERS {
+        if let Some(value) = SMALL.get(n as usize) {
+            return value.clone();
+        }
     }
+    HeaderValue::from(n)
 }
 
 /// An RFC 9651 item: the uid as an sf-string (quoted, `\` and `"` escaped; uids are
@@ -372,5 +374,17 @@ impl fmt::Debug for When {
             When::Throttled => "When::Throttled",
             When::Predicate(_) => "When::Predicate(..)",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for n in [0, 7, 1023, 1024, 99_999, 1_000_000_000, u64::MAX] {
+            assert_eq!(integer(n), n.to_string(), "{n}");
+        }
     }
 }

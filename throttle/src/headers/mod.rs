@@ -11,6 +11,7 @@
 pub(crate) mod collection;
 pub(crate) mod header;
 mod presets;
+pub(crate) mod resolved;
 
 pub use collection::Headers;
 pub use header::{Header, HeaderError, When};

@@ -4,8 +4,8 @@ use super::options::{CostSource, ErrorAction, OnError, RateSource};
 use super::split::KeySplit;
 use crate::backend::{Backend, BackendError};
 use crate::headers::Headers;
-use crate::headers::collection::Resolved;
 use crate::headers::header::{Figures, Input};
+use crate::headers::resolved::Resolved;
 use crate::identity::ClientId;
 use crate::key::{ClientSegment, KeyBuf, ScopeSegment};
 use crate::rejection::{Throttled, ThrottledHandler};
@@ -55,8 +55,6 @@ pub struct Core {
 pub struct Admitted {
     remaining: Option<u64>,
     resolved: Resolved,
-    /// [`headers`](Self::headers), made on first use.
-    map: OnceLock<Box<HeaderMap>>,
 }
 
 impl Admitted {
@@ -73,36 +71,27 @@ impl Admitted {
 
     /// The throttle's headers resolved for this (admitted) response.
     pub fn headers(&self) -> &HeaderMap {
-        self.map.get_or_init(|| Box::new(self.resolved.iter().cloned().collect()))
+        self.resolved.map()
     }
 
     /// Takes the resolved headers.
     pub fn into_headers(self) -> HeaderMap {
-        match self.map.into_inner() {
-            Some(map) => *map,
-            None => self.resolved.into_iter().collect(),
-        }
+        self.resolved.into_map()
     }
 
     fn counted(decision: Decision, resolved: Resolved) -> Self {
-        Admitted { remaining: Some(decision.remaining), resolved, map: OnceLock::new() }
+        Admitted { remaining: Some(decision.remaining), resolved }
     }
 
     /// Writes the headers into a response's map, replacing values of the same names.
     pub(crate) fn write_into(self, target: &mut HeaderMap) {
-        for (name, value) in self.resolved {
-            target.insert(name, value);
-        }
+        self.resolved.write_into(target);
     }
 
     /// Writes the headers whose names the response does not have yet: the handler's
     /// own headers win.
     pub(crate) fn write_missing_into(self, target: &mut HeaderMap) {
-        for (name, value) in self.resolved {
-            if let http::header::Entry::Vacant(entry) = target.entry(name) {
-                entry.insert(value);
-            }
-        }
+        self.resolved.write_missing_into(target);
     }
 }
 
@@ -306,17 +295,17 @@ impl Core {
         };
         if decision.allowed {
             if self.headers.is_empty() {
-                return Ok(Admitted::counted(decision, Resolved::new()));
+                return Ok(Admitted::counted(decision, Resolved::default()));
             }
             let stat = || self.stat_from(key.to_string(), rate, decision);
             let input = Input::lazy(conn, self.figures(rate, decision), &context, false, &stat);
             return Ok(Admitted::counted(decision, self.headers.resolve_list(&input)));
         }
         let headers = if self.headers.is_empty() {
-            HeaderMap::new()
+            Resolved::default()
         } else {
             let stat = || self.stat_from(key.to_string(), rate, decision);
-            self.headers.resolve(None, &Input::lazy(conn, self.figures(rate, decision), &context, true, &stat))
+            self.headers.resolve_list(&Input::lazy(conn, self.figures(rate, decision), &context, true, &stat))
         };
         let context = match context {
             Cow::Borrowed(_) => self.context.clone(),

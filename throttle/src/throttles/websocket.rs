@@ -608,7 +608,7 @@ mod tests {
     use super::*;
 
     fn throttled(wait_ms: u64, context: Context) -> Throttled {
-        Throttled { uid: "t".into(), wait_ms, headers: HeaderMap::new(), context: context.into(), handler: None }
+        Throttled { uid: "t".into(), wait_ms, headers: Default::default(), context: context.into(), handler: None }
     }
 
     fn text(message: Message) -> String {
