@@ -375,3 +375,40 @@ async fn dynamic_rates_work_for_hit_stat_check_and_headers() {
     let headers = api.get_headers(&basic).await.unwrap();
     assert_eq!(headers["x-ratelimit-limit"], "2");
 }
+
+/// The key a stat reports is the key the hit counted under: the in-memory fast path
+/// writes an address's bytes into its key without making the id's text, and the
+/// backend holds a digest of the key, never the key; both must name the same bucket.
+#[tokio::test]
+async fn the_key_a_stat_reports_is_the_key_the_hits_counted_under() {
+    use std::net::{IpAddr, SocketAddr};
+    use throttle::Rate;
+    use throttle::strategy::FixedWindow;
+
+    let (api, _clock, backend) = throttle("key:text", "5/min");
+    let stat_api = api.clone();
+    let app = data_app(api).route(
+        "/stat",
+        get(move |request: Request| async move {
+            let stat = stat_api.stat(&request).await?.expect("a client");
+            Ok::<_, ThrottleError>(stat.key)
+        }),
+    );
+    let from = |uri: &str, ip: IpAddr| {
+        let mut request = Request::builder().uri(uri).body(Body::empty()).expect("valid request");
+        request.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::new(ip, 40_000)));
+        request
+    };
+    for ip in ["203.0.113.7", "0.0.0.0", "2001:db8:1:2:3:4:5:6", "::ffff:198.51.100.9"] {
+        let ip: IpAddr = ip.parse().expect("an address");
+        for _ in 0..2 {
+            assert_eq!(send(&app, from("/data", ip)).await.status(), StatusCode::OK);
+        }
+        let key = body_text(send(&app, from("/stat", ip)).await).await;
+        assert!(key.starts_with("throttle:key:text:ip="), "{key}");
+        assert_eq!(backend.stat_now(&key, &FixedWindow, Rate::per_minute(5)).remaining, 3, "{key}");
+        // And the other way: a hit on the text counts against the client's requests.
+        assert!(backend.hit_now(&key, &FixedWindow, Rate::per_minute(5), 3).allowed);
+        assert_eq!(send(&app, from("/data", ip)).await.status(), StatusCode::TOO_MANY_REQUESTS, "{key}");
+    }
+}

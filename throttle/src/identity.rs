@@ -306,18 +306,14 @@ impl IpId {
         match self.ip {
             // Digits and dots: nothing to escape.
             IpAddr::V4(v4) => {
-                let mut text = [0u8; IP.len() + 15];
-                text[..IP.len()].copy_from_slice(IP.as_bytes());
-                let mut len = IP.len();
+                key.push_str(IP);
+                let mut digits = itoa::Buffer::new();
                 for (i, octet) in v4.octets().into_iter().enumerate() {
                     if i > 0 {
-                        text[len] = b'.';
-                        len += 1;
+                        key.push('.');
                     }
-                    len += write_octet(&mut text[len..], octet);
+                    key.push_str(digits.format(octet));
                 }
-                // ASCII by construction.
-                key.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
             }
             IpAddr::V6(_) => self.write_to(&mut EscapedSegment(key)),
         }
@@ -334,22 +330,6 @@ fn write_v4(out: &mut impl fmt::Write, ip: std::net::Ipv4Addr) -> fmt::Result {
         out.write_str(digits.format(octet))?;
     }
     Ok(())
-}
-
-/// Writes `octet` in decimal at the start of `out` (3 bytes or more); returns its length.
-fn write_octet(out: &mut [u8], octet: u8) -> usize {
-    let digits = [octet / 100, octet / 10 % 10, octet % 10];
-    let skip = if octet >= 100 {
-        0
-    } else if octet >= 10 {
-        1
-    } else {
-        2
-    };
-    for (slot, digit) in out.iter_mut().zip(&digits[skip..]) {
-        *slot = b'0' + digit;
-    }
-    3 - skip
 }
 
 /// Writes text into a key, escaped as a key segment.
