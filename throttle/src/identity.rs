@@ -307,13 +307,7 @@ impl IpId {
             // Digits and dots: nothing to escape.
             IpAddr::V4(v4) => {
                 key.push_str(IP);
-                let mut digits = itoa::Buffer::new();
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        key.push('.');
-                    }
-                    key.push_str(digits.format(octet));
-                }
+                let _ = write_v4(key, v4);
             }
             IpAddr::V6(_) => self.write_to(&mut EscapedSegment(key)),
         }
