@@ -255,6 +255,7 @@ fn ip_id(config: &ClientIp, conn: &Connection<'_>) -> Identity {
             ip.write_to(&mut id);
             Identity::Client(id.into())
         }
+        ClientId::Inline(id) => Identity::Client(id.to_string().into()),
         ClientId::Text(id) => Identity::Client(id),
         ClientId::Exempted => Identity::Exempted,
     }
@@ -278,9 +279,15 @@ fn ip_client(config: &ClientIp, conn: &Connection<'_>) -> ClientId {
 /// from the address bytes straight into its buffer.
 pub(crate) enum ClientId {
     Ip(IpId),
+    /// A short id made on the stack (a header's value).
+    Inline(InlineId),
     Text(Cow<'static, str>),
     Exempted,
 }
+
+/// An id on the stack: one that fits a readable key segment. Longer ids are digested
+/// in keys, and take the general path.
+pub(crate) type InlineId = arrayvec::ArrayString<{ key::MAX_SEGMENT_LEN }>;
 
 /// `ip=` and an address (an IPv6 network with its prefix length when grouped).
 #[derive(Debug, Clone, Copy)]
@@ -341,7 +348,13 @@ impl Identifier {
     pub(crate) async fn client_id(&self, conn: &Connection<'_>) -> ClientId {
         match &self.0 {
             Kind::Ip(config) => ip_client(config, conn),
-            Kind::Header { name, peer } if conn.headers().get(name).is_none() => ip_client(peer, conn),
+            Kind::Header { name, peer } => match conn.headers().get(name) {
+                None => ip_client(peer, conn),
+                Some(value) => match header_id_inline(value.as_bytes()) {
+                    Some(id) => ClientId::Inline(id),
+                    None => ClientId::Text(tagged(HEADER, &header_text(value.as_bytes()))),
+                },
+            },
             _ => match self.identify(conn).await {
                 Identity::Client(id) => ClientId::Text(id),
                 Identity::Exempted => ClientId::Exempted,
@@ -354,18 +367,34 @@ impl Identifier {
 /// part of valid UTF-8 become `%XX`, so `key\xFE` and `key\xFF` stay two clients.
 fn header_text(bytes: &[u8]) -> String {
     let mut text = String::with_capacity(bytes.len());
+    // Writing to a String cannot fail.
+    let _ = write_header_text(&mut text, bytes);
+    text
+}
+
+/// [`header_text`] into any writer: runs of valid text whole, `%` and invalid bytes as
+/// `%XX`.
+fn write_header_text(out: &mut impl fmt::Write, bytes: &[u8]) -> fmt::Result {
     for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '%' => push_percent(&mut text, b'%'),
-                c => text.push(c),
+        for (i, piece) in chunk.valid().split('%').enumerate() {
+            if i > 0 {
+                out.write_str("%25")?;
             }
+            out.write_str(piece)?;
         }
         for byte in chunk.invalid() {
-            push_percent(&mut text, *byte);
+            write!(out, "%{byte:02X}")?;
         }
     }
-    text
+    Ok(())
+}
+
+/// The header id (`hdr=` and the value as [`header_text`]) on the stack, when it fits.
+fn header_id_inline(bytes: &[u8]) -> Option<InlineId> {
+    let mut id = InlineId::new();
+    id.write_str(HEADER).ok()?;
+    write_header_text(&mut id, bytes).ok()?;
+    Some(id)
 }
 
 /// One composite part, with the separator and the escape character escaped, so the
@@ -451,6 +480,20 @@ mod tests {
             let scope = key::ScopeSegment::Parts(&["default"]);
             key::build_into(&mut fast, "ns:u:", key::ClientSegment::Readable(&|k| id.write_segment(k)), scope);
             prop_assert_eq!(fast, key::build("ns:u:", &text, &["default"]));
+        }
+
+        /// The header id made on the stack is the id `identify` makes, and a value too
+        /// long for the stack takes the general path.
+        #[test]
+        fn an_inline_header_id_is_the_identified_id(bytes in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::collection::vec(any::<u8>(), 80..300),
+        ]) {
+            let general = tagged(HEADER, &header_text(&bytes));
+            match header_id_inline(&bytes) {
+                Some(inline) => prop_assert_eq!(inline.as_str(), &*general),
+                None => prop_assert!(general.len() > key::MAX_SEGMENT_LEN, "{} bytes fit", general.len()),
+            }
         }
 
         #[test]

@@ -62,12 +62,20 @@ pub(crate) fn validate_namespace(namespace: &str) -> Result<(), ConfigError> {
     })
 }
 
-fn is_escaped(byte: u8) -> bool {
-    !(0x21..=0x7e).contains(&byte) || matches!(byte, b':' | b'%' | b'{' | b'}' | b'#' | b'|')
-}
+/// Bytes written as `%XX` in a readable segment: all but printable ASCII, and the
+/// structural characters.
+const ESCAPED: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut byte = 0x21;
+    while byte <= 0x7e {
+        table[byte] = matches!(byte as u8, b':' | b'%' | b'{' | b'}' | b'#' | b'|');
+        byte += 1;
+    }
+    table
+};
 
-fn escaped_len(text: &str) -> usize {
-    text.bytes().map(|byte| if is_escaped(byte) { 3 } else { 1 }).sum()
+fn is_escaped(byte: u8) -> bool {
+    ESCAPED[usize::from(byte)]
 }
 
 /// A key built on the stack: keys are bounded, so no request allocates one.
@@ -75,6 +83,12 @@ pub(crate) type KeyBuf = arrayvec::ArrayString<MAX_KEY_LEN>;
 
 /// Appends `segment` to `key`, escaping what could be confused with structure.
 pub(crate) fn push_escaped(key: &mut KeyBuf, segment: &str) {
+    push_escaped_within(key, segment, key.capacity());
+}
+
+/// [`push_escaped`] while `key` stays within `limit` bytes; `false` (with part of the
+/// segment written) as soon as it would not.
+fn push_escaped_within(key: &mut KeyBuf, segment: &str, limit: usize) -> bool {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = segment.as_bytes();
     // Runs of bytes kept as they are go in whole. A run is printable ASCII, so both of
@@ -82,6 +96,9 @@ pub(crate) fn push_escaped(key: &mut KeyBuf, segment: &str) {
     let mut run = 0;
     for (i, &byte) in bytes.iter().enumerate() {
         if is_escaped(byte) {
+            if key.len() + (i - run) + 3 > limit {
+                return false;
+            }
             if run < i {
                 key.push_str(&segment[run..i]);
             }
@@ -91,25 +108,35 @@ pub(crate) fn push_escaped(key: &mut KeyBuf, segment: &str) {
             run = i + 1;
         }
     }
+    if key.len() + (bytes.len() - run) > limit {
+        return false;
+    }
     if run < bytes.len() {
         key.push_str(&segment[run..]);
     }
+    true
 }
 
-/// Appends one segment made of `parts` (see the module docs).
+/// Appends one segment made of `parts` (see the module docs), in one pass: written
+/// readable, and replaced by the digest if it grows past [`MAX_SEGMENT_LEN`].
 fn push_segment(key: &mut KeyBuf, parts: &[&str]) {
-    let readable_len = parts.iter().map(|part| escaped_len(part)).sum::<usize>() + parts.len().saturating_sub(1);
-    if readable_len == 0 {
-        key.push(DIGEST_MARKER);
-    } else if readable_len <= MAX_SEGMENT_LEN {
-        for (i, part) in parts.iter().enumerate() {
+    let start = key.len();
+    let limit = start + MAX_SEGMENT_LEN;
+    for (i, part) in parts.iter().enumerate() {
+        let fits = (i == 0 || key.len() < limit) && {
             if i > 0 {
                 key.push(PART_SEPARATOR);
             }
-            push_escaped(key, part);
+            push_escaped_within(key, part, limit)
+        };
+        if !fits {
+            key.truncate(start);
+            push_digest(key, parts);
+            return;
         }
-    } else {
-        push_digest(key, parts);
+    }
+    if key.len() == start {
+        key.push(DIGEST_MARKER);
     }
 }
 
@@ -326,6 +353,31 @@ mod tests {
             if (&a, &s) != (&b, &t) {
                 prop_assert_ne!(key(&a, &s), key(&b, &t));
             }
+        }
+
+        /// The one-pass segment is the two-pass definition: escaped length first, then
+        /// readable or digested (keys stored in Redis keep their names across versions).
+        #[test]
+        fn a_segment_is_its_definition(parts in prop::collection::vec(hostile_text(), 1..4)) {
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let escaped_len = |text: &str| text.bytes().map(|b| if is_escaped(b) { 3 } else { 1 }).sum::<usize>();
+            let readable_len = parts.iter().map(|p| escaped_len(p)).sum::<usize>() + parts.len() - 1;
+            let mut expected = KeyBuf::new();
+            if readable_len == 0 {
+                expected.push(DIGEST_MARKER);
+            } else if readable_len <= MAX_SEGMENT_LEN {
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        expected.push(PART_SEPARATOR);
+                    }
+                    push_escaped(&mut expected, part);
+                }
+            } else {
+                push_digest(&mut expected, &parts);
+            }
+            let mut segment = KeyBuf::new();
+            push_segment(&mut segment, &parts);
+            prop_assert_eq!(segment, expected);
         }
 
         #[test]

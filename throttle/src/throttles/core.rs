@@ -194,6 +194,7 @@ impl Core {
             ClientId::Ip(ip) => {
                 key::build_into(&mut key, &self.key_prefix, ClientSegment::Readable(&|k| ip.write_segment(k)), scope)
             }
+            ClientId::Inline(id) => key::build_into(&mut key, &self.key_prefix, ClientSegment::Text(&id), scope),
             ClientId::Text(id) => key::build_into(&mut key, &self.key_prefix, ClientSegment::Text(&id), scope),
         }
         Some(key)
