@@ -89,7 +89,12 @@ impl Throttled {
                 }
             }
         }
-        headers.insert(http::header::RETRY_AFTER, integer(seconds));
+        // The presets already carry this exact value: make it only when it differs.
+        let mut digits = itoa::Buffer::new();
+        let text = digits.format(seconds).as_bytes();
+        if headers.get(http::header::RETRY_AFTER).is_none_or(|value| value.as_bytes() != text) {
+            headers.insert(http::header::RETRY_AFTER, integer(seconds));
+        }
         response
     }
 }
