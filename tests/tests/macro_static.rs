@@ -60,7 +60,7 @@ async fn the_static_shares_the_handlers_counts() {
 
     let throttle = SHARED_THROTTLE.get().expect("built");
     assert_eq!((throttle.uid(), throttle.rate()), ("static:shared", Some(rate!("4/min"))));
-    let entry = throttle::registry::get("static:shared").expect("registered on first use");
+    let entry = throttle::registry::global().get("static:shared").expect("registered on first use");
     assert!(entry.origin().starts_with("handler `shared` ("), "{}", entry.origin());
     assert!(entry.origin().contains("macro_static.rs:"), "{}", entry.origin());
 }

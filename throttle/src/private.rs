@@ -32,7 +32,8 @@ pub const fn rate(limit: u64, period_ms: u64) -> Rate {
 
 /// The builder of an annotated handler's throttle; `origin` names the handler.
 pub fn builder(uid: &'static str, origin: &'static str) -> ThrottleBuilder<HttpThrottle> {
-    HttpThrottle::builder(uid).origin(origin)
+    // The statics join the process-wide registry: a uid used by two handlers is refused.
+    HttpThrottle::builder(uid).origin(origin).registry(crate::registry::global())
 }
 
 /// `strategy = "name(param = value, ...)"`, parsed by the macro with the shared grammar.

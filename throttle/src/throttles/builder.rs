@@ -6,9 +6,10 @@ use super::split::KeySplit;
 use crate::backend::{Backend, BoxFuture, default_backend};
 use crate::headers::Headers;
 use crate::rate::ParseRateError;
+use crate::registry::Registry;
 use crate::rejection::{Throttled, ThrottledHandler};
 use crate::strategy::{DynStrategy, FixedWindow, Strategy};
-use crate::{ConfigError, Connection, Context, Cost, Identifier, InvalidCost, Rate, Rule, key, registry};
+use crate::{ConfigError, Connection, Context, Cost, Identifier, InvalidCost, Rate, Rule, key};
 use axum::response::Response;
 use parking_lot::RwLock;
 use std::marker::PhantomData;
@@ -35,6 +36,7 @@ pub struct ThrottleBuilder<T> {
     handler: Option<ThrottledHandler>,
     rules: Vec<Rule>,
     split: KeySplit,
+    registry: Option<Registry>,
     kind: PhantomData<fn() -> T>,
 }
 
@@ -90,6 +92,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             handler: None,
             rules: Vec::new(),
             split: KeySplit::default(),
+            registry: None,
             kind: PhantomData,
         }
     }
@@ -293,7 +296,16 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
-    /// Checks the options, registers the uid and builds the throttle.
+    /// Registers the throttle in `registry` when it is built: `build` then fails with
+    /// [`ConfigError::DuplicateUid`] if a live throttle of the registry has the uid.
+    /// Without this, building joins no registry (see [`crate::registry`]).
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// Checks the options, registers the uid (when given a registry) and builds the
+    /// throttle.
     pub fn build(self) -> Result<T, ConfigError> {
         key::validate_uid(&self.uid)?;
         let rate = self.rate.ok_or_else(|| ConfigError::MissingRate { uid: self.uid.clone() })??;
@@ -323,7 +335,9 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             split: self.split,
             enabled: AtomicBool::new(true),
         });
-        registry::register(&core)?;
+        if let Some(registry) = &self.registry {
+            registry.register(&core)?;
+        }
         Ok(T::from_core(core))
     }
 }
