@@ -1,19 +1,19 @@
 
 -- leaky_bucket_queue: header fields 10, last_ms, head_leaked, total, base,
--- head_total, count, and one entry per queued hit, scored by its running total (see
--- entries.lua), head first. The queue holds total - base of cost: `total` is the
--- running total at the tail, `base` the one before the head, `head_total` the
+-- head_total, count, and the running total of each queued hit in the entries list
+-- (see entries.lua), head first. The queue holds total - base of cost: `total` is
+-- the running total at the tail, `base` the one before the head, `head_total` the
 -- head's, and `head_leaked` how much of the head had drained at last_ms, in units.
--- The meter decides on the queue's undrained cost; the queue changes only on
--- admission.
+-- The meter decides on the queue's undrained cost, from the header alone; the queue
+-- changes only on admission.
 
--- The header, or nil when absent, unreadable or out of step with the entries.
-local function queue_header(state, entries)
+-- The header, or nil when absent or unreadable.
+local function queue_header(state)
   if not (state and #state == 7 and state[1] == 10) then return nil end
   local h = { last = state[2], head_leaked = state[3], total = state[4], base = state[5], head_total = state[6],
     count = state[7] }
   if h.count < 1 or h.base >= h.head_total or h.head_total > h.total then return nil end
-  if not holds(entries, h.count) then return nil end
+  if (h.count == 1) ~= (h.head_total == h.total) then return nil end
   return h
 end
 
@@ -26,11 +26,13 @@ local function queue_level(h, period)
 end
 
 -- How many whole hits have left the queue once `pos` units past `base` have
--- drained: those whose running total is at most base + floor(pos / period).
+-- drained (less than all of it): those whose running total is at most
+-- base + floor(pos / period).
 local function queue_left(entries, h, pos, period)
   local reach = h.base + idiv(pos, period)
   if reach < h.head_total then return 0 end
-  return redis.call('ZCOUNT', entries, '-inf', fmt(reach))
+  check_size(h, entries, h.count)
+  return search(0, h.count - 1, function(i) return entry_number(redis.call('LINDEX', entries, i)) > reach end)
 end
 
 local function queue_decide(h, now, limit, period, cost, entries)
@@ -38,17 +40,17 @@ local function queue_decide(h, now, limit, period, cost, entries)
   local allowed, remaining, wait, reset, new_last = bucket_decide(last, level, now, limit, period, cost, limit * period)
   if allowed == 0 then return 0, remaining, wait, reset end
   -- Drain what leaked since `last` from the head, whole hits first; an empty queue
-  -- starts its running total at 0 again.
+  -- restarts its running total at 0.
   local current = bucket_read(last, level, now, limit)
   local count, total, base, head_total, head_leaked, popped = 0, 0, 0, 0, 0, 0
   if h and current > 0 then
     local pos = drained + level - current
     popped = queue_left(entries, h, pos, period)
+    check_size(h, entries, h.count)
     count, total, base, head_total = h.count - popped, h.total, h.base, h.head_total
-    if count < 1 then error(CORRUPT) end
     if popped > 0 then
-      local pair = redis.call('ZRANGE', entries, popped - 1, popped, 'WITHSCORES')
-      base, head_total = entry_number(pair[1]), entry_number(pair[3])
+      local pair = redis.call('LRANGE', entries, popped - 1, popped)
+      base, head_total = entry_number(pair[1]), entry_number(pair[2])
     end
     head_leaked = pos - (base - h.base) * period
   end
@@ -59,12 +61,12 @@ local function queue_decide(h, now, limit, period, cost, entries)
   local header = { 10, new_last, head_leaked, new_total - shift, base - shift, head_total - shift, count + 1 }
   local function apply()
     if count == 0 then
-      redis.call('DEL', entries) -- drained, or left by an unreadable state
+      redis.call('DEL', entries) -- drained, or left beside an unreadable header
     elseif popped > 0 then
-      redis.call('ZREMRANGEBYRANK', entries, 0, popped - 1)
+      redis.call('LTRIM', entries, popped, -1)
     end
-    redis.call('ZADD', entries, fmt(new_total), fmt(new_total))
-    if shift > 0 then rebase(entries, shift, true) end
+    redis.call('RPUSH', entries, fmt(new_total))
+    if shift > 0 then rebase(entries, shift, 1) end
   end
   local level_after = (new_total - base) * period - math.min(head_leaked, (head_total - base) * period)
   return 1, remaining, 0, reset, header, new_last + cdiv(level_after, limit), apply
@@ -86,9 +88,9 @@ local function queue_stat(h, now, limit, period, entries)
 end
 
 local function decide(state, now, limit, period, cost, params, entries)
-  return or_fresh(queue_decide, queue_header(state, entries), now, limit, period, cost, entries)
+  return or_fresh(queue_decide, queue_header(state), now, limit, period, cost, entries)
 end
 
 local function stat(state, now, limit, period, params, entries)
-  return or_fresh(queue_stat, queue_header(state, entries), now, limit, period, entries)
+  return or_fresh(queue_stat, queue_header(state), now, limit, period, entries)
 end

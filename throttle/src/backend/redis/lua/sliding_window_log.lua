@@ -1,18 +1,24 @@
 
 -- sliding_window_log: header fields 9, newest_ms, total, base, count, oldest_ms,
--- oldest_total, and one entry per admitting millisecond, scored by its time (see
--- entries.lua). The log holds total - base of cost: `total` is the running total at
--- the newest entry and `base` the one before the oldest. A hit counts while
--- ms + period > now.
+-- oldest_total, and one entry (ms, running total) per admitting millisecond in the
+-- entries list (see entries.lua). The log holds total - base of cost: `total` is the
+-- running total at the newest entry and `base` the one before the oldest. A hit
+-- counts while ms + period > now.
 
--- The header, or nil when absent, unreadable or out of step with the entries.
-local function log_header(state, entries)
+-- The header, or nil when absent or unreadable.
+local function log_header(state)
   if not (state and #state == 7 and state[1] == 9) then return nil end
   local h = { newest = state[2], total = state[3], base = state[4], count = state[5], oldest = state[6],
     oldest_total = state[7] }
-  if h.count < 1 or h.oldest > h.newest or h.base >= h.oldest_total or h.oldest_total > h.total then return nil end
-  if not holds(entries, h.count) then return nil end
+  if h.count < 1 or h.base >= h.oldest_total or h.oldest_total > h.total or h.oldest > h.newest then return nil end
+  if (h.count == 1) ~= (h.oldest == h.newest) or (h.count == 1) ~= (h.oldest_total == h.total) then return nil end
   return h
+end
+
+-- Time and running total of the entry at `index` (0: the oldest).
+local function log_entry(entries, index)
+  local e = redis.call('LRANGE', entries, 2 * index, 2 * index + 1)
+  return entry_number(e[1]), entry_number(e[2])
 end
 
 -- The log at `now`: now_eff, how many entries have aged out, the running total
@@ -22,37 +28,26 @@ local function log_read(h, now, period, entries)
   local now_eff = math.max(now, h.newest)
   local cutoff = now_eff - period -- entries at or before it have aged out
   if h.oldest > cutoff then return now_eff, 0, h.base, h.oldest, h.oldest_total end
-  local gone = redis.call('ZCOUNT', entries, '-inf', fmt(cutoff))
-  if gone < 1 then error(CORRUPT) end
-  if gone >= h.count then return now_eff, h.count, h.total end
-  local pair = redis.call('ZRANGE', entries, gone - 1, gone, 'WITHSCORES')
-  return now_eff, gone, entry_number(pair[1]), entry_number(pair[4]), entry_number(pair[3])
+  if h.newest <= cutoff then return now_eff, h.count, h.total end
+  check_size(h, entries, 2 * h.count)
+  local gone = search(0, h.count - 1, function(i) return (log_entry(entries, i)) > cutoff end)
+  local e = redis.call('LRANGE', entries, 2 * gone - 2, 2 * gone + 1)
+  return now_eff, gone, entry_number(e[2]), entry_number(e[3]), entry_number(e[4])
 end
 
--- The time of the first live entry (rank `rank`, time `ms`, running total `total`)
+-- The time of the first live entry (index `first`, time `ms`, running total `total`)
 -- or later one whose running total reaches `target`: once it ages out, enough has.
--- Gallops from the first live entry, so a small cost reads few entries; the newest
--- always reaches the target.
-local function log_reaching(entries, h, target, rank, ms, total)
+-- The newest entry always reaches it.
+local function log_reaching(entries, h, target, first, ms, total)
   if total >= target then return ms end
-  local lo, step, hi, hi_ms = rank, 1, nil, nil
-  while not hi do
-    local r = math.min(rank + step, h.count - 1)
-    local t, m = entry_at(entries, r)
-    if t >= target then
-      hi, hi_ms = r, m
-    elseif r == h.count - 1 then
-      error(CORRUPT)
-    else
-      lo, step = r, step * 2
-    end
-  end
-  while hi - lo > 1 do
-    local mid = lo + idiv(hi - lo, 2)
-    local t, m = entry_at(entries, mid)
-    if t >= target then hi, hi_ms = mid, m else lo = mid end
-  end
-  return hi_ms
+  check_size(h, entries, 2 * h.count)
+  local times = {}
+  local index = search(first, h.count - 1, function(i)
+    local t, running = log_entry(entries, i)
+    times[i] = t
+    return running >= target
+  end)
+  return times[index] or h.newest
 end
 
 local function log_decide(h, now, limit, period, cost, entries)
@@ -69,9 +64,10 @@ local function log_decide(h, now, limit, period, cost, entries)
     local ms = log_reaching(entries, h, total + cost - limit, gone, first_ms, first_total)
     return 0, remaining, ms + period - now, reset
   end
-  -- Admitted: age out the old entries, then add this hit (to the newest entry if it
-  -- is in the same millisecond). An empty log starts its running total at 0 again.
+  -- Admitted: trim the entries that aged out, then add this hit (to the newest entry
+  -- if it is in the same millisecond). An empty log restarts its running total at 0.
   local live = count - gone
+  if live > 0 then check_size(h, entries, 2 * count) end
   local coalesce = live > 0 and newest == now_eff
   local base, new_total, oldest, oldest_total = before, total + cost, first_ms, first_total
   if live == 0 then
@@ -86,13 +82,16 @@ local function log_decide(h, now, limit, period, cost, entries)
   local header = { 9, now_eff, new_total - shift, base - shift, new_count, oldest, oldest_total - shift }
   local function apply()
     if live == 0 then
-      redis.call('DEL', entries) -- aged out, or left by an unreadable state
+      redis.call('DEL', entries) -- aged out, or left beside an unreadable header
     elseif gone > 0 then
-      redis.call('ZREMRANGEBYRANK', entries, 0, gone - 1)
+      redis.call('LTRIM', entries, 2 * gone, -1)
     end
-    if coalesce then redis.call('ZREM', entries, fmt(total)) end
-    redis.call('ZADD', entries, fmt(now_eff), fmt(new_total))
-    if shift > 0 then rebase(entries, shift, false) end
+    if coalesce then
+      redis.call('LSET', entries, -1, fmt(new_total))
+    else
+      redis.call('RPUSH', entries, fmt(now_eff), fmt(new_total))
+    end
+    if shift > 0 then rebase(entries, shift, 2) end
   end
   return 1, limit - logged - cost, 0, now_eff + period - now, header, now_eff + period, apply
 end
@@ -114,9 +113,9 @@ local function log_stat(h, now, limit, period, entries)
 end
 
 local function decide(state, now, limit, period, cost, params, entries)
-  return or_fresh(log_decide, log_header(state, entries), now, limit, period, cost, entries)
+  return or_fresh(log_decide, log_header(state), now, limit, period, cost, entries)
 end
 
 local function stat(state, now, limit, period, params, entries)
-  return or_fresh(log_stat, log_header(state, entries), now, limit, period, entries)
+  return or_fresh(log_stat, log_header(state), now, limit, period, entries)
 end
