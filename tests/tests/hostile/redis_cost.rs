@@ -179,6 +179,7 @@ async fn rejections_of_any_cost_read_a_logarithmic_number_of_entries() {
         let throttle = throttle(&server, &namespace, name, &clock).await;
         fill(&throttle, &clock).await;
         let full = stored(&server, &namespace);
+        assert!(full.state.len() <= STATE_BYTES, "{name}: a state of {} bytes", full.state.len());
         for cost in [2, 3, 64, 2_500, 4_999, LIMIT] {
             let per_rejection = reject(&server, &throttle, cost, 5).await;
             // Gallop and bisect: at most 2 log2(cost) + 2 reads, plus the header and a size check.

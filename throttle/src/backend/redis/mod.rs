@@ -81,6 +81,26 @@ use std::time::Duration;
 ///   idle keys disappear by themselves.
 /// - Stored text that does not parse reads as a fresh state, never as an error.
 ///
+/// The sliding log and the queue, whose state grows with the limit, keep it in two
+/// keys: the state key holds a header of 7 integers (the running total of cost, the
+/// count, the oldest entry), and `{state key}:entries`, a list beside it in the same
+/// slot, holds the entries oldest first: `ms, running total` pairs for the log,
+/// running totals for the queue. Both keys are written, and expire, together; reset
+/// deletes both; entries out of step with their header read as a fresh state.
+///
+/// # Cost per decision
+///
+/// No decision makes Redis work in proportion to the limit, rejections included. Every
+/// built-in strategy but those two reads and writes one short string. The log and
+/// the queue decide a rejection of cost 1 on a full bucket from their header alone;
+/// other calls read O(log d) entries near the old end of the list (a galloping
+/// search; d is how far in the answer lies, at most the cost of the hit on a full
+/// bucket); admissions trim what has aged out or drained, each entry once.
+/// `BENCHMARKS.md` gives the server CPU per decision.
+/// The exceptions are the compare-and-set paths, which move the whole codec text:
+/// strategies of your own, and `leaky_bucket_queue` at rates where
+/// `limit × period_ms` reaches 2^50 (e.g. 13 million a day).
+///
 /// # Connections and failures
 ///
 /// [`connect`](Self::connect) takes the following URLs:
@@ -471,9 +491,12 @@ fn is_degenerate(rate: Rate) -> bool {
 }
 
 /// Stored text as codec fields; `None` (a fresh state) when absent or unreadable. For
-/// a strategy run by a script (`scripted`), a number the script could not read exactly
-/// is unreadable too, so a stat reads what the script would.
+/// a strategy run by a script (`scripted`), the script reads decimal digits joined by
+/// `,` only, each number below 2^53 (all any writer stores), and so does a stat.
 fn parse_fields(stored: &str, scripted: bool) -> Option<Vec<i64>> {
+    if scripted && !stored.bytes().all(|b| b.is_ascii_digit() || b == b',') {
+        return None;
+    }
     codec::from_text(stored)
         .filter(|fields| !fields.is_empty() && (!scripted || fields.iter().all(|v| v.unsigned_abs() < EXACT)))
 }
@@ -710,6 +733,9 @@ mod tests {
         assert_eq!(parse_fields("", true), None);
         assert_eq!(parse_fields("garbage", false), None);
         assert_eq!(parse_fields("1,9007199254740992,0", true), None);
+        for text in ["4, 5,6", "4,5.0,6", "4,1e3,6", "4,-5,6", "4,,6", "4,5,"] {
+            assert_eq!(parse_fields(text, true), None, "the scripts read {text:?} as fresh");
+        }
         assert_eq!(parse_fields("1,9007199254740992,0", false), Some(vec![1, 1 << 53, 0]), "Rust reads it exactly");
         assert_eq!(parse_fields("9,-5", false), Some(vec![9, -5]), "user codecs may store negatives");
     }

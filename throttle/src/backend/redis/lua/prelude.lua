@@ -32,16 +32,19 @@ local function read_field(part)
   return n
 end
 
--- The stored fields, or nil when absent or unreadable.
+-- The stored fields, or nil when absent or unreadable: anything but whole numbers
+-- below 2^53 in decimal digits joined by ",", which is all any writer stores (one
+-- pattern for the whole text: a pattern per field would cost more than the rest of
+-- a rejection).
 local function read_state(key)
   local raw = redis.call('GET', key)
-  if not raw then return nil end
+  if not raw or string.find(raw, '[^%d,]') then return nil end
   local fields = {}
   local start = 1
   while true do
     local stop = string.find(raw, ',', start, true)
-    local n = read_field(string.sub(raw, start, (stop or 0) - 1))
-    if n == nil then return nil end
+    local n = tonumber(string.sub(raw, start, (stop or 0) - 1))
+    if n == nil or n >= MAX_EXACT then return nil end
     fields[#fields + 1] = n
     if not stop then return fields end
     start = stop + 1
