@@ -20,9 +20,11 @@
 //! last column adds `redis-benchmark -c 1 -P 64` (one connection, 64 pipelined) as a
 //! reference for that transport.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use redis_server::{Server, tools_found};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use throttle::Rate;
@@ -36,6 +38,7 @@ const KEYS: u64 = 100_000;
 const PRELUDE: &str = include_str!("../src/backend/redis/lua/prelude.lua");
 const MAIN: &str = include_str!("../src/backend/redis/lua/main.lua");
 const FIXED_WINDOW: &str = include_str!("../src/backend/redis/lua/fixed_window.lua");
+const BUCKET: &str = include_str!("../src/backend/redis/lua/bucket.lua");
 const GCRA: &str = include_str!("../src/backend/redis/lua/gcra.lua");
 
 struct Case {
@@ -48,12 +51,8 @@ struct Case {
 }
 
 fn main() {
-    for tool in ["redis-server", "redis-benchmark"] {
-        let found = Command::new(tool).arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-        if !found {
-            eprintln!("notice: `{tool}` is not on PATH; skipping the Redis benchmark");
-            return;
-        }
+    if !tools_found(&["redis-server", "redis-cli", "redis-benchmark"]) {
+        return;
     }
     let secs: f64 = env_or("THROTTLE_BENCH_SECS", 1.0);
     let rounds: usize = env_or("THROTTLE_BENCH_ROUNDS", 7);
@@ -65,8 +64,7 @@ fn main() {
     let bare = runtime
         .block_on(redis::aio::ConnectionManager::new(redis::Client::open(server.url()).expect("url")))
         .expect("connects");
-    let version = server.cli(&["INFO", "server"]);
-    let version = version.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("?").trim().to_string();
+    let version = server.version();
 
     let cases = [
         Case {
@@ -79,7 +77,7 @@ fn main() {
         Case {
             name: "gcra",
             strategy: Arc::new(Gcra::new()),
-            source: format!("{PRELUDE}{GCRA}{MAIN}"),
+            source: format!("{PRELUDE}{BUCKET}{GCRA}{MAIN}"),
             rate: Rate::per_second(1_000_000),
             param: Some(1_000_000),
         },
@@ -96,12 +94,12 @@ fn main() {
         let sha = server.cli(&["SCRIPT", "LOAD", &case.source]).trim().to_string();
         assert_eq!(sha.len(), 40, "SCRIPT LOAD answered {sha:?}");
         // The backend must run the SHA just loaded: no SCRIPT LOAD of its own.
-        let loads = server.command_calls("script|load");
+        let loads = command_calls(&server, "script|load");
         runtime.block_on(async {
             let decision = backend.hit("throttle:bench:warm:default", &*case.strategy, case.rate, 1).await;
             assert!(decision.expect("redis answers").allowed);
         });
-        assert_eq!(server.command_calls("script|load"), loads, "the backend runs a different script than {sha}");
+        assert_eq!(command_calls(&server, "script|load"), loads, "the backend runs a different script than {sha}");
 
         for concurrency in [1usize, 64] {
             let mut ours = Vec::new();
@@ -113,9 +111,9 @@ fn main() {
                 ours.push((rps, p50));
                 alone.push((runtime.block_on(run_bare(&bare, &sha, case, concurrency, measure)), 0.0));
                 let requests = ((rps * secs) as u64).max(2_000);
-                theirs.push(server.benchmark(&sha, case, concurrency, 1, requests));
+                theirs.push(benchmark(&server, &sha, case, concurrency, 1, requests));
                 if concurrency > 1 {
-                    pipelined.push(server.benchmark(&sha, case, 1, concurrency, requests));
+                    pipelined.push(benchmark(&server, &sha, case, 1, concurrency, requests));
                 }
             }
             let (ours_rps, ours_p50) = median(&mut ours);
@@ -225,99 +223,53 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// A `redis-server` on a free loopback port, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
+fn command_calls(server: &Server, command: &str) -> u64 {
+    server.command_stat(command, "calls") as u64
 }
 
-impl Server {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let dir = std::env::temp_dir().join(format!("throttle-bench-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let server = Server { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.cli(&["PING"]).trim() != "PONG" {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let output =
-            Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().expect("redis-cli runs");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn command_calls(&self, command: &str) -> u64 {
-        let prefix = format!("cmdstat_{command}:calls=");
-        self.cli(&["INFO", "commandstats"])
-            .lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .and_then(|rest| rest.split(',').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// `redis-benchmark` running `EVALSHA sha 1 key "" limit period 1 0 [param]` on
-    /// random keys over `connections` connections with `pipeline` requests in flight on
-    /// each: requests per second and the median latency in ms.
-    fn benchmark(&self, sha: &str, case: &Case, connections: usize, pipeline: usize, requests: u64) -> (f64, f64) {
-        let mut args = vec![
-            "-h".to_string(),
-            "127.0.0.1".to_string(),
-            "-p".to_string(),
-            self.port.to_string(),
-            "-c".to_string(),
-            connections.to_string(),
-            "-P".to_string(),
-            pipeline.to_string(),
-            "-n".to_string(),
-            requests.to_string(),
-            "-r".to_string(),
-            KEYS.to_string(),
-            "--csv".to_string(),
-            "EVALSHA".to_string(),
-            sha.to_string(),
-            "1".to_string(),
-            "throttle:bench:{__rand_int__}:default".to_string(),
-            String::new(),
-            case.rate.limit().to_string(),
-            case.rate.period_ms().to_string(),
-            "1".to_string(),
-            "0".to_string(),
-        ];
-        args.extend(case.param.map(|p| p.to_string()));
-        let output = Command::new("redis-benchmark").args(&args).output().expect("redis-benchmark runs");
-        let csv = String::from_utf8_lossy(&output.stdout);
-        let row = csv.lines().last().unwrap_or_default();
-        let fields: Vec<&str> = row.split("\",\"").map(|f| f.trim_matches('"')).collect();
-        let parse = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        match (parse(1), parse(4)) {
-            (Some(rps), Some(p50)) => (rps, p50),
-            _ => panic!("cannot read redis-benchmark's output: {csv}"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// `redis-benchmark` running `EVALSHA sha 1 key "" limit period 1 0 [param]` on
+/// random keys over `connections` connections with `pipeline` requests in flight on
+/// each: requests per second and the median latency in ms.
+fn benchmark(
+    server: &Server,
+    sha: &str,
+    case: &Case,
+    connections: usize,
+    pipeline: usize,
+    requests: u64,
+) -> (f64, f64) {
+    let mut args = vec![
+        "-h".to_string(),
+        "127.0.0.1".to_string(),
+        "-p".to_string(),
+        server.port.to_string(),
+        "-c".to_string(),
+        connections.to_string(),
+        "-P".to_string(),
+        pipeline.to_string(),
+        "-n".to_string(),
+        requests.to_string(),
+        "-r".to_string(),
+        KEYS.to_string(),
+        "--csv".to_string(),
+        "EVALSHA".to_string(),
+        sha.to_string(),
+        "1".to_string(),
+        "throttle:bench:{__rand_int__}:default".to_string(),
+        String::new(),
+        case.rate.limit().to_string(),
+        case.rate.period_ms().to_string(),
+        "1".to_string(),
+        "0".to_string(),
+    ];
+    args.extend(case.param.map(|p| p.to_string()));
+    let output = Command::new("redis-benchmark").args(&args).output().expect("redis-benchmark runs");
+    let csv = String::from_utf8_lossy(&output.stdout);
+    let row = csv.lines().last().unwrap_or_default();
+    let fields: Vec<&str> = row.split("\",\"").map(|f| f.trim_matches('"')).collect();
+    let parse = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (parse(1), parse(4)) {
+        (Some(rps), Some(p50)) => (rps, p50),
+        _ => panic!("cannot read redis-benchmark's output: {csv}"),
     }
 }

@@ -10,6 +10,9 @@ use crate::Rate;
 ///
 /// A rejected client is told to wait until the window ends; the counter belongs to
 /// that window only, so a retry at exactly that moment is admitted.
+///
+/// State per key: 16 bytes in memory; on Redis one string of 3 integers (at most
+/// 35 bytes). Every decision is O(1) on both.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FixedWindow;
 

@@ -17,6 +17,9 @@ use crate::Rate;
 /// hit `T` apart). Unlike the reference library, the burst is the limit by default,
 /// waits are exact, and a fresh key reports its full quota.
 ///
+/// State per key: 16 bytes in memory; on Redis one string of 3 integers (at most
+/// 35 bytes). Every decision is O(1) on both.
+///
 /// ```
 /// use throttle::{ManualClock, MemoryBackend, Rate};
 /// use throttle::strategy::Gcra;

@@ -14,6 +14,9 @@ use crate::Rate;
 /// of tokens. Unlike the reference library, a first hit is checked like any other:
 /// a cost above the limit is never admitted.
 ///
+/// State per key: 16 bytes in memory; on Redis one string of 3 integers (at most
+/// 35 bytes). Every decision is O(1) on both.
+///
 /// ```
 /// use throttle::{ManualClock, MemoryBackend, Rate};
 /// use throttle::strategy::LeakyBucket;

@@ -10,16 +10,22 @@
 //!
 //! # The built-in strategies
 //!
-//! | name | type | state | memory per key |
-//! |---|---|---|---|
-//! | `fixed_window` (default) | [`FixedWindow`] | window start, count | 16 bytes |
-//! | `sliding_window_counter` | [`SlidingWindowCounter`] | window start, two counts | 24 bytes |
-//! | `sliding_window_log` | [`SlidingWindowLog`] | one `(ms, cost)` entry per admitting millisecond | O(limit) |
-//! | `token_bucket` | [`TokenBucket`] | last refill, missing tokens | 16 bytes |
-//! | `token_bucket_debt` | [`TokenBucketDebt`] | last refill, missing tokens | 16 bytes |
-//! | `leaky_bucket` | [`LeakyBucket`] | last leak, level | 16 bytes |
-//! | `leaky_bucket_queue` | [`LeakyBucketQueue`] | last leak, FIFO of admitted costs | O(limit) |
-//! | `gcra` | [`Gcra`] | theoretical arrival time | 16 bytes |
+//! | name | type | state | in memory, per key | on Redis, per key |
+//! |---|---|---|---|---|
+//! | `fixed_window` (default) | [`FixedWindow`] | window start, count | 16 bytes | 3 integers |
+//! | `sliding_window_counter` | [`SlidingWindowCounter`] | window start, two counts | 24 bytes | 4 integers |
+//! | `sliding_window_log` | [`SlidingWindowLog`] | one `(ms, cost)` entry per admitting millisecond | 40 + 16 per entry, at most `limit` entries | 7 integers + about 13 bytes per entry |
+//! | `token_bucket` | [`TokenBucket`] | last refill, missing tokens | 16 bytes | 3 integers |
+//! | `token_bucket_debt` | [`TokenBucketDebt`] | last refill, missing tokens | 16 bytes | 3 integers |
+//! | `leaky_bucket` | [`LeakyBucket`] | last leak, level | 16 bytes | 3 integers |
+//! | `leaky_bucket_queue` | [`LeakyBucketQueue`] | last leak, FIFO of admitted costs | 56 + 8 per queued hit, at most `limit` | 7 integers + 2 to 10 bytes per queued hit |
+//! | `gcra` | [`Gcra`] | theoretical arrival time | 16 bytes | 3 integers |
+//!
+//! No decision does work in proportion to the limit, rejections included: the log and
+//! the queue keep the total of their entries beside them, so admission is O(1)
+//! amortised (each entry is dropped once) and a rejection of cost 1 on a full log or
+//! queue looks at its oldest entry at most; on Redis the other calls read O(log n)
+//! entries at most (see [`SlidingWindowLog`] and [`LeakyBucketQueue`]).
 //!
 //! Every one of them:
 //!
@@ -256,4 +262,25 @@ fn degenerate_stat(rate: Rate) -> Option<Snapshot> {
 /// A rejection of a cost no wait can ever admit.
 fn never(remaining: u64, reset_ms: u64) -> Decision {
     Decision { allowed: false, remaining, wait_ms: NEVER, reset_ms }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn state_sizes_are_as_documented() {
+        for (size, documented) in [
+            (size_of::<FixedWindowState>(), 16),
+            (size_of::<SlidingWindowCounterState>(), 24),
+            (size_of::<SlidingWindowLogState>(), 40),
+            (size_of::<TokenBucketState>(), 16),
+            (size_of::<LeakyBucketState>(), 16),
+            (size_of::<LeakyBucketQueueState>(), 56),
+            (size_of::<GcraState>(), 16),
+        ] {
+            assert_eq!(size, documented);
+        }
+    }
 }

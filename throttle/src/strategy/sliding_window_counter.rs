@@ -17,6 +17,9 @@ use crate::Rate;
 /// next window) and the wait is the exact time until the hit fits, at most two
 /// periods.
 ///
+/// State per key: 24 bytes in memory; on Redis one string of 4 integers (at most
+/// 52 bytes). Every decision is O(1) on both.
+///
 /// ```
 /// use throttle::{ManualClock, MemoryBackend, Rate};
 /// use throttle::strategy::SlidingWindowCounter;

@@ -15,6 +15,16 @@ use std::collections::VecDeque;
 /// key: prefer [`SlidingWindowCounter`](super::SlidingWindowCounter) or a bucket for
 /// large limits.
 ///
+/// State per key, worst case: in memory 40 bytes plus 16 per entry (the deque may
+/// keep as much again in spare capacity); on Redis a string of 7 integers (at most
+/// 119 bytes) plus a list of the entries beside it, about 13 bytes each. The running
+/// total kept beside the entries makes a decision cheap on both: in memory,
+/// admission is O(1) amortised (each entry is dropped once) and a rejection walks
+/// only entries that have aged out since the last admission or that its wait needs;
+/// on Redis a rejection of cost 1 on a full log reads the 7 integers alone, any other
+/// call reads O(log d) entries near the old end of the list (d: how far in the
+/// answer lies), and admissions trim what has aged out.
+///
 /// ```
 /// use throttle::{ManualClock, MemoryBackend, Rate};
 /// use throttle::strategy::SlidingWindowLog;

@@ -14,6 +14,9 @@ use crate::Rate;
 /// `remaining` is the whole tokens in the bucket, capped at the limit when the burst
 /// is larger (the metadata carries the true count).
 ///
+/// State per key: 16 bytes in memory; on Redis one string of 3 integers (at most
+/// 35 bytes). Every decision is O(1) on both.
+///
 /// ```
 /// use throttle::{MemoryBackend, Rate, ManualClock};
 /// use throttle::strategy::TokenBucket;

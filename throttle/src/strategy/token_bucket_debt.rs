@@ -14,6 +14,9 @@ use crate::Rate;
 /// A single hit may cost up to `burst + max_debt` (its [`capacity`](Strategy::capacity)).
 /// `remaining` is `tokens + max_debt`, capped at the limit.
 ///
+/// State per key: 16 bytes in memory; on Redis one string of 3 integers (at most
+/// 35 bytes). Every decision is O(1) on both.
+///
 /// ```
 /// use throttle::{MemoryBackend, Rate};
 /// use throttle::strategy::TokenBucketDebt;

@@ -4,7 +4,7 @@
 mod scripts;
 
 use super::{Backend, BackendError, BoxFuture, HitRequest};
-use crate::strategy::{Decision, DynStrategy, NEVER, Snapshot, codec};
+use crate::strategy::{Decision, DynStrategy, Metadata, NEVER, Snapshot, codec};
 use crate::{Clock, ConfigError, Rate};
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster_async::ClusterConnection;
@@ -83,6 +83,26 @@ use std::time::Duration;
 /// - Each key expires at the moment its state becomes equivalent to a fresh one, so
 ///   idle keys disappear by themselves.
 /// - Stored text that does not parse reads as a fresh state, never as an error.
+///
+/// The sliding log and the queue, whose state grows with the limit, keep it in two
+/// keys: the state key holds a header of 7 integers (the running total of cost, the
+/// count, the oldest entry), and `{state key}:entries`, a list beside it in the same
+/// slot, holds the entries oldest first: `ms, running total` pairs for the log,
+/// running totals for the queue. Both keys are written, and expire, together; reset
+/// deletes both; entries out of step with their header read as a fresh state.
+///
+/// # Cost per decision
+///
+/// No decision makes Redis work in proportion to the limit, rejections included. Every
+/// built-in strategy but those two reads and writes one short string. The log and
+/// the queue decide a rejection of cost 1 on a full bucket from their header alone;
+/// other calls read O(log d) entries near the old end of the list (a galloping
+/// search; d is how far in the answer lies, at most the cost of the hit on a full
+/// bucket); admissions trim what has aged out or drained, each entry once.
+/// `BENCHMARKS.md` gives the server CPU per decision.
+/// The exceptions are the compare-and-set paths, which move the whole codec text:
+/// strategies of your own, and `leaky_bucket_queue` at rates where
+/// `limit × period_ms` reaches 2^50 (e.g. 13 million a day).
 ///
 /// # Connections and failures
 ///
@@ -326,16 +346,15 @@ impl RedisBackend {
                 // Unlimited or closed: no state to read, the same answer everywhere.
                 Ok(strategy.decide_any(&mut strategy.new_state(), 0, rate, cost).0)
             }
-            Plan::Script(script, param, _) => {
-                let mut invocation = script.prepare_invoke();
-                invocation
-                    .key(redis_key(key))
-                    .arg(self.now_arg())
-                    .arg(rate.limit())
-                    .arg(rate.period_ms())
-                    .arg(cost)
-                    .arg(self.grace_ms());
-                if let Some(param) = param {
+            Plan::Script(scripted) => {
+                let key = redis_key(key);
+                let mut invocation = scripted.script.prepare_invoke();
+                invocation.key(&key);
+                if scripted.has_entries() {
+                    invocation.key(entries_key(&key));
+                }
+                invocation.arg(self.now_arg()).arg(rate.limit()).arg(rate.period_ms()).arg(cost).arg(self.grace_ms());
+                if let Some(param) = scripted.param {
                     invocation.arg(param);
                 }
                 let reply: Vec<i64> = self.invoke(&invocation).await?;
@@ -346,7 +365,8 @@ impl RedisBackend {
     }
 
     /// Several hits as one [`MULTI`](scripts::MULTI) call; `None` when a hit has no
-    /// script (user strategies, huge or degenerate rates) or, on a Cluster, when the
+    /// script (user strategies, huge or degenerate rates), when one key comes twice
+    /// (the script reads every state before it writes any), or, on a Cluster, when the
     /// keys belong to different clients (different slots).
     fn decide_all<'a>(
         &'a self,
@@ -354,18 +374,23 @@ impl RedisBackend {
     ) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
         let mut invocation = scripts::MULTI.prepare_invoke();
         invocation.arg(self.now_arg()).arg(hits.len());
-        let mut tags = Vec::with_capacity(hits.len());
+        let mut keys: Vec<String> = Vec::with_capacity(hits.len());
         for (key, strategy, rate, cost) in hits {
-            let Plan::Script(_, param, tag) = scripts::plan(*strategy, *rate) else { return None };
+            let Plan::Script(scripted) = scripts::plan(*strategy, *rate) else { return None };
             if is_degenerate(*rate) {
                 return None;
             }
             let key = redis_key(key);
-            tags.push(hash_tag(&key).to_string());
-            invocation.key(key).arg(tag).arg(rate.limit()).arg(rate.period_ms()).arg(*cost).arg(self.grace_ms());
-            invocation.arg(param.map(|p| p.to_string()).unwrap_or_default());
+            if keys.contains(&key) {
+                return None;
+            }
+            invocation.key(&key).key(entries_key(&key));
+            invocation.arg(scripted.tag).arg(rate.limit()).arg(rate.period_ms()).arg(*cost).arg(self.grace_ms());
+            invocation.arg(scripted.param.map(|p| p.to_string()).unwrap_or_default());
+            keys.push(key);
         }
-        if matches!(self.connection, Connection::Cluster(_)) && tags.windows(2).any(|pair| pair[0] != pair[1]) {
+        let cluster = matches!(self.connection, Connection::Cluster(_));
+        if cluster && keys.windows(2).any(|pair| hash_tag(&pair[0]) != hash_tag(&pair[1])) {
             return None;
         }
         Some(Box::pin(async move {
@@ -429,6 +454,9 @@ impl RedisBackend {
     async fn read(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Result<Snapshot, BackendError> {
         let scripted = match scripts::plan(strategy, rate) {
             Plan::Script(..) if is_degenerate(rate) => return Ok(strategy.stat_any(None, 0, rate)),
+            Plan::Script(scripted) if scripted.has_entries() => {
+                return self.read_with_entries(&redis_key(key), scripted.tag, rate).await;
+            }
             Plan::Script(..) => true,
             Plan::CompareAndSet if !strategy.has_codec() => return Err(no_codec(strategy)),
             Plan::CompareAndSet => false,
@@ -437,9 +465,21 @@ impl RedisBackend {
         Ok(strategy.stat_encoded(parse_fields(&stored, scripted).as_deref(), now, rate))
     }
 
+    /// The stat of a strategy with an entries key, computed by the script from the
+    /// header and a few entries.
+    async fn read_with_entries(&self, redis_key: &str, tag: u8, rate: Rate) -> Result<Snapshot, BackendError> {
+        let mut invocation = scripts::ENTRIES_STAT.prepare_invoke();
+        invocation.key(redis_key).key(entries_key(redis_key));
+        invocation.arg(self.now_arg()).arg(tag).arg(rate.limit()).arg(rate.period_ms());
+        let reply: Vec<i64> = self.invoke(&invocation).await?;
+        snapshot_from(tag, &reply)
+    }
+
+    /// Forgets the state key and the entries key beside it (if the strategy has one).
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        let key = redis_key(key);
         let mut cmd = ::redis::cmd("DEL");
-        cmd.arg(redis_key(key));
+        cmd.arg(entries_key(&key)).arg(key);
         match &self.connection {
             Connection::Single(manager) => manager.clone().req_packed_command(&cmd).await,
             Connection::Cluster(cluster) => cluster.clone().req_packed_command(&cmd).await,
@@ -454,9 +494,12 @@ fn is_degenerate(rate: Rate) -> bool {
 }
 
 /// Stored text as codec fields; `None` (a fresh state) when absent or unreadable. For
-/// a strategy run by a script (`scripted`), a number the script could not read exactly
-/// is unreadable too, so a stat reads what the script would.
+/// a strategy run by a script (`scripted`), the script reads decimal digits joined by
+/// `,` only, each number below 2^53 (all any writer stores), and so does a stat.
 fn parse_fields(stored: &str, scripted: bool) -> Option<Vec<i64>> {
+    if scripted && !stored.bytes().all(|b| b.is_ascii_digit() || b == b',') {
+        return None;
+    }
     codec::from_text(stored)
         .filter(|fields| !fields.is_empty() && (!scripted || fields.iter().all(|v| v.unsigned_abs() < EXACT)))
 }
@@ -469,6 +512,13 @@ fn redis_key(key: &str) -> String {
     let Some((head, scope)) = key.rsplit_once(':') else { return key.to_string() };
     let Some((prefix, client)) = head.rsplit_once(':') else { return key.to_string() };
     format!("{prefix}:{{{client}}}:{scope}")
+}
+
+/// The key beside a state key that holds the entries of a sliding log or a queue
+/// (a sorted set): the same hash tag, so the same Cluster slot. No state key ends so:
+/// a state key's last segment follows its `{client}` one.
+fn entries_key(redis_key: &str) -> String {
+    format!("{redis_key}:entries")
 }
 
 /// `text` matched literally by a SCAN pattern.
@@ -584,6 +634,25 @@ fn decision_from(reply: &[i64]) -> Result<Decision, BackendError> {
     }
 }
 
+/// The stat script's `{remaining, wait, reset, four metadata integers}` for the
+/// strategy with codec tag `tag`.
+fn snapshot_from(tag: u8, reply: &[i64]) -> Result<Snapshot, BackendError> {
+    let &[remaining, wait_ms, reset_ms, a, b, c, d] = reply else {
+        return Err(failed(format!("unexpected stat reply {reply:?}")));
+    };
+    let n = |v: i64| v.max(0) as u64;
+    let metadata = match tag {
+        3 => Metadata::SlidingWindowLog {
+            window_start_ms: n(a),
+            entry_count: n(b),
+            current_count: n(c),
+            oldest_entry_ms: n(d),
+        },
+        _ => Metadata::LeakyBucketQueue { queue_len: n(a), queue_cost: n(b), capacity: n(c), last_leak_ms: n(d) },
+    };
+    Ok(Snapshot { remaining: n(remaining), wait_ms: n(wait_ms), reset_ms: n(reset_ms), metadata })
+}
+
 /// What Redis Cluster hashes to pick the slot, by Redis's own rule: the text between
 /// the first `{` and the first `}` after it when that is not empty, else the whole key.
 fn hash_tag(key: &str) -> &str {
@@ -687,6 +756,9 @@ mod tests {
         assert_eq!(parse_fields("", true), None);
         assert_eq!(parse_fields("garbage", false), None);
         assert_eq!(parse_fields("1,9007199254740992,0", true), None);
+        for text in ["4, 5,6", "4,5.0,6", "4,1e3,6", "4,-5,6", "4,,6", "4,5,"] {
+            assert_eq!(parse_fields(text, true), None, "the scripts read {text:?} as fresh");
+        }
         assert_eq!(parse_fields("1,9007199254740992,0", false), Some(vec![1, 1 << 53, 0]), "Rust reads it exactly");
         assert_eq!(parse_fields("9,-5", false), Some(vec![9, -5]), "user codecs may store negatives");
     }
