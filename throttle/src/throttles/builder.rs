@@ -19,7 +19,7 @@ use std::time::Duration;
 /// Options of a throttle, keyed by its uid. Setters never fail; [`build`](Self::build)
 /// checks everything and reports the first problem.
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct ThrottleBuilder<T> {
+pub struct ThrottleBuilder<T: BuildThrottle> {
     uid: String,
     origin: String,
     rate: Option<Result<RateSource, ParseRateError>>,
@@ -35,6 +35,8 @@ pub struct ThrottleBuilder<T> {
     handler: Option<ThrottledHandler>,
     rules: Vec<Rule>,
     split: KeySplit,
+    /// Options only this kind of throttle has (the WebSocket message options).
+    kind_options: T::Options,
     kind: PhantomData<fn() -> T>,
 }
 
@@ -67,7 +69,9 @@ pub trait BuildThrottle: sealed::Sealed + Sized {}
 
 mod sealed {
     pub trait Sealed {
-        fn from_core(core: std::sync::Arc<super::Core>) -> Self;
+        /// Options only this kind of throttle has; `()` for HTTP.
+        type Options: Default;
+        fn from_core(core: std::sync::Arc<super::Core>, options: Self::Options) -> Self;
     }
 }
 pub(crate) use sealed::Sealed;
@@ -90,6 +94,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             handler: None,
             rules: Vec::new(),
             split: KeySplit::default(),
+            kind_options: T::Options::default(),
             kind: PhantomData,
         }
     }
@@ -286,6 +291,12 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
+    /// The options only this kind of throttle has (set by its own builder methods).
+    pub(crate) fn kind_options(mut self, set: impl FnOnce(&mut T::Options)) -> Self {
+        set(&mut self.kind_options);
+        self
+    }
+
     /// Where this throttle comes from, for duplicate-uid errors (set by the attribute).
     #[doc(hidden)]
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
@@ -324,11 +335,11 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             enabled: AtomicBool::new(true),
         });
         registry::register(&core)?;
-        Ok(T::from_core(core))
+        Ok(T::from_core(core, self.kind_options))
     }
 }
 
-impl<T> std::fmt::Debug for ThrottleBuilder<T> {
+impl<T: BuildThrottle> std::fmt::Debug for ThrottleBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ThrottleBuilder")
             .field("uid", &self.uid)
