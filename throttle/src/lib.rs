@@ -35,7 +35,8 @@
 //!
 //! - [`Rate`]: `"100/min"`, `"5 per 10s"`, `"1000/1h30m"`, `"unlimited"`.
 //! - [`HttpThrottle`]: `hit`, `check`, `stat`, `get_headers`, with `.cost(n)` and
-//!   `.context(ctx)`; [`WebSocketThrottle`] for handshakes and messages.
+//!   `.context(ctx)`; [`WebSocketThrottle`] for messages (`hit`) and handshakes
+//!   (`hit_upgrade`), with the [`WsConnection`] extractor.
 //! - [`ThrottleLayer`]: throttles for a whole router; [`hit_all`] for stacked limits.
 //! - [`Identifier`], [`ClientIp`] and [`Rule`]: who is limited, and where.
 //! - [`headers`]: header values, conditions, collections and presets.
@@ -84,7 +85,7 @@ pub use rules::Rule;
 pub use stack::hit_all;
 pub use strategy::StrategyStat;
 pub use throttles::{Admitted, Call, ErrorAction, Hit, HttpThrottle, OnError, ThrottleBuilder};
-pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_frame, is_throttled};
+pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_frame};
 
 /// Rate-limits an axum handler: the throttle is hit before any other extractor runs,
 /// and a static throttle is generated for direct calls.

@@ -20,7 +20,7 @@ use std::time::Duration;
 /// Options of a throttle, keyed by its uid. Setters never fail; [`build`](Self::build)
 /// checks everything and reports the first problem.
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct ThrottleBuilder<T> {
+pub struct ThrottleBuilder<T: BuildThrottle> {
     uid: String,
     origin: String,
     rate: Option<Result<RateSource, ParseRateError>>,
@@ -37,6 +37,8 @@ pub struct ThrottleBuilder<T> {
     rules: Vec<Rule>,
     split: KeySplit,
     registry: Option<Registry>,
+    /// Options only this kind of throttle has (the WebSocket message options).
+    kind_options: T::Options,
     kind: PhantomData<fn() -> T>,
 }
 
@@ -69,7 +71,9 @@ pub trait BuildThrottle: sealed::Sealed + Sized {}
 
 mod sealed {
     pub trait Sealed {
-        fn from_core(core: std::sync::Arc<super::Core>) -> Self;
+        /// Options only this kind of throttle has; `()` for HTTP.
+        type Options: Default;
+        fn from_core(core: std::sync::Arc<super::Core>, options: Self::Options) -> Self;
     }
 }
 pub(crate) use sealed::Sealed;
@@ -93,6 +97,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             rules: Vec::new(),
             split: KeySplit::default(),
             registry: None,
+            kind_options: T::Options::default(),
             kind: PhantomData,
         }
     }
@@ -289,6 +294,12 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
+    /// The options only this kind of throttle has (set by its own builder methods).
+    pub(crate) fn kind_options(mut self, set: impl FnOnce(&mut T::Options)) -> Self {
+        set(&mut self.kind_options);
+        self
+    }
+
     /// Where this throttle comes from, for duplicate-uid errors (set by the attribute).
     #[doc(hidden)]
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
@@ -338,11 +349,11 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         if let Some(registry) = &self.registry {
             registry.register(&core)?;
         }
-        Ok(T::from_core(core))
+        Ok(T::from_core(core, self.kind_options))
     }
 }
 
-impl<T> std::fmt::Debug for ThrottleBuilder<T> {
+impl<T: BuildThrottle> std::fmt::Debug for ThrottleBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ThrottleBuilder")
             .field("uid", &self.uid)

@@ -43,7 +43,9 @@ pub struct HttpThrottle {
 }
 
 impl Sealed for HttpThrottle {
-    fn from_core(core: Arc<Core>) -> Self {
+    type Options = ();
+
+    fn from_core(core: Arc<Core>, (): ()) -> Self {
         HttpThrottle { core }
     }
 }

@@ -13,6 +13,4 @@ pub use builder::{BuildThrottle, IntoRate, ThrottleBuilder};
 pub use call::{Call, CheckOp, CostedOp, HeadersOp, Hit, HitOp, StatOp};
 pub use http::HttpThrottle;
 pub use options::{ErrorAction, OnError};
-pub use websocket::{
-    MessageHandler, MessageHit, MessageVerdict, WebSocketThrottle, WsConnection, default_frame, is_throttled,
-};
+pub use websocket::{MessageHit, MessageVerdict, WebSocketThrottle, WsConnection, default_frame};
