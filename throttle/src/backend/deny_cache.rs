@@ -24,13 +24,14 @@ const DEFAULT_CAPACITY: usize = 100_000;
 const DENIALS_PER_KEY: usize = 4;
 
 /// Remembers the rejections of another backend (typically a
-/// [`RedisBackend`](crate::backend::RedisBackend)) and repeats them in-process until
+/// `RedisBackend`) and repeats them in-process until
 /// their wait has passed: a client over its limit costs no round trip.
 ///
 /// Opt in per throttle by giving it the wrapped backend. Cloning is cheap and shares
 /// the cache.
 ///
 /// ```no_run
+/// # #[cfg(feature = "redis")]
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use throttle::HttpThrottle;
 /// use throttle::backend::{DenyCache, RedisBackend};
@@ -66,7 +67,7 @@ const DENIALS_PER_KEY: usize = 4;
 /// request was *sent*: the backend decided no earlier, so the local deadline never
 /// outlives the backend's. With the system clock, one millisecond is given up to the
 /// two clocks' rounding. A backend on a caller's clock
-/// ([`RedisBackend::with_clock`](crate::backend::RedisBackend::with_clock)) needs the
+/// (`RedisBackend::with_clock`) needs the
 /// cache on that same clock ([`DenyCacheBuilder::clock`]).
 ///
 /// # Coherent
@@ -263,7 +264,7 @@ impl<B: Backend> DenyCache<B> {
     }
 
     /// Forgets every rejection, for example after resetting keys elsewhere (such as
-    /// [`RedisBackend::reset_namespace`](crate::backend::RedisBackend::reset_namespace)).
+    /// `RedisBackend::reset_namespace`).
     ///
     /// ```
     /// use throttle::MemoryBackend;

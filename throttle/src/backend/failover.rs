@@ -34,6 +34,7 @@ type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 /// the throttle's [`OnError`](crate::OnError) policy applies).
 ///
 /// ```no_run
+/// # #[cfg(feature = "redis")]
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
 /// use throttle::{HttpThrottle, MemoryBackend, Rate};
