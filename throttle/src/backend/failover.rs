@@ -28,7 +28,8 @@ type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 ///   closes the circuit; one that fails opens it again for another cool-down.
 ///
 /// Every error of the primary counts as a failure, as does a call its caller stopped
-/// waiting for: keep the failover's timeout below the throttle's
+/// waiting for (and every answer as a success, including a
+/// [`DenyCache`](super::DenyCache)'s local ones): keep the failover's timeout below the throttle's
 /// [`timeout`](crate::ThrottleBuilder::timeout) (default 250 ms), so the failover
 /// decides before the throttle gives up. The fallback's own errors are returned (and
 /// the throttle's [`OnError`](crate::OnError) policy applies).
@@ -381,7 +382,9 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
 
     /// The rate the fallback decides at, from the throttle's (default: the same). With
     /// `n` app instances sharing the primary, `limit / n` keeps their sum near the
-    /// limit while each decides alone.
+    /// limit while each decides alone. A limit of 0 rejects everything while failing
+    /// over; a cost above the fallback's capacity is rejected with the cool-down as its
+    /// wait.
     ///
     /// ```
     /// use throttle::{MemoryBackend, Rate};
