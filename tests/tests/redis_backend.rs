@@ -249,6 +249,7 @@ async fn reset_forgets_one_key_or_a_whole_namespace() {
     let left = server.cli(&["--scan"]);
     let mut left: Vec<&str> = left.lines().collect();
     left.sort();
+    left.dedup(); // SCAN may return a key more than once (while the keyspace rehashes)
     assert_eq!(left, ["blog:api:{1.2.3.4}:default", "shopping"]);
     assert_eq!(shop.reset_namespace().await.unwrap(), 0);
 }
