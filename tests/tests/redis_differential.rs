@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use support::redis_server::{RedisServer, UserStrategy};
-use throttle::backend::{Backend, RedisBackend};
+use support::test_redis::TestRedis;
+use throttle::backend::Backend;
 use throttle::strategy::{DynStrategy, StrategyKind, codec, from_name};
 use throttle::{ManualClock, MemoryBackend, Rate};
 
@@ -74,7 +75,7 @@ fn differential(cases: impl Strategy<Value = Case>, build: fn(&str) -> Arc<dyn D
     let Some(server) = RedisServer::start() else { return };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let (redis, raw) = runtime.block_on(async {
-        let redis = RedisBackend::connect(&server.url()).await.expect("connects");
+        let redis = TestRedis::connect(&server.url()).await.expect("connects");
         let client = redis::Client::open(server.url()).expect("url");
         (redis, client.get_multiplexed_async_connection().await.expect("connects"))
     });
@@ -96,7 +97,7 @@ async fn run_case(
     case: &Case,
     key: &str,
     strategy: Arc<dyn DynStrategy>,
-    redis: &RedisBackend,
+    redis: &TestRedis,
     raw: &mut redis::aio::MultiplexedConnection,
 ) {
     let clock = ManualClock::new(START + case.offset);

@@ -234,15 +234,14 @@ impl throttle::strategy::Strategy for UserStrategy {
 
 /// `instances` app instances (one connection each) with `tasks` tasks apiece, every
 /// task hitting `key` with cost 1 `hits` times; returns how many hits were admitted.
-pub async fn hammer(
-    instances: &[throttle::backend::RedisBackend],
+pub async fn hammer<B: throttle::backend::Backend + Clone>(
+    instances: &[B],
     key: &str,
     strategy: std::sync::Arc<dyn throttle::strategy::DynStrategy>,
     rate: throttle::Rate,
     tasks: usize,
     hits: usize,
 ) -> u64 {
-    use throttle::backend::Backend;
     let mut handles = Vec::new();
     for instance in instances {
         for _ in 0..tasks {

@@ -1,7 +1,11 @@
 //! Where per-key state lives: the embedded [`MemoryBackend`] (the default) or a
-//! backend of your own.
+//! backend of your own; [`DenyCache`] and [`Failover`] wrap a remote one.
 
+mod circuit_breaker;
 mod default;
+mod deny_cache;
+mod failover;
+mod invalid_option;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -9,7 +13,11 @@ mod redis;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisBackend;
+pub use circuit_breaker::CircuitState;
 pub use default::{DefaultBackendInUse, default_backend, set_default_backend};
+pub use deny_cache::{DenyCache, DenyCacheBuilder};
+pub use failover::{Failover, FailoverBuilder};
+pub use invalid_option::InvalidBackendOption;
 pub use memory::{MemoryBackend, MemoryBackendBuilder};
 
 use crate::Rate;
