@@ -196,7 +196,7 @@ impl IntoResponse for ThrottleError {
                 (StatusCode::TOO_MANY_REQUESTS, detail).into_response()
             }
             other => {
-                tracing::error!("throttle: {other}");
+                crate::log::event!(error, "throttle: {other}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
             }
         }

@@ -43,6 +43,18 @@
 //! - [`strategy`]: the eight algorithms; [`backend`]: where state lives
 //!   ([`MemoryBackend`] by default, `RedisBackend` with the `redis` feature).
 //! - [`registry`]: every live throttle by uid, with runtime switches.
+//!
+//! ## Features
+//!
+//! | Feature | Default | What it adds |
+//! | --- | --- | --- |
+//! | `macros` | yes | `#[throttle]` and `rate!` |
+//! | `ws` | yes | [`WebSocketThrottle`]: per-message limits and the `rate_limit` frame (axum's `ws`) |
+//! | `tracing` | yes | warnings through `tracing` (a failing backend, a misconfigured proxy) |
+//! | `redis` | no | `RedisBackend`: standalone, Cluster and Sentinel |
+//!
+//! The crate turns on only axum's `tokio` and `matched-path` features; your app chooses
+//! the rest (`http1`, `http2`, `json`, ...).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
@@ -57,6 +69,7 @@ pub mod headers;
 mod identity;
 pub mod key;
 mod layer;
+mod log;
 pub mod rate;
 pub mod registry;
 mod rejection;
@@ -85,6 +98,8 @@ pub use rules::Rule;
 pub use stack::hit_all;
 pub use strategy::StrategyStat;
 pub use throttles::{Admitted, Call, ErrorAction, Hit, HttpThrottle, OnError, ThrottleBuilder};
+#[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_frame};
 
 /// Rate-limits an axum handler: the throttle is hit before any other extractor runs,

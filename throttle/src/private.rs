@@ -259,7 +259,7 @@ static_call_future!(HitOp, Result<Admitted, ThrottleError>, |owner, error| Err(o
 static_call_future!(StatOp, Result<Option<StrategyStat>, ThrottleError>, |owner, error| Err(owner.not_built(error)));
 static_call_future!(HeadersOp, Result<HeaderMap, ThrottleError>, |owner, error| Err(owner.not_built(error)));
 static_call_future!(CheckOp, bool, |owner, error| {
-    tracing::error!("throttle: {}", owner.not_built(error));
+    crate::log::event!(error, "throttle: {}", owner.not_built(error));
     false
 });
 

@@ -92,7 +92,7 @@ impl CircuitBreaker {
             Phase::Closed { .. } => {}
             Phase::Open { until_ms } if self.clock.now_ms() >= until_ms => {
                 state.enter(Phase::HalfOpen { in_flight: 1 });
-                tracing::info!("failover: cool-down over, probing the primary backend");
+                crate::log::event!(info, "failover: cool-down over, probing the primary backend");
             }
             Phase::Open { .. } => return None,
             Phase::HalfOpen { ref mut in_flight } if *in_flight < self.config.probes => *in_flight += 1,
@@ -114,11 +114,11 @@ impl CircuitBreaker {
             }
             (Phase::Closed { .. }, false) => {
                 state.enter(Phase::Open { until_ms: self.clock.now_ms().saturating_add(self.config.cool_down_ms) });
-                tracing::warn!("failover: primary backend failing, deciding on the fallback");
+                crate::log::event!(warn, "failover: primary backend failing, deciding on the fallback");
             }
             (Phase::HalfOpen { .. }, true) => {
                 state.enter(Phase::Closed { failures: 0 });
-                tracing::info!("failover: primary backend answered, deciding on it again");
+                crate::log::event!(info, "failover: primary backend answered, deciding on it again");
             }
             (Phase::HalfOpen { .. }, false) => {
                 state.enter(Phase::Open { until_ms: self.clock.now_ms().saturating_add(self.config.cool_down_ms) });

@@ -149,12 +149,12 @@ impl<P: Backend, F: Backend> Shared<P, F> {
             }
             Ok(Err(error)) => {
                 attempt.failed();
-                tracing::debug!("failover: primary backend failed: {error}");
+                crate::log::event!(debug, "failover: primary backend failed: {error}");
                 None
             }
             Err(_) => {
                 attempt.failed();
-                tracing::debug!("failover: primary backend timed out after {:?}", self.timeout);
+                crate::log::event!(debug, "failover: primary backend timed out after {:?}", self.timeout);
                 None
             }
         }

@@ -205,7 +205,7 @@ impl Header {
         match HeaderValue::try_from(text) {
             Ok(v) => Some(v),
             Err(err) => {
-                tracing::warn!("throttle: dropped a header whose resolver returned an invalid value: {err}");
+                crate::log::event!(warn, "throttle: dropped a header whose resolver returned an invalid value: {err}");
                 None
             }
         }

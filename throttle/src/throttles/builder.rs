@@ -295,6 +295,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
     }
 
     /// The options only this kind of throttle has (set by its own builder methods).
+    #[cfg_attr(not(feature = "ws"), allow(dead_code))]
     pub(crate) fn kind_options(mut self, set: impl FnOnce(&mut T::Options)) -> Self {
         set(&mut self.kind_options);
         self

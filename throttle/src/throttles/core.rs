@@ -240,12 +240,12 @@ impl Core {
             Ok(decision) => decision,
             Err(error) => match self.on_error.action(&error, &context) {
                 ErrorAction::Allow => {
-                    tracing::warn!("throttle {:?}: backend failed, request allowed: {error}", self.uid);
+                    crate::log::event!(warn, "throttle {:?}: backend failed, request allowed: {error}", self.uid);
                     return Ok(Admitted::default());
                 }
                 ErrorAction::Raise => return Err(error.into()),
                 ErrorAction::Throttle(wait) => {
-                    tracing::warn!("throttle {:?}: backend failed, request throttled: {error}", self.uid);
+                    crate::log::event!(warn, "throttle {:?}: backend failed, request throttled: {error}", self.uid);
                     let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
                     Decision { allowed: false, remaining: 0, wait_ms, reset_ms: wait_ms }
                 }

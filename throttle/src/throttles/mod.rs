@@ -6,6 +6,7 @@ pub(crate) mod core;
 mod http;
 mod options;
 mod split;
+#[cfg(feature = "ws")]
 mod websocket;
 
 pub use self::core::Admitted;
@@ -13,4 +14,6 @@ pub use builder::{BuildThrottle, IntoRate, ThrottleBuilder};
 pub use call::{Call, CheckOp, CostedOp, HeadersOp, Hit, HitOp, StatOp};
 pub use http::HttpThrottle;
 pub use options::{ErrorAction, OnError};
+#[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub use websocket::{MessageHit, MessageVerdict, WebSocketThrottle, WsConnection, default_frame};

@@ -76,7 +76,11 @@ where
                 }
                 Err(error) => {
                     conn.record(throttle.uid(), LastHit::Failed);
-                    tracing::warn!("throttle {:?}: message hit failed, message not admitted: {error}", throttle.uid());
+                    crate::log::event!(
+                        warn,
+                        "throttle {:?}: message hit failed, message not admitted: {error}",
+                        throttle.uid()
+                    );
                     MessageVerdict::Failed(error)
                 }
             }
@@ -106,13 +110,15 @@ where
     match tokio::time::timeout(limit, socket.send(frame)).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
-            tracing::debug!(
+            crate::log::event!(
+                debug,
                 "throttle {:?}: could not send the rate-limit frame (client gone?): {error}",
                 throttle.uid()
             );
         }
         Err(_elapsed) => {
-            tracing::debug!(
+            crate::log::event!(
+                debug,
                 "throttle {:?}: rate-limit frame not sent within {limit:?} (client not reading?)",
                 throttle.uid()
             );
