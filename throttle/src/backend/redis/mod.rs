@@ -2,6 +2,7 @@
 //! many processes. One round trip per decision; see the type's documentation.
 
 mod scripts;
+mod sentinel;
 
 use super::{Backend, BackendError, BoxFuture, HitRequest};
 use crate::strategy::{Decision, DynStrategy, NEVER, Snapshot, codec};
@@ -126,6 +127,7 @@ pub struct RedisBackend {
 enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(sentinel::SentinelConnection),
 }
 
 /// Attempts of one compare-and-set decision before giving up.
@@ -283,6 +285,7 @@ impl RedisBackend {
         let pattern = format!("{}:*", escape_glob(&self.namespace));
         match &self.connection {
             Connection::Single(manager) => scan_and_unlink(&mut manager.clone(), &pattern).await,
+            Connection::Sentinel(sentinel) => scan_and_unlink(&mut sentinel.clone(), &pattern).await,
             Connection::Cluster(cluster) => {
                 let mut cluster = cluster.clone();
                 let mut deleted = 0;
@@ -307,6 +310,7 @@ impl RedisBackend {
         match &self.connection {
             Connection::Single(manager) => invocation.invoke_async(&mut manager.clone()).await,
             Connection::Cluster(cluster) => invocation.invoke_async(&mut cluster.clone()).await,
+            Connection::Sentinel(sentinel) => invocation.invoke_async(&mut sentinel.clone()).await,
         }
         .map_err(failed)
     }
@@ -440,6 +444,7 @@ impl RedisBackend {
         match &self.connection {
             Connection::Single(manager) => manager.clone().req_packed_command(&cmd).await,
             Connection::Cluster(cluster) => cluster.clone().req_packed_command(&cmd).await,
+            Connection::Sentinel(sentinel) => sentinel.clone().req_packed_command(&cmd).await,
         }
         .map(drop)
         .map_err(failed)
@@ -478,8 +483,8 @@ fn escape_glob(text: &str) -> String {
     out
 }
 
-/// SCAN + UNLINK on a standalone server.
-async fn scan_and_unlink(connection: &mut ConnectionManager, pattern: &str) -> Result<u64, BackendError> {
+/// SCAN + UNLINK on a standalone server (or Sentinel's master).
+async fn scan_and_unlink(connection: &mut impl ConnectionLike, pattern: &str) -> Result<u64, BackendError> {
     let mut cursor = 0u64;
     let mut deleted = 0;
     loop {
@@ -638,6 +643,7 @@ impl std::fmt::Debug for RedisBackend {
         let kind = match self.connection {
             Connection::Single(_) => "single",
             Connection::Cluster(_) => "cluster",
+            Connection::Sentinel(_) => "sentinel",
         };
         let time = if self.clock.is_some() { "clock" } else { "server" };
         f.debug_struct("RedisBackend")
