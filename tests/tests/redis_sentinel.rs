@@ -21,6 +21,11 @@ enum Fault {
     Paused,
     /// `SENTINEL FAILOVER`: the master keeps running and becomes a replica.
     Demoted,
+    /// `SENTINEL FAILOVER`, and Sentinel cannot demote the old master (as when a
+    /// partition keeps it from reaching it; here `REPLICAOF` is renamed away): the old
+    /// master keeps accepting writes, so only Sentinel's announcement can move
+    /// decisions to the new one.
+    Partitioned,
 }
 
 const LIMIT: u64 = 5;
@@ -64,7 +69,9 @@ async fn admitted(throttle: &HttpThrottle, n: u64) -> u64 {
 /// new master: of the `LIMIT` per strategy, `BEFORE` are spent before the fault and
 /// exactly the rest after it.
 async fn decisions_follow_the_failover(fault: Fault, test: &str) {
-    let Some(mut setup) = RedisSentinelSetup::start() else { return };
+    let undemotable = ["--rename-command", "REPLICAOF", "", "--rename-command", "SLAVEOF", ""];
+    let master_args: &[&str] = if matches!(fault, Fault::Partitioned) { &undemotable } else { &[] };
+    let Some(mut setup) = RedisSentinelSetup::start_with_master_args(master_args) else { return };
     let err = RedisBackend::connect_sentinel("no-such-master", setup.sentinel_urls()).await.unwrap_err();
     assert!(err.to_string().contains("not found in sentinel"), "a master no sentinel knows: {err}");
     let redis = RedisBackend::connect_sentinel(&setup.master_name, setup.sentinel_urls()).await.expect("connects");
@@ -81,7 +88,7 @@ async fn decisions_follow_the_failover(fault: Fault, test: &str) {
     match fault {
         Fault::Stopped => setup.master.stop(),
         Fault::Paused => setup.master.pause(),
-        Fault::Demoted => setup.failover(),
+        Fault::Demoted | Fault::Partitioned => setup.failover(),
     }
 
     // Sentinel needs a second or two to promote the replica; meanwhile decisions fail
@@ -105,8 +112,15 @@ async fn decisions_follow_the_failover(fault: Fault, test: &str) {
     eprintln!("{fault:?}: decisions resumed {:?} after the fault ({probe_name} probe)", started.elapsed());
     assert_ne!(setup.replica.port, old_master);
 
+    // (A paused master would not answer redis-cli.)
+    let partitioned = matches!(fault, Fault::Partitioned);
+    let old_master_calls = if partitioned { setup.master.command_calls("evalsha") } else { 0 };
     for (name, throttle) in &throttles {
         assert_eq!(admitted(throttle, 2 * LIMIT).await, LIMIT - BEFORE, "{fault:?} {name}: after");
+    }
+    if partitioned {
+        assert_eq!(setup.master.cli(&["ROLE"]).lines().next(), Some("master"), "the old master still takes writes");
+        assert_eq!(setup.master.command_calls("evalsha"), old_master_calls, "no decision reached the old master");
     }
     // The new master ran the scripts, loading them on its first NOSCRIPT.
     assert!(setup.replica.command_calls("evalsha") > 0, "{fault:?}: decided on the new master");
@@ -129,6 +143,11 @@ async fn decisions_follow_a_failover_when_the_master_is_paused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_follow_a_failover_when_the_master_is_demoted() {
     decisions_follow_the_failover(Fault::Demoted, "sentinel:demoted").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_follow_the_announcement_when_the_old_master_cannot_be_demoted() {
+    decisions_follow_the_failover(Fault::Partitioned, "sentinel:partitioned").await;
 }
 
 /// Bad input is a clear error, never a panic: no sentinels, a URL that does not parse

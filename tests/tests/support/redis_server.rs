@@ -273,11 +273,16 @@ impl RedisSentinelSetup {
     /// Starts it all, or `None` when Redis or Sentinel is unavailable (see
     /// [`sentinel_available`]).
     pub fn start() -> Option<Self> {
+        Self::start_with_master_args(&[])
+    }
+
+    /// [`start`](Self::start), with more `redis-server` arguments for the master.
+    pub fn start_with_master_args(args: &[&str]) -> Option<Self> {
         if !sentinel_available() {
             return None;
         }
         let master_name = "throttle-master".to_string();
-        let master = RedisServer::spawn(false);
+        let master = RedisServer::spawn_with(false, args.iter().map(|arg| arg.to_string()).collect());
         let replica =
             RedisServer::spawn_with(false, vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()]);
         // Linked before the sentinels start: they find replicas in the master's INFO,

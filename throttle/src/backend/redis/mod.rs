@@ -1,5 +1,6 @@
-//! [`RedisBackend`]: state in Redis (standalone or Cluster) for throttles shared by
-//! many processes. One round trip per decision; see the type's documentation.
+//! [`RedisBackend`]: state in Redis (standalone, Cluster or Sentinel) for throttles
+//! shared by many processes. One round trip per decision; see the type's
+//! documentation.
 
 mod scripts;
 mod sentinel;
@@ -15,9 +16,9 @@ use scripts::Plan;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Throttle state in Redis, standalone or Cluster, shared by every process that uses
-/// the same Redis. Cloning is cheap and shares the connection. Needs the `redis`
-/// feature.
+/// Throttle state in Redis (standalone, Cluster, or through Sentinel), shared by every
+/// process that uses the same Redis. Cloning is cheap and shares the connection. Needs
+/// the `redis` feature.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -113,6 +114,11 @@ use std::time::Duration;
 /// [`connect_cluster`](Self::connect_cluster) takes any nodes of the cluster. Every
 /// decision touches one key, routed to its slot's master.
 /// [`reset_namespace`](Self::reset_namespace) scans every master.
+///
+/// # Sentinel
+///
+/// [`connect_sentinel`](Self::connect_sentinel) takes the master's name and the
+/// sentinels' addresses, and follows a failover to the promoted replica by itself.
 #[derive(Clone)]
 pub struct RedisBackend {
     namespace: String,
