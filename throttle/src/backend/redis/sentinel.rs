@@ -121,7 +121,7 @@ struct Shared {
     /// A background discovery has been spawned and has not finished.
     spawned: AtomicBool,
     /// Dropped with the last clone, which stops the listeners.
-    _alive: tokio::sync::watch::Sender<()>,
+    listeners: tokio::sync::watch::Sender<()>,
 }
 
 /// Why the master is looked up again.
@@ -190,10 +190,10 @@ impl SentinelConnection {
             master: Mutex::new(Master { generation: 0, address, connection }),
             discovery: tokio::sync::Mutex::new(discovery),
             spawned: AtomicBool::new(false),
-            _alive: alive,
+            listeners: alive,
         });
         for sentinel in addresses {
-            let alive = shared._alive.subscribe();
+            let alive = shared.listeners.subscribe();
             tokio::spawn(listen_for_switches(Arc::downgrade(&shared), sentinel, master_name.to_string(), alive));
         }
         Ok(SentinelConnection { shared })
