@@ -1,7 +1,9 @@
-//! [`RedisBackend`]: state in Redis (standalone or Cluster) for throttles shared by
-//! many processes. One round trip per decision; see the type's documentation.
+//! [`RedisBackend`]: state in Redis (standalone, Cluster or Sentinel) for throttles
+//! shared by many processes. One round trip per decision; see the type's
+//! documentation.
 
 mod scripts;
+mod sentinel;
 
 use super::{Backend, BackendError, BoxFuture, HitRequest};
 use crate::strategy::{Decision, DynStrategy, Metadata, NEVER, Snapshot, codec};
@@ -14,9 +16,9 @@ use scripts::Plan;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Throttle state in Redis, standalone or Cluster, shared by every process that uses
-/// the same Redis. Cloning is cheap and shares the connection. Needs the `redis`
-/// feature.
+/// Throttle state in Redis (standalone, Cluster, or through Sentinel), shared by every
+/// process that uses the same Redis. Cloning is cheap and shares the connection. Needs
+/// the `redis` feature.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -135,6 +137,11 @@ use std::time::Duration;
 /// [`connect_cluster`](Self::connect_cluster) takes any nodes of the cluster. Every
 /// decision touches one key, routed to its slot's master.
 /// [`reset_namespace`](Self::reset_namespace) scans every master.
+///
+/// # Sentinel
+///
+/// [`connect_sentinel`](Self::connect_sentinel) takes the master's name and the
+/// sentinels' addresses, and follows a failover to the promoted replica by itself.
 #[derive(Clone)]
 pub struct RedisBackend {
     namespace: String,
@@ -149,6 +156,7 @@ pub struct RedisBackend {
 enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(sentinel::SentinelConnection),
 }
 
 /// Attempts of one compare-and-set decision before giving up.
@@ -306,6 +314,7 @@ impl RedisBackend {
         let pattern = format!("{}:*", escape_glob(&self.namespace));
         match &self.connection {
             Connection::Single(manager) => scan_and_unlink(&mut manager.clone(), &pattern).await,
+            Connection::Sentinel(sentinel) => scan_and_unlink(&mut sentinel.clone(), &pattern).await,
             Connection::Cluster(cluster) => {
                 let mut cluster = cluster.clone();
                 let mut deleted = 0;
@@ -330,6 +339,7 @@ impl RedisBackend {
         match &self.connection {
             Connection::Single(manager) => invocation.invoke_async(&mut manager.clone()).await,
             Connection::Cluster(cluster) => invocation.invoke_async(&mut cluster.clone()).await,
+            Connection::Sentinel(sentinel) => invocation.invoke_async(&mut sentinel.clone()).await,
         }
         .map_err(failed)
     }
@@ -483,6 +493,7 @@ impl RedisBackend {
         match &self.connection {
             Connection::Single(manager) => manager.clone().req_packed_command(&cmd).await,
             Connection::Cluster(cluster) => cluster.clone().req_packed_command(&cmd).await,
+            Connection::Sentinel(sentinel) => sentinel.clone().req_packed_command(&cmd).await,
         }
         .map(drop)
         .map_err(failed)
@@ -533,8 +544,8 @@ fn escape_glob(text: &str) -> String {
     out
 }
 
-/// SCAN + UNLINK on a standalone server.
-async fn scan_and_unlink(connection: &mut ConnectionManager, pattern: &str) -> Result<u64, BackendError> {
+/// SCAN + UNLINK on a standalone server (or Sentinel's master).
+async fn scan_and_unlink(connection: &mut impl ConnectionLike, pattern: &str) -> Result<u64, BackendError> {
     let mut cursor = 0u64;
     let mut deleted = 0;
     loop {
@@ -716,6 +727,7 @@ impl std::fmt::Debug for RedisBackend {
         let kind = match self.connection {
             Connection::Single(_) => "single",
             Connection::Cluster(_) => "cluster",
+            Connection::Sentinel(_) => "sentinel",
         };
         let time = if self.clock.is_some() { "clock" } else { "server" };
         f.debug_struct("RedisBackend")
