@@ -45,6 +45,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+pub mod attribute;
 pub mod backend;
 mod client_ip;
 mod clock;
@@ -65,7 +66,7 @@ pub mod strategy;
 pub mod throttles;
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "private/mod.rs"]
 pub mod __private;
 
 pub use backend::{MemoryBackend, default_backend, set_default_backend};

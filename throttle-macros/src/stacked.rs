@@ -1,0 +1,104 @@
+//! Stacked `#[throttle]` attributes: rustc expands the top one first, with the others
+//! still on the item. The top one takes out the ones that are ours and expands them all
+//! into one guard, so nothing coordinates at run time.
+//!
+//! A macro cannot resolve a path, so "ours" is decided by the path as written, and
+//! only for the spellings that can name nothing else: `throttle` (the import
+//! `use throttle::throttle`), and `throttle::throttle` or `::throttle::throttle` (with
+//! `crate = "my_throttle"` on the top attribute: `my_throttle::throttle`). Every other
+//! attribute, `#[other::throttle]` included, stays on the function untouched.
+
+use crate::args::{ThrottleArgs, USAGE};
+use proc_macro2::TokenStream;
+use syn::ext::IdentExt;
+use syn::{Attribute, FnArg, Meta, Pat, Path, Signature};
+
+/// The argument `#[throttle]` adds first to a handler; also how an attribute that the
+/// top one did not take in recognises the function it already rewrote.
+pub(crate) const GUARD: &str = "__throttle_guard";
+
+/// Takes our `#[throttle(...)]` attributes out of `attrs`, in order, each with its
+/// arguments parsed; every other attribute stays in place.
+pub(crate) fn take_ours(attrs: &mut Vec<Attribute>, krate: &Path) -> (Vec<Attribute>, Vec<syn::Result<ThrottleArgs>>) {
+    let (ours, others): (Vec<_>, _) = std::mem::take(attrs).into_iter().partition(|attr| is_ours(attr.path(), krate));
+    *attrs = others;
+    let args = ours.iter().map(arguments).collect();
+    (ours, args)
+}
+
+/// `throttle`, or `<crate>::throttle` with or without the leading `::`.
+pub(crate) fn is_ours(path: &Path, krate: &Path) -> bool {
+    let written = names(path);
+    let bare_import = path.leading_colon.is_none() && written == ["throttle"];
+    let mut qualified = names(krate);
+    qualified.push("throttle".to_string());
+    bare_import || written == qualified
+}
+
+fn names(path: &Path) -> Vec<String> {
+    path.segments
+        .iter()
+        .map(|segment| match segment.arguments.is_none() {
+            true => segment.ident.unraw().to_string(),
+            // `a::<T>::throttle` names no attribute; it never equals a crate path.
+            false => String::new(),
+        })
+        .collect()
+}
+
+/// `#[throttle(args)]`, and `#[throttle]` as empty arguments (reported as missing keys).
+fn arguments(attr: &Attribute) -> syn::Result<ThrottleArgs> {
+    match &attr.meta {
+        Meta::List(list) => syn::parse2(list.tokens.clone()),
+        Meta::Path(_) => syn::parse2(TokenStream::new()),
+        Meta::NameValue(meta) => Err(syn::Error::new_spanned(&meta.value, USAGE)),
+    }
+}
+
+/// Whether a `#[throttle]` above already rewrote this function: it is then stacked
+/// under one that did not recognise its path.
+pub(crate) fn already_guarded(sig: &Signature) -> bool {
+    let Some(FnArg::Typed(first)) = sig.inputs.first() else { return false };
+    matches!(&*first.pat, Pat::Ident(pat) if pat.ident == GUARD)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours(path: &str, krate: &str) -> bool {
+        is_ours(&syn::parse_str(path).unwrap(), &syn::parse_str(krate).unwrap())
+    }
+
+    #[test]
+    fn only_the_spellings_that_name_this_crate_are_ours() {
+        for path in ["throttle", "r#throttle", "throttle::throttle", "::throttle::throttle"] {
+            assert!(ours(path, "::throttle"), "{path}");
+        }
+        for path in ["other::throttle", "crate::throttle", "self::throttle", "::throttle", "a::throttle::throttle"] {
+            assert!(!ours(path, "::throttle"), "{path}");
+        }
+        assert!(ours("my_throttle::throttle", "my_throttle"));
+        assert!(ours("::my_throttle::throttle", "my_throttle"));
+        assert!(ours("throttle", "my_throttle"));
+        assert!(!ours("throttle::throttle", "my_throttle"));
+    }
+
+    #[test]
+    fn takes_ours_out_in_order_and_leaves_the_rest() {
+        let item: syn::ItemFn = syn::parse_quote! {
+            #[inline]
+            #[throttle(uid = "a", rate = "1/s")]
+            #[other::throttle]
+            #[throttle::throttle(uid = "b", rate = "2/s")]
+            #[rustfmt::throttle]
+            fn f() {}
+        };
+        let mut attrs = item.attrs;
+        let (taken, args) = take_ours(&mut attrs, &syn::parse_quote!(::throttle));
+        assert_eq!(taken.len(), 2);
+        assert!(args.iter().all(Result::is_ok));
+        let kept: Vec<String> = attrs.iter().map(|attr| quote::quote!(#attr).to_string()).collect();
+        assert_eq!(kept, ["# [inline]", "# [other :: throttle]", "# [rustfmt :: throttle]"]);
+    }
+}
