@@ -34,26 +34,28 @@ impl<M: Site, S: Send + Sync> FromRequestParts<S> for Guard<M> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let headers = match M::throttles() {
-            [only] => built(only)?.hit(&*parts).await.map_err(IntoResponse::into_response)?.into_headers(),
-            stack => {
-                let throttles = stack.iter().map(|site| built(site).cloned()).collect::<Result<Vec<_>, _>>()?;
-                let admitted =
-                    crate::stack::hit_each(&throttles, &*parts).await.map_err(IntoResponse::into_response)?;
-                let mut headers = HeaderMap::new();
-                for admitted in admitted {
-                    append_missing(&mut headers, admitted.into_headers());
-                }
-                headers
-            }
-        };
+        let headers = hit(M::throttles(), parts).await.map_err(IntoResponse::into_response)?;
         Ok(Guard { headers, site: PhantomData })
     }
 }
 
-/// The static's throttle, or the 500 that names it.
-fn built(site: &StaticThrottle) -> Result<&HttpThrottle, Response> {
-    site.get().map_err(|error| ThrottleError::into_response(site.not_built(error)))
+/// Hits the statics' throttles as one stack; the admitted hits' headers, the higher
+/// attribute's first.
+async fn hit(statics: &[&StaticThrottle], parts: &Parts) -> Result<HeaderMap, ThrottleError> {
+    if let [only] = statics {
+        return Ok(built(only)?.hit(parts).await?.into_headers());
+    }
+    let throttles = statics.iter().map(|site| built(site).cloned()).collect::<Result<Vec<_>, _>>()?;
+    let mut headers = HeaderMap::new();
+    for admitted in crate::stack::hit_each(&throttles, parts).await? {
+        append_missing(&mut headers, admitted.into_headers());
+    }
+    Ok(headers)
+}
+
+/// The static's throttle, or the error (a 500) that names it.
+fn built(site: &StaticThrottle) -> Result<&HttpThrottle, ThrottleError> {
+    site.get().map_err(|error| site.not_built(error))
 }
 
 impl<M> fmt::Debug for Guard<M> {
