@@ -7,11 +7,8 @@
 use crate::args::ThrottleArgs;
 use crate::error::with_error;
 use crate::item::HandlerFn;
-use crate::stacked;
-use crate::validate::{
-    At, Config, CostSpec, HeadersSpec, InvalidStack, OnErrorSpec, RateSpec, StrategySpec, crate_path, parse_rate,
-    validate_stack,
-};
+use crate::stacked::{self, InvalidStack};
+use crate::validate::{At, Config, CostSpec, HeadersSpec, OnErrorSpec, RateSpec, StrategySpec, crate_path, parse_rate};
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
@@ -31,30 +28,17 @@ pub(crate) fn throttle(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     if stacked::already_guarded(&handler.sig) {
-        return with_error(handler.to_token_stream(), &syn::Error::new(Span::call_site(), NOT_TAKEN_IN));
+        return with_error(handler.to_token_stream(), &syn::Error::new(Span::call_site(), stacked::NOT_TAKEN_IN));
     }
     let args: syn::Result<ThrottleArgs> = syn::parse2(args);
-    let krate = written_crate(&args);
+    let krate = stacked::written_crate(&args);
     let (below, below_args) = stacked::take_ours(&mut handler.attrs, &krate);
     let mut attributes = vec![(At::Top, args)];
     attributes.extend(below.iter().map(At::Below).zip(below_args));
-    match validate_stack(attributes, &handler) {
+    match stacked::validate_stack(attributes, &handler, &krate) {
         Ok(configs) => expand(&configs, handler),
         Err(invalid) => fallback(&handler, invalid),
     }
-}
-
-/// For a `#[throttle]` the one above it did not take in: it would be a second guard.
-const NOT_TAKEN_IN: &str = "this `#[throttle]` is stacked below another one that does not recognise its path; \
-     write stacked attributes as `#[throttle(...)]` or `#[throttle::throttle(...)]` (`#[my_throttle::throttle(...)]` \
-     with `crate = \"my_throttle\"` on the top one), so the top one checks them all with one guard";
-
-/// The top attribute's `crate = ...` as far as it parses, for recognising the stacked
-/// ones; `validate` reports its mistakes.
-fn written_crate(args: &syn::Result<ThrottleArgs>) -> Path {
-    let written = args.as_ref().ok().and_then(|args| args.krate.as_ref()).map(|(_, value)| value.clone());
-    let mut ignored = crate::error::Errors::default();
-    written.and_then(|value| crate_path(Some(value), &mut ignored)).unwrap_or_else(|| syn::parse_quote!(::throttle))
 }
 
 /// For an item that is not a function at all, a clearer error than "expected `fn`".
