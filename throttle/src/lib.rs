@@ -43,6 +43,7 @@
 //! - [`strategy`]: the eight algorithms; [`backend`]: where state lives
 //!   ([`MemoryBackend`] by default, `RedisBackend` with the `redis` feature).
 //! - [`registry`]: every live throttle by uid, with runtime switches.
+//! - [`attribute`]: the static and the response type `#[throttle]` generates.
 //!
 //! ## Features
 //!
@@ -58,6 +59,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+pub mod attribute;
 pub mod backend;
 mod client_ip;
 mod clock;
@@ -79,7 +81,7 @@ pub mod strategy;
 pub mod throttles;
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "private/mod.rs"]
 pub mod __private;
 
 pub use backend::{MemoryBackend, default_backend, set_default_backend};
@@ -148,9 +150,9 @@ pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_fra
 ///
 /// # The generated static
 ///
-/// Each annotated handler gets a static named after it: `get_data` gets
-/// `GET_DATA_THROTTLE` (or the identifier given as `name = ...`), with the handler's
-/// visibility. Call it directly to see and spend the same quota as the handler:
+/// Each annotated handler gets a [`StaticThrottle`](attribute::StaticThrottle) named
+/// after it: `get_data` gets `GET_DATA_THROTTLE` (or the identifier given as
+/// `name = ...`), with the handler's visibility. Call it directly to see and spend the same quota as the handler:
 ///
 /// ```
 /// use axum::extract::Request;
@@ -180,26 +182,40 @@ pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_fra
 /// With `headers = ...` the resolved headers are attached to the handler's responses,
 /// admitted (whatever the handler returns) and throttled alike; the handler's own
 /// headers win on a name conflict. The declared return type `T` becomes
-/// `WithHeaders<T>`, which implements `IntoResponse`. Without `headers`, the return
-/// type is unchanged and a 429 carries `Retry-After` only.
+/// [`WithHeaders<T>`](attribute::WithHeaders), which implements `IntoResponse`.
+/// Without `headers`, the return type is unchanged and a 429 carries `Retry-After`
+/// only.
 ///
 /// # The function
 ///
 /// The handler must be a free `async fn`. Its attributes, doc comments, visibility,
 /// generics and where clause are kept, and its body runs unchanged (`return` and `?`
 /// behave as written). One extractor parameter is added in front, so a throttled
-/// handler takes at most 15 of its own (axum's limit is 16). Stacked `#[throttle]`
-/// attributes run top to bottom, each with its own `name`:
+/// handler takes at most 15 of its own (axum's limit is 16).
+///
+/// # Stacked attributes
+///
+/// Stacked `#[throttle]` attributes are one limit stack with one guard: the top one
+/// takes in the ones below it, checks each, and hits their throttles together, top
+/// first. The first refusal answers the request, and on one store it consumes nothing
+/// in the others (see [`hit_all`]). Each attribute keeps its own static (give each a
+/// `name`), uid and `headers`; a higher attribute's headers win on a name conflict.
 ///
 /// ```
 /// use throttle::throttle;
 ///
-/// #[throttle(uid = "docs:burst", rate = "10/s")]
+/// #[throttle(uid = "docs:burst", rate = "10/s", headers = "always")]
 /// #[throttle(uid = "docs:daily", rate = "1000/day", name = DAILY_THROTTLE)]
 /// async fn search() -> &'static str {
 ///     "results"
 /// }
 /// ```
+///
+/// A macro cannot resolve paths, so the attributes taken in are those spelled
+/// `#[throttle(..)]`, `#[throttle::throttle(..)]` or `#[::throttle::throttle(..)]`
+/// (`#[my_throttle::throttle(..)]` with `crate = "my_throttle"` on the top one). Any
+/// other attribute, such as an unrelated `#[other::throttle]`, stays on the function
+/// untouched; one of ours under another spelling is a compile error that says so.
 ///
 /// # Equivalent code without the attribute
 ///
