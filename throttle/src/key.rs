@@ -35,7 +35,7 @@ pub use throttle_grammar::names::{MAX_NAMESPACE_LEN, MAX_UID_LEN};
 pub const MAX_KEY_LEN: usize = 256;
 
 /// The longest client or scope segment of a key, in bytes; longer ones are digested.
-pub const MAX_SEGMENT_LEN: usize = 76;
+pub const MAX_SEGMENT_LEN: usize = 72;
 
 /// Starts a digested (or empty) segment; escaped in readable ones.
 const DIGEST_MARKER: char = '#';
@@ -47,7 +47,12 @@ const PART_SEPARATOR: char = '|';
 const DIGEST_SEGMENT_LEN: usize = 1 + 2 * 32;
 
 const _: () = assert!(DIGEST_SEGMENT_LEN <= MAX_SEGMENT_LEN);
-const _: () = assert!(MAX_NAMESPACE_LEN + MAX_UID_LEN + 2 * MAX_SEGMENT_LEN + "::{}:".len() <= MAX_KEY_LEN);
+/// What a backend may append to a stored key for a second key beside it (the Redis
+/// sliding log's and queue's `:entries` list).
+pub(crate) const MAX_SUFFIX_LEN: usize = ":entries".len();
+
+const _: () =
+    assert!(MAX_NAMESPACE_LEN + MAX_UID_LEN + 2 * MAX_SEGMENT_LEN + "::{}:".len() + MAX_SUFFIX_LEN <= MAX_KEY_LEN);
 
 pub(crate) fn validate_uid(uid: &str) -> Result<(), ConfigError> {
     NameKind::Uid

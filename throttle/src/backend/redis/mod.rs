@@ -526,10 +526,13 @@ fn redis_key(key: &str) -> String {
 }
 
 /// The key beside a state key that holds the entries of a sliding log or a queue
-/// (a sorted set): the same hash tag, so the same Cluster slot. No state key ends so:
-/// a state key's last segment follows its `{client}` one.
+/// (a list): the same hash tag, so the same Cluster slot. No state key ends so: a
+/// state key's last segment follows its `{client}` one. `key::MAX_SUFFIX_LEN` keeps it
+/// within `key::MAX_KEY_LEN`.
 fn entries_key(redis_key: &str) -> String {
-    format!("{redis_key}:entries")
+    const SUFFIX: &str = ":entries";
+    const _: () = assert!(SUFFIX.len() <= crate::key::MAX_SUFFIX_LEN);
+    format!("{redis_key}{SUFFIX}")
 }
 
 /// `text` matched literally by a SCAN pattern.
