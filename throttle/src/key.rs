@@ -174,11 +174,11 @@ mod tests {
         assert_eq!(key, format!("ns:api:#{}:default", digest_hex(&[&long])));
         assert_eq!(key.len(), "ns:api:".len() + DIGEST_SEGMENT_LEN + ":default".len());
         assert_eq!(
-            build("ns:api:", "a", &["x"; 40]),
-            format!("ns:api:a:#{}", digest_hex(&["x"; 40])),
-            "40 parts escape to 79 bytes"
+            build("ns:api:", "a", &["x"; 37]),
+            format!("ns:api:a:#{}", digest_hex(&["x"; 37])),
+            "37 parts escape to 73 bytes"
         );
-        assert_eq!(build("ns:api:", "a", &["x"; 38]).len(), "ns:api:a:".len() + 75, "38 parts stay readable");
+        assert_eq!(build("ns:api:", "a", &["x"; 36]).len(), "ns:api:a:".len() + 71, "36 parts stay readable");
     }
 
     #[test]
