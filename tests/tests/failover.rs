@@ -268,7 +268,8 @@ struct Tally {
 async fn redis_stopped_paused_and_restarted_under_load() {
     let Some(mut server) = RedisServer::start() else { return };
     let redis = RedisBackend::connect(&server.url()).await.expect("connects");
-    let timeout = Duration::from_millis(100);
+    // Generous for a busy CI machine: a slow answer must not read as a failure.
+    let timeout = Duration::from_millis(250);
     let failover = Failover::builder(DenyCache::new(redis), MemoryBackend::new())
         .failures(3)
         .cool_down(Duration::from_millis(300))
@@ -341,7 +342,7 @@ async fn redis_stopped_paused_and_restarted_under_load() {
     };
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(failover.state(), CircuitState::Closed);
+    until(CircuitState::Closed, "at first").await;
     assert!(server.command_calls("evalsha") > 0, "Redis decides at first");
 
     // Stopped: connections refused.
@@ -378,6 +379,7 @@ async fn redis_stopped_paused_and_restarted_under_load() {
     // A correctness bound, not a benchmark: the timeout plus slack for a busy machine.
     assert!(slowest < timeout + Duration::from_millis(500), "a request waited {slowest:?}");
     // Redis is the one deciding again: a client that reached its limit on Redis.
+    until(CircuitState::Closed, "at the end").await;
     for _ in 0..10 {
         assert_eq!(status(&exact, [10, 201, 0, 1]).await, StatusCode::OK);
     }

@@ -1,24 +1,23 @@
 //! Rate limiting for axum.
 //!
-//! Build an [`HttpThrottle`] once, keyed by a unique uid, and call it from handlers:
+//! Build an [`HttpThrottle`] with your app, keyed by a uid, and call it from handlers:
 //!
 //! ```
-//! use axum::{Json, extract::Request};
-//! use std::sync::LazyLock;
-//! use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError};
+//! use axum::extract::{Request, State};
+//! use axum::{Json, Router, response::IntoResponse, routing::get};
+//! use throttle::{ConfigError, DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError};
 //!
-//! static API: LazyLock<HttpThrottle> = LazyLock::new(|| {
-//!     HttpThrottle::builder("api:items")
-//!         .rate("100/min")
-//!         .headers(&DEFAULT_HEADERS_ALWAYS)
-//!         .build()
-//!         .expect("valid throttle")
-//! });
-//!
-//! async fn list_items(request: Request) -> Result<impl axum::response::IntoResponse, ThrottleError> {
-//!     let admitted = API.hit(&request).await?; // 429 + Retry-After when over the limit
+//! async fn list_items(State(api): State<HttpThrottle>, request: Request) -> Result<impl IntoResponse, ThrottleError> {
+//!     let admitted = api.hit(&request).await?; // 429 + Retry-After when over the limit
 //!     Ok((admitted, Json(["widget", "gizmo"]))) // X-RateLimit-Limit / -Remaining
 //! }
+//!
+//! fn app() -> Result<Router, ConfigError> {
+//!     let api = HttpThrottle::builder("api:items").rate("100/min").headers(&DEFAULT_HEADERS_ALWAYS).build()?;
+//!     Ok(Router::new().route("/items", get(list_items)).with_state(api))
+//! }
+//! # let _ = (app()?, app()?); // the same router builds twice
+//! # Ok::<(), ConfigError>(())
 //! ```
 //!
 //! With the `macros` feature (on by default) the same in one line, checked at compile
@@ -220,26 +219,25 @@ pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_fra
 /// # Equivalent code without the attribute
 ///
 /// ```
-/// use axum::{Json, extract::Request};
-/// use std::sync::LazyLock;
+/// use axum::extract::{Request, State};
+/// use axum::{Json, Router, routing::get};
 /// use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError};
 ///
-/// static DATA: LazyLock<HttpThrottle> = LazyLock::new(|| {
-///     HttpThrottle::builder("docs:equivalent")
-///         .rate("100/min")
-///         .headers(&DEFAULT_HEADERS_ALWAYS)
-///         .build()
-///         .expect("a unique uid")
-/// });
-///
-/// async fn get_data(request: Request) -> Result<(throttle::Admitted, Json<Vec<u32>>), ThrottleError> {
-///     let admitted = DATA.hit(&request).await?;
+/// async fn get_data(
+///     State(data): State<HttpThrottle>,
+///     request: Request,
+/// ) -> Result<(throttle::Admitted, Json<Vec<u32>>), ThrottleError> {
+///     let admitted = data.hit(&request).await?;
 ///     Ok((admitted, Json(vec![1, 2, 3])))
 /// }
+///
+/// let data = HttpThrottle::builder("docs:equivalent").rate("100/min").headers(&DEFAULT_HEADERS_ALWAYS).build()?;
+/// let app: Router = Router::new().route("/data", get(get_data)).with_state(data);
+/// # Ok::<(), throttle::ConfigError>(())
 /// ```
 ///
 /// The attribute differs in three ways: the hit happens in an extractor placed before
-/// all the others, a configuration error is a logged 500 instead of a panic, and the
+/// all the others, a configuration error is a logged 500 instead of an error at startup, and the
 /// handler's signature keeps its own extractors.
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
