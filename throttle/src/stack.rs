@@ -4,7 +4,7 @@
 use crate::backend::{BackendError, HitRequest};
 use crate::strategy::Decision;
 use crate::throttles::core::Prepared;
-use crate::{Admitted, AsConnection, HttpThrottle, ThrottleError};
+use crate::{Admitted, AsConnection, Context, Cost, HttpThrottle, ThrottleError};
 use http::HeaderMap;
 
 /// Hits several throttles as one, in order: the first rejection wins, and on one
@@ -32,15 +32,33 @@ pub(crate) async fn hit_each(
     throttles: &[HttpThrottle],
     conn: &impl AsConnection,
 ) -> Result<Vec<Admitted>, ThrottleError> {
+    let calls: Vec<StackedHit<'_>> =
+        throttles.iter().map(|throttle| StackedHit { throttle, cost: None, context: None }).collect();
+    hit_each_with(&calls, conn).await
+}
+
+/// One throttle of a stacked hit, with its own cost and context (a quota context's
+/// queued totals); `None` takes the throttle's.
+pub(crate) struct StackedHit<'a> {
+    pub(crate) throttle: &'a HttpThrottle,
+    pub(crate) cost: Option<Cost>,
+    pub(crate) context: Option<&'a Context>,
+}
+
+/// [`hit_each`] with a cost and context per throttle.
+pub(crate) async fn hit_each_with(
+    calls: &[StackedHit<'_>],
+    conn: &impl AsConnection,
+) -> Result<Vec<Admitted>, ThrottleError> {
     let conn = conn.as_connection();
-    let mut prepared: Vec<(usize, &HttpThrottle, Prepared<'_>)> = Vec::with_capacity(throttles.len());
-    for (index, throttle) in throttles.iter().enumerate() {
-        if let Some(p) = throttle.core().prepare(&conn, None, None).await? {
+    let mut prepared: Vec<(usize, &HttpThrottle, Prepared<'_>)> = Vec::with_capacity(calls.len());
+    for (index, StackedHit { throttle, cost, context }) in calls.iter().enumerate() {
+        if let Some(p) = throttle.core().prepare(&conn, cost.map(Ok), *context).await? {
             prepared.push((index, throttle, p));
         }
     }
     let decisions = decide_all(&prepared).await;
-    let mut admitted = vec![Admitted::default(); throttles.len()];
+    let mut admitted = vec![Admitted::default(); calls.len()];
     for ((index, throttle, p), decision) in prepared.into_iter().zip(decisions) {
         admitted[index] = throttle.core().finish(&conn, p, decision)?;
     }

@@ -1,6 +1,7 @@
 //! [`RedisBackend`]: state in Redis (standalone or Cluster) for throttles shared by
 //! many processes. One round trip per decision; see the type's documentation.
 
+mod inflight;
 mod scripts;
 
 use super::{Backend, BackendError, BoxFuture, HitRequest};
