@@ -51,7 +51,8 @@
 //!   discards them). Only the outermost context applies.
 
 use crate::stack::{self, StackedHit};
-use crate::{AsConnection, Context, Cost, HttpThrottle, InvalidCost, ThrottleError};
+use crate::{AsConnection, Connection, Context, Cost, HttpThrottle, InvalidCost, ThrottleError};
+use core::future::Future;
 use http::HeaderMap;
 
 /// One queued charge: a throttle, the summed cost, and the call context.
@@ -101,7 +102,7 @@ fn push(
 /// Whether `throttle` would admit what is queued on it plus `cost`, now.
 async fn check_total(
     queue: &(impl Queue + ?Sized),
-    conn: &(impl AsConnection + ?Sized),
+    conn: &Connection<'_>,
     throttle: &HttpThrottle,
     cost: Cost,
     context: Option<&Context>,
@@ -146,29 +147,41 @@ macro_rules! queue_methods {
         /// enclosing context) plus `cost`, now. Consumes nothing, and like
         /// [`HttpThrottle::check`] it is best effort: another request may take the quota
         /// before the apply. `false` for an invalid cost.
-        pub async fn check<C: TryInto<Cost, Error = InvalidCost>>(
-            &self,
-            conn: &(impl AsConnection + ?Sized),
-            throttle: &HttpThrottle,
+        pub fn check<'a, C: TryInto<Cost, Error = InvalidCost>>(
+            &'a self,
+            conn: &'a (impl AsConnection + ?Sized),
+            throttle: &'a HttpThrottle,
             cost: C,
-        ) -> bool {
-            match cost.try_into() {
-                Ok(cost) => check_total(self, conn, throttle, cost, None).await,
-                Err(_) => false,
+        ) -> impl Future<Output = bool> + Send + 'a {
+            // The view, not `conn` itself, goes into the future: a `Request`'s body is
+            // not `Sync`, and handler futures must be `Send`.
+            let conn = conn.as_connection();
+            let cost = cost.try_into();
+            async move {
+                match cost {
+                    Ok(cost) => check_total(self, &conn, throttle, cost, None).await,
+                    Err(_) => false,
+                }
             }
         }
 
         /// Whether every charge queued here would be admitted now, each counted with
         /// what the enclosing contexts queue on the same throttle.
-        pub async fn check_queued(&self, conn: &(impl AsConnection + ?Sized)) -> bool {
-            for entry in self.own() {
-                let zero = Cost::try_from(0u8).expect("0 is a cost");
-                // The entry's own cost is part of the queued total.
-                if !check_total(self, conn, &entry.throttle, zero, entry.context.as_ref()).await {
-                    return false;
+        pub fn check_queued<'a>(
+            &'a self,
+            conn: &'a (impl AsConnection + ?Sized),
+        ) -> impl Future<Output = bool> + Send + 'a {
+            let conn = conn.as_connection();
+            async move {
+                for entry in self.own() {
+                    let zero = Cost::try_from(0u8).expect("0 is a cost");
+                    // The entry's own cost is part of the queued total.
+                    if !check_total(self, &conn, &entry.throttle, zero, entry.context.as_ref()).await {
+                        return false;
+                    }
                 }
+                true
             }
-            true
         }
 
         /// The cost queued on `throttle` (default context) here and in every enclosing
@@ -215,17 +228,23 @@ impl Quota {
     ///
     /// Each throttle is hit as by [`HttpThrottle::hit`] with the queued total as its
     /// cost: disabled throttles, rules, exempted clients and error policies apply.
-    pub async fn apply(self, conn: &(impl AsConnection + ?Sized)) -> Result<HeaderMap, ThrottleError> {
-        let calls: Vec<StackedHit<'_>> = self
-            .entries
-            .iter()
-            .map(|q| StackedHit { throttle: &q.throttle, cost: Some(q.cost), context: q.context.as_ref() })
-            .collect();
-        let mut headers = HeaderMap::new();
-        for admitted in stack::hit_each_with(&calls, &conn.as_connection()).await? {
-            headers.extend(admitted.into_headers());
+    pub fn apply<'a>(
+        self,
+        conn: &'a (impl AsConnection + ?Sized),
+    ) -> impl Future<Output = Result<HeaderMap, ThrottleError>> + Send + 'a {
+        let conn = conn.as_connection();
+        async move {
+            let calls: Vec<StackedHit<'_>> = self
+                .entries
+                .iter()
+                .map(|q| StackedHit { throttle: &q.throttle, cost: Some(q.cost), context: q.context.as_ref() })
+                .collect();
+            let mut headers = HeaderMap::new();
+            for admitted in stack::hit_each_with(&calls, &conn).await? {
+                headers.extend(admitted.into_headers());
+            }
+            Ok(headers)
         }
-        Ok(headers)
     }
 }
 

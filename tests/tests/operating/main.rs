@@ -6,3 +6,5 @@
 mod support;
 
 mod inflight;
+mod problem;
+mod quota;

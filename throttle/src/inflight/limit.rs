@@ -7,6 +7,7 @@ use super::{InFlightError, InFlightFull};
 use crate::backend::BackendError;
 use crate::throttles::{ErrorAction, OnError};
 use crate::{AsConnection, ConfigError, Connection, Context, Identifier, Identity, Rule, key};
+use core::future::Future;
 use core::hash::{BuildHasher, Hash, Hasher};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::collections::hash_map::RandomState;
@@ -127,13 +128,22 @@ impl InFlightLimit {
     /// drop(permit);
     /// # Ok(()) }
     /// ```
-    pub async fn acquire(&self, conn: &(impl AsConnection + ?Sized)) -> Result<InFlightPermit, InFlightError> {
+    pub fn acquire<'a>(
+        &'a self,
+        conn: &'a (impl AsConnection + ?Sized),
+    ) -> impl Future<Output = Result<InFlightPermit, InFlightError>> + Send + 'a {
+        // The view, not `conn` itself, goes into the future: a `Request`'s body is not
+        // `Sync`, and handler futures must be `Send`.
         let conn = conn.as_connection();
+        async move { self.acquire_for(&conn).await }
+    }
+
+    async fn acquire_for(&self, conn: &Connection<'_>) -> Result<InFlightPermit, InFlightError> {
         let inner = &self.inner;
-        if !crate::rules::applies(&inner.rules, &conn).await {
+        if !crate::rules::applies(&inner.rules, conn).await {
             return Ok(InFlightPermit::unlimited());
         }
-        let Some(key) = self.key(&conn).await else {
+        let Some(key) = self.key(conn).await else {
             return Ok(InFlightPermit::unlimited());
         };
         let lease = next_lease();
@@ -174,11 +184,16 @@ impl InFlightLimit {
 
     /// Units this request's client holds now; `None` for a client the identifier
     /// exempts.
-    pub async fn in_flight(&self, conn: &(impl AsConnection + ?Sized)) -> Result<Option<u64>, BackendError> {
+    pub fn in_flight<'a>(
+        &'a self,
+        conn: &'a (impl AsConnection + ?Sized),
+    ) -> impl Future<Output = Result<Option<u64>, BackendError>> + Send + 'a {
         let conn = conn.as_connection();
-        match self.key(&conn).await {
-            Some(key) => self.inner.store.in_flight(&key).await.map(Some),
-            None => Ok(None),
+        async move {
+            match self.key(&conn).await {
+                Some(key) => self.inner.store.in_flight(&key).await.map(Some),
+                None => Ok(None),
+            }
         }
     }
 
