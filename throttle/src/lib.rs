@@ -57,6 +57,9 @@ mod identity;
 pub mod inflight;
 pub mod key;
 mod layer;
+#[cfg(feature = "limits-file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limits-file")))]
+pub mod limits;
 mod problem;
 pub mod quota;
 pub mod rate;

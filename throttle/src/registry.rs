@@ -89,6 +89,11 @@ impl Entry {
     pub fn set_rate(&self, rate: Rate) {
         self.0.set_rate(rate);
     }
+
+    /// The throttle itself, for runtime tools of this crate (the limits file).
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.0
+    }
 }
 
 /// The live throttle with this uid.

@@ -6,5 +6,6 @@
 mod support;
 
 mod inflight;
+mod limits_file;
 mod problem;
 mod quota;
