@@ -91,6 +91,7 @@ impl Entry {
     }
 
     /// The throttle itself, for runtime tools of this crate (the limits file).
+    #[cfg(feature = "limits-file")]
     pub(crate) fn core(&self) -> &Arc<Core> {
         &self.0
     }

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 type Hasher = foldhash::fast::RandomState;
 
+/// Units held per key, in one shard.
+type Counts = Mutex<HashMap<Box<str>, u64>>;
+
 /// The answer of [`InFlightStore::acquire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -115,7 +118,7 @@ pub struct MemoryInFlight {
 
 struct Shards {
     hasher: Hasher,
-    shards: Box<[Mutex<HashMap<Box<str>, u64>>]>,
+    shards: Box<[Counts]>,
 }
 
 impl Default for Shards {
@@ -141,7 +144,7 @@ impl MemoryInFlight {
         self.len() == 0
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<Box<str>, u64>> {
+    fn shard(&self, key: &str) -> &Counts {
         let hash = self.inner.hasher.hash_one(key);
         &self.inner.shards[(hash >> 40) as usize & (self.inner.shards.len() - 1)]
     }

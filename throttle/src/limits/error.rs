@@ -10,24 +10,27 @@ use std::sync::Arc;
 /// A limits file was refused; the running limits are unchanged. Displays as
 /// `limits.toml:4:8: throttle "api:data", field `rate`: <what is wrong>`.
 #[derive(Debug, Clone)]
-pub struct LimitsError {
-    pub(crate) origin: String,
-    pub(crate) position: Option<(usize, usize)>,
-    pub(crate) uid: Option<String>,
-    pub(crate) field: Option<String>,
-    pub(crate) kind: LimitsErrorKind,
+pub struct LimitsError(Box<Details>);
+
+#[derive(Debug, Clone)]
+struct Details {
+    origin: String,
+    position: Option<(usize, usize)>,
+    uid: Option<String>,
+    field: Option<String>,
+    kind: LimitsErrorKind,
 }
 
 impl fmt::Display for LimitsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{}", Location(self), Subject(self), self.kind)
+        write!(f, "{}{}{}", Location(&self.0), Subject(&self.0), self.0.kind)
     }
 }
 
 /// The message already says what the kind says, so the source is the kind's own.
 impl std::error::Error for LimitsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        std::error::Error::source(&self.kind)
+        std::error::Error::source(&self.0.kind)
     }
 }
 
@@ -103,7 +106,7 @@ fn did_you_mean(suggestion: &Option<impl fmt::Display>) -> String {
     }
 }
 
-struct Location<'a>(&'a LimitsError);
+struct Location<'a>(&'a Details);
 
 impl fmt::Display for Location<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,7 +117,7 @@ impl fmt::Display for Location<'_> {
     }
 }
 
-struct Subject<'a>(&'a LimitsError);
+struct Subject<'a>(&'a Details);
 
 impl fmt::Display for Subject<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,7 +132,23 @@ impl fmt::Display for Subject<'_> {
 
 impl LimitsError {
     pub(crate) fn new(origin: &str, kind: LimitsErrorKind) -> Self {
-        LimitsError { origin: origin.to_string(), position: None, uid: None, field: None, kind }
+        Self::at(origin, None, None, None, kind)
+    }
+
+    pub(crate) fn at(
+        origin: &str,
+        position: Option<(usize, usize)>,
+        uid: Option<&str>,
+        field: Option<&str>,
+        kind: LimitsErrorKind,
+    ) -> Self {
+        LimitsError(Box::new(Details {
+            origin: origin.to_string(),
+            position,
+            uid: uid.map(str::to_string),
+            field: field.map(str::to_string),
+            kind,
+        }))
     }
 
     pub(crate) fn io(path: &std::path::Path, error: std::io::Error) -> Self {
@@ -138,26 +157,26 @@ impl LimitsError {
 
     /// Where in the file (1-based line and column, in characters), when known.
     pub fn position(&self) -> Option<(usize, usize)> {
-        self.position
+        self.0.position
     }
 
     /// The throttle uid the problem is about, if any.
     pub fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
+        self.0.uid.as_deref()
     }
 
     /// The field (`rate`, `strategy`, `enabled`, `shadow`, or an unknown key), if any.
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.0.field.as_deref()
     }
 
     /// What is wrong.
     pub fn kind(&self) -> &LimitsErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// The file's path (or the name given to text).
     pub fn origin(&self) -> PathBuf {
-        PathBuf::from(&self.origin)
+        PathBuf::from(&self.0.origin)
     }
 }

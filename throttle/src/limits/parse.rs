@@ -37,11 +37,7 @@ impl Source<'_> {
         field: Option<&str>,
         kind: LimitsErrorKind,
     ) -> LimitsError {
-        let mut error = LimitsError::new(self.origin, kind);
-        error.position = at.map(|at| line_column(self.text, at));
-        error.uid = uid.map(str::to_string);
-        error.field = field.map(str::to_string);
-        error
+        LimitsError::at(self.origin, at.map(|at| line_column(self.text, at)), uid, field, kind)
     }
 
     /// Every throttle's settings, or the first problem in the file.
