@@ -42,6 +42,9 @@
 //! - [`strategy`]: the eight algorithms; [`backend`]: where state lives
 //!   ([`MemoryBackend`] by default, `RedisBackend` with the `redis` feature).
 //! - [`registry`]: every live throttle by uid, with runtime switches.
+//! - [`inflight`]: at most N requests of a client at once; [`quota`]: costs queued
+//!   during a handler and applied together; `limits` (feature `limits-file`): limits
+//!   in a TOML file, reloaded on change.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
