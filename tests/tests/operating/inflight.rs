@@ -437,6 +437,30 @@ async fn a_dead_redis_follows_the_error_policy() {
     assert!(!permit.is_counted(), "allowed through, holding nothing");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_whose_acquire_timed_out_is_released_once_redis_answers() {
+    let Some(server) = RedisServer::start() else { return };
+    let limit = InFlightLimit::builder("inflight:timeout")
+        .max(1)
+        .timeout(Duration::from_millis(100))
+        .store(redis(&server, None).await)
+        .build()
+        .unwrap();
+    let conn = get_from("/", [10, 0, 0, 1]);
+    // Load the script first, so the timed-out call is the script itself (not a NOSCRIPT
+    // answer that never gets its retry).
+    drop(limit.acquire(&conn).await.unwrap());
+    limit.settle().await;
+    server.pause();
+    let rejected = limit.acquire(&conn).await.unwrap_err();
+    assert!(matches!(rejected, throttle::inflight::InFlightError::Full(_)), "fail closed: {rejected:?}");
+    server.resume();
+    // The acquire lands when Redis wakes up; the release sent after it removes it.
+    limit.settle().await;
+    assert_eq!(server.cli(&["EXISTS", "throttle:inflight:timeout:{ip=10.0.0.1}:#inflight"]).trim(), "0");
+    assert!(limit.acquire(&conn).await.unwrap().is_counted(), "no unit was lost to the timeout");
+}
+
 #[tokio::test]
 async fn the_store_trait_is_usable_directly() {
     let store = MemoryInFlight::new();
