@@ -65,6 +65,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An in-flight limit's options are invalid (no maximum, a zero lease, ...).
+    #[error("in-flight limit {uid:?}: {reason}")]
+    InvalidInFlight {
+        /// The limit's uid.
+        uid: String,
+        /// What is wrong, and the fix.
+        reason: String,
+    },
     /// The backend namespace is invalid.
     #[error("invalid backend namespace {namespace:?}: {reason}")]
     InvalidNamespace {

@@ -132,6 +132,20 @@ pub(crate) fn build(prefix: &str, client: &str, scope: &[&str]) -> String {
     key
 }
 
+/// `{prefix}{client}:#{tag}`: a key for another kind of state under a uid (in-flight
+/// leases). No throttle builds it: a throttle's scope segment is readable (a raw `#`
+/// is escaped), `#` alone, or `#` and 64 hex digits, and `tag` is none of these.
+pub(crate) fn build_tagged(prefix: &str, client: &str, tag: &'static str) -> String {
+    debug_assert!(!tag.is_empty() && tag.len() < 2 * 32 && !tag.contains([':', '{', '}']));
+    let mut key = String::with_capacity(prefix.len() + MAX_SEGMENT_LEN + 2 + tag.len());
+    key.push_str(prefix);
+    push_segment(&mut key, &[client]);
+    key.push(':');
+    key.push(DIGEST_MARKER);
+    key.push_str(tag);
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +171,15 @@ mod tests {
             build("ns:api:", "#a|b", &["default", "GET", "/users/{id}"]),
             "ns:api:%23a%7Cb:default|GET|/users/%7Bid%7D"
         );
+    }
+
+    #[test]
+    fn tagged_keys_never_meet_a_throttle_key() {
+        assert_eq!(build_tagged("ns:api:", "a:b", "inflight"), "ns:api:a%3Ab:#inflight");
+        assert_ne!(build_tagged("ns:api:", "a", "inflight"), build("ns:api:", "a", &["#inflight"]));
+        assert_ne!(build_tagged("ns:api:", "a", "inflight"), build("ns:api:", "a", &["inflight"]));
+        let long = "k".repeat(500);
+        assert!(build_tagged(&longest_prefix(), &long, "inflight").len() + 2 <= MAX_KEY_LEN);
     }
 
     #[test]

@@ -43,6 +43,9 @@
 //!   ([`MemoryBackend`] by default, `RedisBackend` with the `redis` feature).
 //! - [`registry`]: every live throttle by uid, with runtime switches.
 //! - [`attribute`]: the static and the response type `#[throttle]` generates.
+//! - [`inflight`]: at most N requests of a client at once; [`quota`]: costs queued
+//!   during a handler and applied together; `limits` (feature `limits-file`): limits
+//!   in a TOML file, reloaded on change.
 //!
 //! ## Features
 //!
@@ -52,6 +55,7 @@
 //! | `ws` | yes | [`WebSocketThrottle`]: per-message limits and the `rate_limit` frame (axum's `ws`) |
 //! | `tracing` | yes | warnings through `tracing` (a failing backend, a misconfigured proxy) |
 //! | `redis` | no | `RedisBackend`: standalone, Cluster and Sentinel |
+//! | `limits-file` | no | `limits`: limits in a TOML file, reloaded on change |
 //!
 //! The crate turns on only axum's `tokio` and `matched-path` features; your app chooses
 //! the rest (`http1`, `http2`, `json`, ...).
@@ -68,9 +72,15 @@ mod error;
 mod extract;
 pub mod headers;
 mod identity;
+pub mod inflight;
 pub mod key;
 mod layer;
+#[cfg(feature = "limits-file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limits-file")))]
+pub mod limits;
 mod log;
+mod problem;
+pub mod quota;
 pub mod rate;
 pub mod registry;
 mod rejection;

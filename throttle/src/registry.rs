@@ -141,4 +141,10 @@ impl Entry {
     pub fn set_rate(&self, rate: Rate) {
         self.0.set_rate(rate);
     }
+
+    /// The throttle itself, for runtime tools of this crate (the limits file).
+    #[cfg(feature = "limits-file")]
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.0
+    }
 }

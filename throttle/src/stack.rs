@@ -4,7 +4,7 @@
 use crate::backend::{BackendError, HitRequest};
 use crate::strategy::Decision;
 use crate::throttles::core::{Core, Prepared};
-use crate::{Admitted, AsConnection, Connection, HttpThrottle, ThrottleError};
+use crate::{Admitted, AsConnection, Connection, Context, Cost, HttpThrottle, ThrottleError};
 use http::HeaderMap;
 use std::sync::Arc;
 
@@ -67,18 +67,36 @@ pub(crate) async fn hit_each(
     throttles: &[HttpThrottle],
     conn: &impl AsConnection,
 ) -> Result<Vec<Admitted>, ThrottleError> {
+    let calls: Vec<StackedHit<'_>> =
+        throttles.iter().map(|throttle| StackedHit { throttle, cost: None, context: None }).collect();
+    hit_each_with(&calls, conn).await
+}
+
+/// One throttle of a stacked hit, with its own cost and context (a quota context's
+/// queued totals); `None` takes the throttle's.
+pub(crate) struct StackedHit<'a> {
+    pub(crate) throttle: &'a HttpThrottle,
+    pub(crate) cost: Option<Cost>,
+    pub(crate) context: Option<&'a Context>,
+}
+
+/// [`hit_each`] with a cost and context per throttle.
+pub(crate) async fn hit_each_with(
+    calls: &[StackedHit<'_>],
+    conn: &impl AsConnection,
+) -> Result<Vec<Admitted>, ThrottleError> {
     let conn = conn.as_connection();
-    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(throttles.len());
-    for (index, throttle) in throttles.iter().enumerate() {
+    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(calls.len());
+    for (index, StackedHit { throttle, cost, context }) in calls.iter().enumerate() {
         let core = throttle.core();
-        if throttles[..index].iter().any(|earlier| std::ptr::eq(earlier.core(), core)) {
+        if calls[..index].iter().any(|earlier| std::ptr::eq(earlier.throttle.core(), core)) {
             continue;
         }
-        if let Some(prepared) = core.prepare(&conn, None, None).await? {
+        if let Some(prepared) = core.prepare(&conn, cost.map(Ok), *context).await? {
             pending.push(Pending { index, core, prepared });
         }
     }
-    let mut admitted = vec![Admitted::default(); throttles.len()];
+    let mut admitted = vec![Admitted::default(); calls.len()];
     let mut pending = pending.into_iter().peekable();
     while let Some(first) = pending.next() {
         let store = first.core.backend.store_id();

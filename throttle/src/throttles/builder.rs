@@ -231,6 +231,23 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
+    /// Rejections answer with RFC 9457 problem details (`application/problem+json`)
+    /// naming the wait and the policy, instead of the text body (see
+    /// [`Throttled::problem_details`]). Replaces any
+    /// [`throttled_handler`](Self::throttled_handler) set before.
+    ///
+    /// ```
+    /// use throttle::HttpThrottle;
+    ///
+    /// let api = HttpThrottle::builder("docs:problem-details").rate("100/min").problem_details().build()?;
+    /// # let _ = api;
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn problem_details(mut self) -> Self {
+        self.handler = Some(Arc::new(Throttled::problem_details));
+        self
+    }
+
     /// Adds a rule: where the throttle applies (see [`Rule`]).
     pub fn rule(mut self, rule: Rule) -> Self {
         self.rules.push(rule);

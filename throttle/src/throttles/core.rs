@@ -260,6 +260,7 @@ impl Core {
         Err(Throttled {
             uid: self.uid.clone(),
             wait_ms: decision.wait_ms,
+            rate,
             headers,
             context: context.into_owned(),
             handler: self.handler.clone(),

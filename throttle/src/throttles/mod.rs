@@ -4,7 +4,7 @@ mod builder;
 mod call;
 pub(crate) mod core;
 mod http;
-mod options;
+pub(crate) mod options;
 mod split;
 #[cfg(feature = "ws")]
 mod websocket;

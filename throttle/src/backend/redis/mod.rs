@@ -2,6 +2,7 @@
 //! shared by many processes. One round trip per decision; see the type's
 //! documentation.
 
+mod inflight;
 mod scripts;
 mod sentinel;
 

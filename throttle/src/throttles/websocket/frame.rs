@@ -66,7 +66,14 @@ mod tests {
     use http::HeaderMap;
 
     fn throttled(wait_ms: u64, context: Context) -> Throttled {
-        Throttled { uid: "t".into(), wait_ms, headers: HeaderMap::new(), context, handler: None }
+        Throttled {
+            uid: "t".into(),
+            wait_ms,
+            rate: crate::Rate::per_second(1),
+            headers: HeaderMap::new(),
+            context,
+            handler: None,
+        }
     }
 
     fn text(message: Message) -> String {
