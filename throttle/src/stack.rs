@@ -89,7 +89,12 @@ pub(crate) async fn hit_each_with(
     let mut pending: Vec<Pending<'_>> = Vec::with_capacity(calls.len());
     for (index, StackedHit { throttle, cost, context }) in calls.iter().enumerate() {
         let core = throttle.core();
-        if calls[..index].iter().any(|earlier| std::ptr::eq(earlier.throttle.core(), core)) {
+        // The same throttle with the same context is the same bucket: hit once. (A
+        // quota context may hit one throttle in several scopes: separate buckets.)
+        if calls[..index]
+            .iter()
+            .any(|earlier| std::ptr::eq(earlier.throttle.core(), core) && earlier.context == *context)
+        {
             continue;
         }
         if let Some(prepared) = core.prepare(&conn, cost.map(Ok), *context).await? {
