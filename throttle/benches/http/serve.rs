@@ -1,0 +1,103 @@
+//! One server process: started pinned to the server core, probed, loaded, stopped.
+
+use crate::Settings;
+use crate::load::{Load, Sample};
+use crate::report::{Backend, Case};
+use crate::servers::{self, CLIENT_HEADER, Identify, Path, Server, Setup};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The child side: `serve <server> <path> <memory | redis-url>`. Prints `port N` once
+/// listening, then serves until killed.
+pub(crate) fn run(args: &[String]) {
+    let [server, path, backend] = args else { panic!("usage: serve <server> <path> <memory | redis://..>") };
+    let server = Server::parse(server).unwrap_or_else(|| panic!("unknown server {server}"));
+    let path = Path::parse(path).unwrap_or_else(|| panic!("unknown path {path}"));
+    // Worker threads follow the CPU affinity: one under `taskset -c 0`.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    runtime.block_on(async {
+        if backend == "memory" {
+            throttle::set_default_backend(throttle::MemoryBackend::new()).expect("set before any throttle");
+        } else {
+            let redis = throttle::backend::RedisBackend::connect(backend).await.expect("redis answers");
+            throttle::set_default_backend(redis).expect("set before any throttle");
+        }
+        let app = servers::router(Setup { server, path, identify: Identify::Header });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let port = listener.local_addr().expect("bound").port();
+        println!("port {port}");
+        std::io::stdout().flush().expect("stdout");
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serves");
+    });
+}
+
+/// The parent side: one measurement of `case` on a fresh server.
+pub(crate) fn measure(case: &Case, redis_url: Option<&str>, settings: &Settings, load: &Load) -> Sample {
+    let server = ServerProcess::start(case, redis_url, settings);
+    let probe = probe(server.port);
+    let mut sample = load.run(case, server.port);
+    sample.check_probe(case, &probe);
+    sample
+}
+
+/// A server child, killed on drop.
+struct ServerProcess {
+    child: Child,
+    port: u16,
+}
+
+impl ServerProcess {
+    fn start(case: &Case, redis_url: Option<&str>, settings: &Settings) -> ServerProcess {
+        let backend = match case.backend {
+            Backend::Memory => "memory",
+            Backend::Redis => redis_url.expect("a redis url for a redis case"),
+        };
+        let exe = std::env::current_exe().expect("this binary");
+        let mut child = Command::new("taskset")
+            .args(["-c", &settings.server_cpu])
+            .arg(exe)
+            .args(["serve", case.server.name(), case.path.name(), backend])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("the server's first line");
+        let port = line.trim().strip_prefix("port ").and_then(|p| p.parse().ok());
+        let port = port.unwrap_or_else(|| panic!("the server said {line:?} instead of its port"));
+        ServerProcess { child, port }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request from a client no measured request uses: its status line and the names
+/// of its rate-limit headers, to check that each server does what its row says.
+pub(crate) struct Probe {
+    pub(crate) status: u16,
+    pub(crate) ratelimit_headers: Vec<String>,
+}
+
+fn probe(port: u16) -> Probe {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the server accepts");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("a timeout");
+    let request = format!("GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n{CLIENT_HEADER}: probe\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("the request is sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a response");
+    let mut lines = response.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let ratelimit_headers = lines
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.split_once(':').map(|(name, _)| name.to_ascii_lowercase()))
+        .filter(|name| name.contains("ratelimit") || name == "retry-after")
+        .collect();
+    Probe { status, ratelimit_headers }
+}
