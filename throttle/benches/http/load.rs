@@ -24,16 +24,25 @@ const HOT_CLIENT: &str = "203.0.113.7";
 #[derive(Debug, Clone)]
 pub(crate) struct Sample {
     pub(crate) requests_per_second: f64,
+    /// The CPU time the server (and its redis-server) used per second of the
+    /// measurement: near 1 when the server's core was its own and the bottleneck.
+    pub(crate) server_cpu: f64,
     /// What looked wrong: errors, or statuses the path does not expect.
     pub(crate) anomalies: Vec<String>,
 }
 
 impl Sample {
-    /// Adds what the probe request says about the server: a 200, and rate-limit headers
-    /// exactly where the row says there are.
+    /// Adds what the probe request says about the server (a 200, and rate-limit headers
+    /// exactly where the row says there are) and whether the server had its core.
     pub(crate) fn check_probe(&mut self, case: &Case, probe: &Probe) {
         if probe.status != 200 {
             self.anomalies.push(format!("the probe request got {}", probe.status));
+        }
+        if self.server_cpu < 0.8 {
+            self.anomalies.push(format!(
+                "the server used {:.0} % of its core: starved by other work, or not the bottleneck",
+                100.0 * self.server_cpu
+            ));
         }
         let expects_headers = !matches!(case.server, Server::Bare | Server::Attribute);
         if expects_headers == probe.ratelimit_headers.is_empty() {
@@ -56,20 +65,23 @@ impl Load {
         Load { many_script, settings: settings.clone() }
     }
 
-    /// A warm-up run, then the measured run. The warm-up also spends the deny path's
-    /// first request of every client: with many clients it is repeated, longer, until
-    /// one run has reached them all (each wrk run starts the rotation over).
-    pub(crate) fn run(&self, case: &Case, port: u16) -> Sample {
+    /// The warm-up, which also spends the deny path's first request of every client:
+    /// with many clients it is repeated, longer, until one run has reached them all
+    /// (each wrk run starts the rotation over).
+    pub(crate) fn warm_up(&self, case: &Case, port: u16) {
         let mut secs = self.settings.warmup_secs;
         loop {
             let requests = requests(&self.wrk(case.clients, port, secs));
             if case.clients == Clients::Hot || requests >= self.settings.clients as f64 || secs >= 64 {
-                break;
+                return;
             }
             secs *= 2;
         }
-        let output = self.wrk(case.clients, port, self.settings.measure_secs);
-        parse(&output, case)
+    }
+
+    /// The measured run.
+    pub(crate) fn measure(&self, case: &Case, port: u16) -> Sample {
+        parse(&self.wrk(case.clients, port, self.settings.measure_secs), case)
     }
 
     fn wrk(&self, clients: Clients, port: u16, secs: u64) -> String {
@@ -136,7 +148,7 @@ fn parse(output: &str, case: &Case) -> Sample {
         }
         _ => {}
     }
-    Sample { requests_per_second, anomalies }
+    Sample { requests_per_second, server_cpu: 0.0, anomalies }
 }
 
 /// The number of requests in wrk's summary (`123456 requests in 4.00s, ...`).

@@ -26,9 +26,13 @@
 //!   `THROTTLE_HTTP_CONNECTIONS` (32), `THROTTLE_HTTP_CLIENTS` (10000).
 //! - `THROTTLE_HTTP_BACKENDS` (`memory,redis`), `THROTTLE_HTTP_SERVER_CPU` (0),
 //!   `THROTTLE_HTTP_CLIENT_CPU` (1), `THROTTLE_HTTP_CHART` (where the SVG goes).
+//! - `THROTTLE_HTTP_QUIET_WAIT_SECS` (120; 0 in quick mode): before each case, wait up to
+//!   this long for other work on the machine to stop (fewer than half a core's worth
+//!   of runnable threads over a second); a case measured without that is flagged.
 
 mod chart;
 mod load;
+mod quiet;
 mod redis_server;
 mod report;
 mod serve;
@@ -76,16 +80,16 @@ fn main() {
     let mut results = Results::default();
     for round in 1..=settings.rounds {
         for case in &cases {
-            let redis_url = match case.backend {
-                Backend::Redis => {
-                    let redis = redis.as_ref().expect("redis runs when a case needs it");
-                    redis.flush();
-                    Some(redis.url())
-                }
-                Backend::Memory => None,
-            };
-            let sample = serve::measure(case, redis_url.as_deref(), &settings, &load);
-            eprintln!("round {round}: {} {:.0} req/s", case.describe(), sample.requests_per_second);
+            if case.backend == Backend::Redis {
+                redis.as_ref().expect("redis runs when a case needs it").flush();
+            }
+            let sample = serve::measure(case, redis.as_ref(), &settings, &load);
+            eprintln!(
+                "round {round}: {} {:.0} req/s, server CPU {:.0} %",
+                case.describe(),
+                sample.requests_per_second,
+                100.0 * sample.server_cpu
+            );
             results.record(*case, sample);
         }
     }
@@ -93,7 +97,8 @@ fn main() {
     machine.finish();
     println!("{}", results.markdown(&settings, &machine));
     let chart = chart::svg(&results, &settings, &machine);
-    match std::fs::write(&settings.chart, chart) {
+    let written = settings.chart.parent().map_or(Ok(()), std::fs::create_dir_all);
+    match written.and_then(|()| std::fs::write(&settings.chart, chart)) {
         Ok(()) => eprintln!("chart written to {}", settings.chart.display()),
         Err(error) => eprintln!("cannot write the chart to {}: {error}", settings.chart.display()),
     }
@@ -134,6 +139,8 @@ pub(crate) struct Settings {
     pub(crate) server_cpu: String,
     pub(crate) client_cpu: String,
     pub(crate) chart: PathBuf,
+    /// How long each case may wait for the machine to be quiet.
+    pub(crate) quiet_wait_secs: u64,
 }
 
 impl Settings {
@@ -156,6 +163,7 @@ impl Settings {
             server_cpu: env_or("THROTTLE_HTTP_SERVER_CPU", "0".to_string()),
             client_cpu: env_or("THROTTLE_HTTP_CLIENT_CPU", "1".to_string()),
             chart,
+            quiet_wait_secs: env_or("THROTTLE_HTTP_QUIET_WAIT_SECS", if quick { 0 } else { 120 }),
         }
     }
 }

@@ -134,6 +134,7 @@ impl Results {
         let _ = writeln!(out);
         self.goals(&mut out, &many);
         self.spread(&mut out);
+        self.server_cpu(&mut out);
         self.anomalies(&mut out);
         out
     }
@@ -183,6 +184,25 @@ impl Results {
                  ({}).",
                 100.0 * all[all.len() / 2],
                 100.0 * widest,
+                case.describe()
+            );
+            let _ = writeln!(out);
+        }
+    }
+
+    /// How much of its core each server got: near 100 % means the server was the
+    /// bottleneck and had the core to itself.
+    fn server_cpu(&self, out: &mut String) {
+        let mut shares: Vec<(f64, Case)> =
+            self.samples.iter().flat_map(|(case, samples)| samples.iter().map(|s| (s.server_cpu, *case))).collect();
+        shares.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((lowest, case)) = shares.first() {
+            let _ = writeln!(
+                out,
+                "CPU time of the server (with its redis-server on the Redis rows) per second of measurement: \
+                 {:.0} % in the median run, {:.0} % at the lowest ({}).",
+                100.0 * shares[shares.len() / 2].0,
+                100.0 * lowest,
                 case.describe()
             );
             let _ = writeln!(out);

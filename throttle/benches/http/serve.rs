@@ -1,13 +1,14 @@
 //! One server process: started pinned to the server core, probed, loaded, stopped.
 
-use crate::Settings;
 use crate::load::{Load, Sample};
+use crate::redis_server::RedisServer;
 use crate::report::{Backend, Case};
 use crate::servers::{self, CLIENT_HEADER, Identify, Path, Server, Setup};
+use crate::{Settings, quiet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The child side: `serve <server> <path> <memory | redis-url>`. Prints `port N` once
 /// listening, then serves until killed.
@@ -33,12 +34,22 @@ pub(crate) fn run(args: &[String]) {
     });
 }
 
-/// The parent side: one measurement of `case` on a fresh server.
-pub(crate) fn measure(case: &Case, redis_url: Option<&str>, settings: &Settings, load: &Load) -> Sample {
-    let server = ServerProcess::start(case, redis_url, settings);
+/// The parent side: one measurement of `case` on a fresh server, once the machine is
+/// quiet (or the wait has run out, which the sample then says).
+pub(crate) fn measure(case: &Case, redis: Option<&RedisServer>, settings: &Settings, load: &Load) -> Sample {
+    let busy = quiet::wait_for_quiet(Duration::from_secs(settings.quiet_wait_secs));
+    let redis = redis.filter(|_| case.backend == Backend::Redis);
+    let server = ServerProcess::start(case, redis.map(RedisServer::url).as_deref(), settings);
     let probe = probe(server.port);
-    let mut sample = load.run(case, server.port);
+    load.warm_up(case, server.port);
+    let cpu = || quiet::cpu_seconds(server.child.id()) + redis.map_or(0.0, |r| quiet::cpu_seconds(r.pid()));
+    let (cpu_before, started) = (cpu(), Instant::now());
+    let mut sample = load.measure(case, server.port);
+    sample.server_cpu = (cpu() - cpu_before) / started.elapsed().as_secs_f64();
     sample.check_probe(case, &probe);
+    if let Some(others) = busy {
+        sample.anomalies.push(format!("measured while {others:.1} other threads were runnable"));
+    }
     sample
 }
 
