@@ -18,6 +18,7 @@
 //!
 //! Governor is measured with the key a peer-IP extractor gives it (`IpAddr`, as
 //! tower_governor does) and with the address as a `String` (as a header key is).
+//! Every throttle row uses the uid `api:items`, since today's keys embed it.
 //! Hash tables grow by doubling, so bytes per key depend on where the count falls
 //! between two growths; all rows here hold the same count.
 
@@ -94,7 +95,8 @@ fn measure(row: &str, keys: u32) {
         strategy => {
             let backend = MemoryBackend::new();
             // A day-long quota: no key expires (and is swept) during the run.
-            let throttle = HttpThrottle::builder(format!("bench:bytes:{strategy}"))
+            // One uid for every strategy: today's keys hold it (`throttle:api:items:<ip>:..`).
+            let throttle = HttpThrottle::builder("api:items")
                 .rate(Rate::per_day(1000))
                 .strategy_name(strategy)
                 .backend(backend.clone())
