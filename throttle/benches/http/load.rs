@@ -6,7 +6,7 @@ use crate::report::Case;
 use crate::serve::Probe;
 use crate::servers::{CLIENT_HEADER, Path, Server};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::Stdio;
 
 /// Who sends the requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,6 +27,8 @@ pub(crate) struct Sample {
     /// The CPU time the server (and its redis-server) used per second of the
     /// measurement: near 1 when the server's core was its own and the bottleneck.
     pub(crate) server_cpu: f64,
+    /// Other runnable threads on the machine just before the case (a 1 s average).
+    pub(crate) others_before: f64,
     /// What looked wrong: errors, or statuses the path does not expect.
     pub(crate) anomalies: Vec<String>,
 }
@@ -85,14 +87,17 @@ impl Load {
     }
 
     fn wrk(&self, clients: Clients, port: u16, secs: u64) -> String {
-        let mut command = Command::new("taskset");
-        command.args(["-c", &self.settings.client_cpu, "wrk", "-t1"]);
+        let mut command = self.settings.pinned(&self.settings.client_cpu);
+        command.args(["wrk", "-t1"]);
         command.arg(format!("-c{}", self.settings.connections)).arg(format!("-d{secs}s"));
         match clients {
             Clients::Hot => command.arg("-H").arg(format!("{CLIENT_HEADER}: {HOT_CLIENT}")),
             Clients::Many => command.arg("-s").arg(&self.many_script),
         };
-        let output = command.arg(format!("http://127.0.0.1:{port}/")).output().expect("wrk runs");
+        let child = command.arg(format!("http://127.0.0.1:{port}/")).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = child.spawn().expect("wrk runs");
+        self.settings.raise(child.id());
+        let output = child.wait_with_output().expect("wrk runs");
         assert!(output.status.success(), "wrk failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
@@ -148,7 +153,7 @@ fn parse(output: &str, case: &Case) -> Sample {
         }
         _ => {}
     }
-    Sample { requests_per_second, server_cpu: 0.0, anomalies }
+    Sample { requests_per_second, server_cpu: 0.0, others_before: 0.0, anomalies }
 }
 
 /// The number of requests in wrk's summary (`123456 requests in 4.00s, ...`).

@@ -26,9 +26,14 @@
 //!   `THROTTLE_HTTP_CONNECTIONS` (32), `THROTTLE_HTTP_CLIENTS` (10000).
 //! - `THROTTLE_HTTP_BACKENDS` (`memory,redis`), `THROTTLE_HTTP_SERVER_CPU` (0),
 //!   `THROTTLE_HTTP_CLIENT_CPU` (1), `THROTTLE_HTTP_CHART` (where the SVG goes).
-//! - `THROTTLE_HTTP_QUIET_WAIT_SECS` (120; 0 in quick mode): before each case, wait up to
-//!   this long for other work on the machine to stop (fewer than half a core's worth
-//!   of runnable threads over a second); a case measured without that is flagged.
+//! - `THROTTLE_HTTP_NICE` (-20): the niceness of servers, redis-server and wrk, each in
+//!   a session (and scheduler autogroup) of its own. On a shared machine other work
+//!   then gets a few percent of the two pinned cores while a case runs, instead of
+//!   most of them; it needs root or CAP_SYS_NICE, and without them the bench says so
+//!   and runs at the default priority. `0` leaves priorities alone.
+//! - `THROTTLE_HTTP_QUIET_WAIT_SECS` (0): before each case, wait up to this long for
+//!   other work on the machine to stop (fewer than half a core's worth of runnable
+//!   threads over a second). Each case records how busy the machine was.
 
 mod chart;
 mod load;
@@ -44,7 +49,7 @@ use report::{Backend, Case, Results};
 use servers::{Path, Server};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,8 +57,8 @@ fn main() {
         serve::run(&args[1..]);
         return;
     }
-    let settings = Settings::from_env();
-    for tool in ["wrk", "taskset"]
+    let mut settings = Settings::from_env();
+    for tool in ["wrk", "taskset", "setsid", "nice"]
         .into_iter()
         .chain(settings.redis.then_some("redis-server"))
         .chain(settings.redis.then_some("redis-cli"))
@@ -63,8 +68,9 @@ fn main() {
             return;
         }
     }
+    settings.check_nice();
     let started = Instant::now();
-    let redis = settings.redis.then(|| RedisServer::start(&settings.server_cpu));
+    let redis = settings.redis.then(|| RedisServer::start(&settings));
     let mut machine = report::Machine::probe(redis.as_ref().map(RedisServer::version));
     let load = Load::new(&settings);
     let cases = cases(&settings);
@@ -141,6 +147,8 @@ pub(crate) struct Settings {
     pub(crate) chart: PathBuf,
     /// How long each case may wait for the machine to be quiet.
     pub(crate) quiet_wait_secs: u64,
+    /// The niceness of servers, redis-server and wrk (0: no change).
+    pub(crate) nice: i32,
 }
 
 impl Settings {
@@ -163,7 +171,46 @@ impl Settings {
             server_cpu: env_or("THROTTLE_HTTP_SERVER_CPU", "0".to_string()),
             client_cpu: env_or("THROTTLE_HTTP_CLIENT_CPU", "1".to_string()),
             chart,
-            quiet_wait_secs: env_or("THROTTLE_HTTP_QUIET_WAIT_SECS", if quick { 0 } else { 120 }),
+            quiet_wait_secs: env_or("THROTTLE_HTTP_QUIET_WAIT_SECS", 0),
+            nice: env_or("THROTTLE_HTTP_NICE", -20),
+        }
+    }
+
+    /// A command that runs its arguments pinned to `cpu` at the bench's priority:
+    /// `setsid nice -n N taskset -c CPU ...`, all of which exec, so the child's id is
+    /// the program's. Its own session puts it in its own scheduler autogroup, whose
+    /// niceness [`Settings::raise`] then sets: with autogroups on, a process's niceness
+    /// only weighs against its own session, and other sessions share the core equally.
+    pub(crate) fn pinned(&self, cpu: &str) -> Command {
+        let mut command = Command::new("setsid");
+        command.args(["nice", "-n", &self.nice.to_string(), "taskset", "-c", cpu]);
+        command
+    }
+
+    /// Gives a child made by [`Settings::pinned`] the bench's niceness for its whole
+    /// autogroup (where the kernel has autogroups; elsewhere `nice` did it).
+    pub(crate) fn raise(&self, pid: u32) {
+        if self.nice == 0 {
+            return;
+        }
+        // Until `setsid` has run, the child is still in this process's autogroup.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while quiet::session_of(pid) != Some(pid) {
+            if Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = std::fs::write(format!("/proc/{pid}/autogroup"), self.nice.to_string());
+    }
+
+    /// Drops the priority change when this user may not make it (not root, no
+    /// CAP_SYS_NICE), rather than have `nice` warn on every process.
+    fn check_nice(&mut self) {
+        let probe = Command::new("nice").args(["-n", &self.nice.to_string(), "true"]).output();
+        if !probe.is_ok_and(|o| o.status.success() && o.stderr.is_empty()) {
+            eprintln!("notice: cannot run at niceness {}; measuring at the default priority", self.nice);
+            self.nice = 0;
         }
     }
 }

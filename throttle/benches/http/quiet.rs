@@ -5,16 +5,13 @@ use std::time::{Duration, Instant};
 
 /// Waits until, on average over one second, fewer than half a core's worth of other
 /// threads are runnable (this process's own reading thread aside), for at most
-/// `max_wait`. Returns the last average when it gave up.
-pub(crate) fn wait_for_quiet(max_wait: Duration) -> Option<f64> {
+/// `max_wait`. Returns the last average, quiet or not.
+pub(crate) fn wait_for_quiet(max_wait: Duration) -> f64 {
     let deadline = Instant::now() + max_wait;
     loop {
         let others = others_running();
-        if others < 0.5 {
-            return None;
-        }
-        if Instant::now() >= deadline {
-            return Some(others);
+        if others < 0.5 || Instant::now() >= deadline {
+            return others;
         }
     }
 }
@@ -32,14 +29,23 @@ fn others_running() -> f64 {
     total / 20.0
 }
 
-/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+/// CPU seconds (user + system) a process has used so far.
 pub(crate) fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name may hold spaces: the fields that follow it start after its ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-    // utime and stime are fields 14 and 15; after the name, field 3 (the state) is index 0.
-    let ticks = |i: usize| fields.get(i).and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / clock_ticks_per_second()
+    let ticks = |field: usize| stat_field(pid, field).and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(14) + ticks(15)) / clock_ticks_per_second()
+}
+
+/// The session a process belongs to.
+pub(crate) fn session_of(pid: u32) -> Option<u32> {
+    stat_field(pid, 6)?.parse().ok()
+}
+
+/// Field `field` (numbered from 1, as in proc(5)) of `/proc/<pid>/stat`.
+fn stat_field(pid: u32, field: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: field 3 starts after its ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(field.checked_sub(3)?).map(str::to_string)
 }
 
 fn clock_ticks_per_second() -> f64 {

@@ -1,6 +1,7 @@
 //! A `redis-server` of the bench's own on a free loopback port, pinned to the server
-//! core, killed on drop.
+//! core (at the servers' priority), killed on drop.
 
+use crate::Settings;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,18 +14,20 @@ pub(crate) struct RedisServer {
 }
 
 impl RedisServer {
-    pub(crate) fn start(cpu: &str) -> RedisServer {
+    pub(crate) fn start(settings: &Settings) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let dir = std::env::temp_dir().join(format!("throttle-http-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
-        let child = Command::new("taskset")
-            .args(["-c", cpu, "redis-server", "--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let child = settings
+            .pinned(&settings.server_cpu)
+            .args(["redis-server", "--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
+        settings.raise(child.id());
         let server = RedisServer { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while server.cli(&["PING"]).trim() != "PONG" {

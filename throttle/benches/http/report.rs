@@ -207,6 +207,16 @@ impl Results {
             );
             let _ = writeln!(out);
         }
+        let mut others: Vec<f64> = self.samples.values().flatten().map(|s| s.others_before).collect();
+        others.sort_by(f64::total_cmp);
+        if let (Some(median), Some(most)) = (others.get(others.len() / 2), others.last()) {
+            let _ = writeln!(
+                out,
+                "Other work on the machine just before each case (runnable threads besides the bench, \
+                 1 s average): {median:.1} in the median case, {most:.1} at most."
+            );
+            let _ = writeln!(out);
+        }
     }
 
     fn anomalies(&self, out: &mut String) {

@@ -7,7 +7,7 @@ use crate::servers::{self, CLIENT_HEADER, Identify, Path, Server, Setup};
 use crate::{Settings, quiet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The child side: `serve <server> <path> <memory | redis-url>`. Prints `port N` once
@@ -35,7 +35,7 @@ pub(crate) fn run(args: &[String]) {
 }
 
 /// The parent side: one measurement of `case` on a fresh server, once the machine is
-/// quiet (or the wait has run out, which the sample then says).
+/// quiet or the wait has run out (the sample records how busy it was).
 pub(crate) fn measure(case: &Case, redis: Option<&RedisServer>, settings: &Settings, load: &Load) -> Sample {
     let busy = quiet::wait_for_quiet(Duration::from_secs(settings.quiet_wait_secs));
     let redis = redis.filter(|_| case.backend == Backend::Redis);
@@ -47,9 +47,7 @@ pub(crate) fn measure(case: &Case, redis: Option<&RedisServer>, settings: &Setti
     let mut sample = load.measure(case, server.port);
     sample.server_cpu = (cpu() - cpu_before) / started.elapsed().as_secs_f64();
     sample.check_probe(case, &probe);
-    if let Some(others) = busy {
-        sample.anomalies.push(format!("measured while {others:.1} other threads were runnable"));
-    }
+    sample.others_before = busy;
     sample
 }
 
@@ -66,14 +64,15 @@ impl ServerProcess {
             Backend::Redis => redis_url.expect("a redis url for a redis case"),
         };
         let exe = std::env::current_exe().expect("this binary");
-        let mut child = Command::new("taskset")
-            .args(["-c", &settings.server_cpu])
+        let mut child = settings
+            .pinned(&settings.server_cpu)
             .arg(exe)
             .args(["serve", case.server.name(), case.path.name(), backend])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the server starts");
+        settings.raise(child.id());
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("the server's first line");
         let port = line.trim().strip_prefix("port ").and_then(|p| p.parse().ok());
