@@ -2,7 +2,7 @@
 # The HTTP benchmark in one command: installs what it needs (wrk, redis-server, taskset)
 # when missing, builds in release and runs every server, path, client load and backend.
 #
-#   throttle/benches/http.sh           # the full run: 3 rounds of 4 s (about 15 min),
+#   throttle/benches/http.sh           # the full run: 3 rounds of 4 s (about 13 min),
 #                                      # the table on stdout, the chart in benchmarks/http.svg
 #   throttle/benches/http.sh --quick   # a smoke test: 1 round of 1 s, chart in the temp dir
 #

@@ -16,6 +16,12 @@ pub(crate) fn run(args: &[String]) {
     let [server, path, backend] = args else { panic!("usage: serve <server> <path> <memory | redis://..>") };
     let server = Server::parse(server).unwrap_or_else(|| panic!("unknown server {server}"));
     let path = Path::parse(path).unwrap_or_else(|| panic!("unknown path {path}"));
+    // The server runs in a session of its own, where a Ctrl-C of the bench does not
+    // reach it: it exits when the bench does, which closes its stdin.
+    std::thread::spawn(|| {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(0);
+    });
     // Worker threads follow the CPU affinity: one under `taskset -c 0`.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
@@ -68,6 +74,7 @@ impl ServerProcess {
             .pinned(&settings.server_cpu)
             .arg(exe)
             .args(["serve", case.server.name(), case.path.name(), backend])
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
