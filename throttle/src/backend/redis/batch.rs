@@ -316,7 +316,10 @@ impl RedisBackend {
             // The whole call failed: every decision in it fails alike, and each caller's
             // throttle applies its error policy.
             Err(error) => {
-                let message = error.to_string();
+                let message = match &error {
+                    BackendError::Failed(cause) => cause.to_string(),
+                    other => other.to_string(),
+                };
                 indices.iter().map(|_| Err(failed(&message))).collect()
             }
         }
