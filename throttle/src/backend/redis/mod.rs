@@ -1,5 +1,6 @@
 //! [`RedisBackend`]: state in Redis (standalone or Cluster) for throttles shared by
-//! many processes. One round trip per decision; see the type's documentation.
+//! many processes. One round trip per decision, or per batch of concurrent decisions
+//! (`batch.rs`); see the type's documentation.
 
 mod batch;
 mod scripts;
@@ -42,7 +43,8 @@ use std::time::Duration;
 /// loaded on first use and reloaded when Redis answers NOSCRIPT, for example after a
 /// restart or `SCRIPT FLUSH`. A decision is:
 ///
-/// - one round trip;
+/// - one round trip, shared with the other decisions in flight at the same moment
+///   when [batching](Self::with_batching) (on by default) carries them together;
 /// - atomic;
 /// - computed in integer milliseconds;
 /// - on Redis server time (`TIME`), so the clocks of the app instances cannot skew a
