@@ -19,7 +19,8 @@
 //! `THROTTLE_BENCH_SECS` (default 1) sets the length of each measurement and
 //! `THROTTLE_BENCH_ROUNDS` (default 7) how many interleaved rounds are run; medians
 //! are reported. Short, many, interleaved rounds keep a shared machine's load spikes
-//! from landing on one side only.
+//! from landing on one side only. `THROTTLE_BENCH_BATCHING=64,4` batches with
+//! `Batching::new(64, 4)` instead of `Batching::default()`.
 //!
 //! Our side is one multiplexed connection on a current-thread tokio runtime
 //! (`concurrency` tasks, each awaiting one `Backend::hit` at a time);
@@ -118,7 +119,15 @@ fn main() {
         redis.with_batching(batching)
     };
     let unbatched = connect(Batching::OFF);
-    let batched = connect(Batching::default());
+    let batching = match env_or("THROTTLE_BENCH_BATCHING", String::new()).split_once(',') {
+        Some((decisions, in_flight)) => Batching::new(
+            decisions.parse().expect("THROTTLE_BENCH_BATCHING: decisions,calls"),
+            in_flight.parse().expect("THROTTLE_BENCH_BATCHING: decisions,calls"),
+        )
+        .expect("valid batching"),
+        None => Batching::default(),
+    };
+    let batched = connect(batching);
     let plain: Arc<dyn Backend> = Arc::new(unbatched.clone());
     let batched_dyn: Arc<dyn Backend> = Arc::new(batched.clone());
 
@@ -227,6 +236,11 @@ fn main() {
     println!("- redis-server {} on 127.0.0.1:{} (not pinned, shares the CPUs)", server.version(), server.port);
     println!("- load average (1 min) {started} at the start, {ended} at the end");
     println!("- {secs} s per measurement, median of {rounds} interleaved rounds");
+    println!(
+        "- batching: up to {} decisions per call, {} calls in flight",
+        batching.max_decisions(),
+        batching.max_calls_in_flight()
+    );
     println!();
     println!("## Write path (every hit admitted)");
     println!();
