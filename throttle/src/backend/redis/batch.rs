@@ -215,58 +215,81 @@ pub(super) async fn decide(backend: &RedisBackend, hit: ScriptHit) -> Result<Dec
     }
 }
 
-/// A call slot, released when its call returns or is dropped (a caller's timeout):
-/// the queue is then sent as the next batch, from a task of its own.
+/// The call slot of a decision sent at once, released when its call returns or is
+/// dropped (a caller's timeout).
 struct Slot<'a>(&'a RedisBackend);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let backend = self.0;
-        let batch = {
-            let mut queue = backend.batcher.queue.lock();
-            let batch = backend.batcher.take_batch(&mut queue);
-            if batch.is_empty() {
-                queue.in_flight -= 1;
-                return;
-            }
-            batch
-        };
-        // The slot passes to the task that sends the batch.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(send(backend.clone(), batch))),
-            Err(_) => {
-                // No runtime to send from (dropped outside one): nothing will ever be, so
-                // every waiting decision fails now (their receivers see the senders go).
-                let mut queue = backend.batcher.queue.lock();
-                queue.waiting.clear();
-                queue.in_flight -= 1;
-                drop(batch);
-            }
+        release(self.0);
+    }
+}
+
+/// Passes a freed slot on: to the next batch (sent from a task of its own) when
+/// decisions wait, else back to the pool.
+fn release(backend: &RedisBackend) {
+    let waiting = {
+        let mut queue = backend.batcher.queue.lock();
+        let batch = backend.batcher.take_batch(&mut queue);
+        if batch.is_empty() {
+            queue.in_flight -= 1;
+            return;
+        }
+        batch
+    };
+    let batch = Batch { backend: backend.clone(), waiting, started: false };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(batch.send())),
+        Err(_) => drop(batch), // never sent: see `Batch`'s drop
+    }
+}
+
+/// A batch and the slot it holds. Dropped once sent (or given up on), it releases the
+/// slot; dropped before it could be sent (no runtime, or one shutting down that refused
+/// the task), nothing ever will be, so every waiting decision fails now (their
+/// receivers see the senders go) and the slot is freed without sending anything.
+struct Batch {
+    backend: RedisBackend,
+    waiting: Vec<Waiting>,
+    started: bool,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if self.started {
+            release(&self.backend);
+        } else {
+            let mut queue = self.backend.batcher.queue.lock();
+            queue.waiting.clear();
+            queue.in_flight -= 1;
         }
     }
 }
 
-/// Sends one batch and answers each caller; gives up on the call once every caller
-/// has (so a Redis that never answers does not hold the slot forever).
-async fn send(backend: RedisBackend, batch: Vec<Waiting>) {
-    let _slot = Slot(&backend);
-    let (hits, mut replies): (Vec<ScriptHit>, Vec<_>) = batch.into_iter().map(|w| (w.hit, w.reply)).unzip();
-    let decided = {
-        let call = pin!(backend.decide_batch(&hits));
-        let abandoned = pin!(poll_fn(|cx| {
-            let mut open = false;
-            for reply in &mut replies {
-                open |= reply.poll_closed(cx).is_pending();
+impl Batch {
+    /// Sends the batch and answers each caller; gives up on the call once every caller
+    /// has (so a Redis that never answers does not hold the slot forever).
+    async fn send(mut self) {
+        self.started = true;
+        let (hits, mut replies): (Vec<ScriptHit>, Vec<_>) =
+            std::mem::take(&mut self.waiting).into_iter().map(|w| (w.hit, w.reply)).unzip();
+        let decided = {
+            let call = pin!(self.backend.decide_batch(&hits));
+            let abandoned = pin!(poll_fn(|cx| {
+                let mut open = false;
+                for reply in &mut replies {
+                    open |= reply.poll_closed(cx).is_pending();
+                }
+                if open { Poll::Pending } else { Poll::Ready(()) }
+            }));
+            match select(call, abandoned).await {
+                Either::Left((decided, _)) => decided,
+                Either::Right(_) => return,
             }
-            if open { Poll::Pending } else { Poll::Ready(()) }
-        }));
-        match select(call, abandoned).await {
-            Either::Left((decided, _)) => decided,
-            Either::Right(_) => return,
+        };
+        for (reply, decision) in replies.into_iter().zip(decided) {
+            let _ = reply.send(decision); // a caller that gave up meanwhile
         }
-    };
-    for (reply, decision) in replies.into_iter().zip(decided) {
-        let _ = reply.send(decision); // a caller that gave up meanwhile
     }
 }
 
