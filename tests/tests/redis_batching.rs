@@ -70,6 +70,27 @@ async fn concurrent_hits_on_one_key_admit_exactly_the_limit_in_few_calls() {
     }
 }
 
+/// One decision at a time (no concurrency): each is sent at once, as its strategy's own
+/// script, so the batch script is never even loaded, and a hit costs what it did
+/// without batching.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lone_decision_is_sent_at_once_as_its_own_script() {
+    let Some(server) = RedisServer::start() else { return };
+    let redis = batched(&server).await;
+    let strategy: Arc<dyn DynStrategy> = StrategyKind::SlidingWindowLog.build();
+    let rate = Rate::per_hour(5);
+    let mut admitted = 0;
+    for _ in 0..8 {
+        admitted += usize::from(redis.hit("throttle:lone:c:default", &*strategy, rate, 1).await.unwrap().allowed);
+    }
+    assert_eq!(admitted, 5);
+    assert_eq!(server.command_calls("script|load"), 1, "the strategy's script only");
+    // The first call met NOSCRIPT and was repeated once the script was loaded.
+    let calls = server.command_calls("evalsha");
+    let cached = usize::from(support::test_redis::deny_cache_on()) * 2; // the last two rejections
+    assert_eq!(calls as usize, 8 + 1 - cached, "one call per decision");
+}
+
 /// On a Cluster, a batch is split by slot: clients whose keys live on different
 /// masters are each admitted exactly their limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -102,6 +123,9 @@ async fn the_cluster_batches_by_slot_and_stays_exact() {
     }
     let masters: Vec<u64> = cluster.nodes.iter().map(|node| node.command_calls("evalsha")).collect();
     assert!(masters.iter().filter(|&&calls| calls > 0).count() >= 2, "the clients span masters: {masters:?}");
+    let decisions = StrategyKind::ALL.len() * clients.len() * 60;
+    let calls: u64 = masters.iter().sum();
+    assert!(calls as usize <= decisions / 2, "{decisions} decisions in {calls} script calls");
 }
 
 /// One request of the mixed batch: a strategy, rate and cost on a key of its own,
