@@ -12,7 +12,7 @@ mod redis;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::RedisBackend;
+pub use self::redis::{Batching, RedisBackend};
 pub use circuit_breaker::CircuitState;
 pub use default::{DefaultBackendInUse, default_backend, set_default_backend};
 pub use deny_cache::{DenyCache, DenyCacheBuilder};

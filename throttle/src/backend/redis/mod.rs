@@ -1,10 +1,13 @@
 //! [`RedisBackend`]: state in Redis (standalone, Cluster or Sentinel) for throttles
-//! shared by many processes. One round trip per decision; see the type's
-//! documentation.
+//! shared by many processes. One round trip per decision, or per batch of concurrent
+//! decisions (`batch.rs`); see the type's documentation.
 
+mod batch;
 mod inflight;
 mod scripts;
 mod sentinel;
+
+pub use batch::Batching;
 
 use super::{Backend, BackendError, BoxFuture, HitRequest};
 use crate::strategy::{Decision, DynStrategy, Metadata, NEVER, Snapshot, codec};
@@ -13,6 +16,7 @@ use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use ::redis::{FromRedisValue, ScriptInvocation, Value};
+use batch::{Batcher, ScriptHit};
 use scripts::Plan;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +45,8 @@ use std::time::Duration;
 /// loaded on first use and reloaded when Redis answers NOSCRIPT, for example after a
 /// restart or `SCRIPT FLUSH`. A decision is:
 ///
-/// - one round trip;
+/// - one round trip, shared with the other decisions in flight at the same moment
+///   when [batching](Self::with_batching) (on by default) carries them together;
 /// - atomic;
 /// - computed in integer milliseconds;
 /// - on Redis server time (`TIME`), so the clocks of the app instances cannot skew a
@@ -151,6 +156,8 @@ pub struct RedisBackend {
     clock: Option<Clock>,
     /// Shared by clones: they talk to one store, so stacked limits may be decided together.
     store: Arc<()>,
+    /// Shared by clones: their concurrent decisions travel together.
+    batcher: Arc<Batcher>,
 }
 
 #[derive(Clone)]
@@ -259,7 +266,13 @@ impl RedisBackend {
     }
 
     fn with_connection(connection: Connection) -> Self {
-        RedisBackend { namespace: "throttle".to_string(), connection, clock: None, store: Arc::new(()) }
+        RedisBackend {
+            namespace: "throttle".to_string(),
+            connection,
+            clock: None,
+            store: Arc::new(()),
+            batcher: Arc::new(Batcher::new(Batching::default())),
+        }
     }
 
     /// The key prefix (default `"throttle"`): letters, digits, `_`, `-` and `.`.
@@ -296,7 +309,63 @@ impl RedisBackend {
     /// ```
     pub fn with_clock(mut self, clock: impl Into<Clock>) -> Self {
         self.clock = Some(clock.into());
+        // A batch is decided at one time: only decisions on this clock may share it.
+        self.batcher = Arc::new(Batcher::new(self.batcher.batching()));
         self
+    }
+
+    /// How concurrent decisions share script calls: [`Batching::default()`] (on) unless
+    /// changed here. Clones made after this call share its queue.
+    ///
+    /// With batching on, a decision is sent at once, as its strategy's own script call,
+    /// while fewer than [`max_calls_in_flight`](Batching::max_calls_in_flight) calls
+    /// wait for Redis. Otherwise it queues, and the next call to return sends the queue
+    /// (up to [`max_decisions`](Batching::max_decisions)) as **one** script call, which
+    /// decides each hit on its own, one after another, each on the state the previous
+    /// one left:
+    ///
+    /// - **Exact**: the answers are those of the same hits sent one by one in that
+    ///   order (the batch is atomic, like any script call).
+    /// - **No added latency at low load**: a lone decision never waits for company.
+    /// - **Cheaper under load**: a round trip and a script invocation are paid per
+    ///   batch, not per decision (`BENCHMARKS.md` measures it).
+    /// - **Cluster**: a batch is split by slot, one call per slot (keys are hash-tagged
+    ///   by client, so one client's decisions share a call).
+    /// - **Failures**: a decision whose own step fails inside Redis (a key holding
+    ///   another type, say) fails alone, and the others in its batch are decided; a
+    ///   call that fails as a whole (connection lost) fails every decision it carried,
+    ///   each then handled by its throttle's [`OnError`](crate::OnError) policy.
+    /// - **Timeouts**: a queued decision whose caller gave up (its throttle's
+    ///   [`timeout`](crate::ThrottleBuilder::timeout)) is never sent, so it never
+    ///   consumes quota after its policy has answered.
+    ///
+    /// Strategies of your own (compare-and-set) and stacked limits
+    /// ([`Backend::hit_all`]) are not batched.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use throttle::backend::{Batching, RedisBackend};
+    ///
+    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?.with_batching(Batching::new(64, 4)?);
+    /// let one_call_per_decision = redis.clone().with_batching(Batching::OFF);
+    /// # let _ = one_call_per_decision; Ok(()) }
+    /// ```
+    pub fn with_batching(mut self, batching: Batching) -> Self {
+        self.batcher = Arc::new(Batcher::new(batching));
+        self
+    }
+
+    /// The batching in use (see [`with_batching`](Self::with_batching)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use throttle::backend::{Batching, RedisBackend};
+    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
+    /// assert_eq!(redis.batching(), Batching::default());
+    /// # Ok(()) }
+    /// ```
+    pub fn batching(&self) -> Batching {
+        self.batcher.batching()
     }
 
     /// Forgets every key of this backend's namespace (`{namespace}:*`), on every
@@ -358,21 +427,31 @@ impl RedisBackend {
                 Ok(strategy.decide_any(&mut strategy.new_state(), 0, rate, cost).0)
             }
             Plan::Script(scripted) => {
-                let key = redis_key(key);
-                let mut invocation = scripted.script.prepare_invoke();
-                invocation.key(&key);
-                if scripted.has_entries() {
-                    invocation.key(entries_key(&key));
-                }
-                invocation.arg(self.now_arg()).arg(rate.limit()).arg(rate.period_ms()).arg(cost).arg(self.grace_ms());
-                if let Some(param) = scripted.param {
-                    invocation.arg(param);
-                }
-                let reply: Vec<i64> = self.invoke(&invocation).await?;
-                decision_from(&reply)
+                let hit =
+                    ScriptHit { key: redis_key(key), scripted, limit: rate.limit(), period_ms: rate.period_ms(), cost };
+                batch::decide(self, hit).await
             }
             Plan::CompareAndSet => self.compare_and_set(key, strategy, rate, cost).await,
         }
+    }
+
+    /// One decision as one call of its strategy's script.
+    async fn decide_one(&self, hit: &ScriptHit) -> Result<Decision, BackendError> {
+        let mut invocation = hit.scripted.script.prepare_invoke();
+        invocation.key(&hit.key);
+        if hit.scripted.has_entries() {
+            invocation.key(entries_key(&hit.key));
+        }
+        invocation.arg(self.now_arg()).arg(hit.limit).arg(hit.period_ms).arg(hit.cost).arg(self.grace_ms());
+        if let Some(param) = hit.scripted.param {
+            invocation.arg(param);
+        }
+        let reply: Vec<i64> = self.invoke(&invocation).await?;
+        decision_from(&reply)
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.connection, Connection::Cluster(_))
     }
 
     /// Several hits as one [`MULTI`](scripts::MULTI) call; `None` when a hit has no
@@ -738,6 +817,7 @@ impl std::fmt::Debug for RedisBackend {
             .field("namespace", &self.namespace)
             .field("connection", &kind)
             .field("time", &time)
+            .field("batching", &self.batching())
             .finish_non_exhaustive()
     }
 }

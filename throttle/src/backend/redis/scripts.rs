@@ -25,34 +25,46 @@ static LEAKY_BUCKET_QUEUE: LazyLock<Script> =
     script!("lua/bucket.lua", "lua/entries.lua", "lua/leaky_bucket_queue.lua", "lua/main.lua");
 static GCRA: LazyLock<Script> = script!("lua/bucket.lua", "lua/gcra.lua", "lua/main.lua");
 
+/// The prelude, the shared helpers and `DECIDE[tag]`: every built-in strategy's
+/// `decide`, by codec tag, for the scripts that decide several hits in one call.
+macro_rules! decide_by_tag {
+    ($($tail:expr),*) => {
+        concat!(
+            include_str!("lua/prelude.lua"),
+            include_str!("lua/bucket.lua"),
+            include_str!("lua/entries.lua"),
+            "local DECIDE = {}\n",
+            "DECIDE[1] = (function()\n",
+            include_str!("lua/fixed_window.lua"),
+            "\nreturn decide end)()\nDECIDE[2] = (function()\n",
+            include_str!("lua/sliding_window_counter.lua"),
+            "\nreturn decide end)()\nDECIDE[3] = (function()\n",
+            include_str!("lua/sliding_window_log.lua"),
+            "\nreturn decide end)()\nDECIDE[4] = (function()\n",
+            include_str!("lua/token_bucket.lua"),
+            "\nreturn decide end)()\nDECIDE[5] = (function()\n",
+            include_str!("lua/token_bucket_debt.lua"),
+            "\nreturn decide end)()\nDECIDE[6] = (function()\n",
+            include_str!("lua/leaky_bucket.lua"),
+            "\nreturn decide end)()\nDECIDE[7] = (function()\n",
+            include_str!("lua/leaky_bucket_queue.lua"),
+            "\nreturn decide end)()\nDECIDE[8] = (function()\n",
+            include_str!("lua/gcra.lua"),
+            "\nreturn decide end)()\n",
+            $($tail),*
+        )
+    };
+}
+
 /// Every built-in strategy in one script, by codec tag: several hits decided as one
 /// (stacked limits on one client's keys, which share a hash tag and so a slot).
-pub(super) static MULTI: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("lua/prelude.lua"),
-        include_str!("lua/bucket.lua"),
-        include_str!("lua/entries.lua"),
-        "local DECIDE = {}\n",
-        "DECIDE[1] = (function()\n",
-        include_str!("lua/fixed_window.lua"),
-        "\nreturn decide end)()\nDECIDE[2] = (function()\n",
-        include_str!("lua/sliding_window_counter.lua"),
-        "\nreturn decide end)()\nDECIDE[3] = (function()\n",
-        include_str!("lua/sliding_window_log.lua"),
-        "\nreturn decide end)()\nDECIDE[4] = (function()\n",
-        include_str!("lua/token_bucket.lua"),
-        "\nreturn decide end)()\nDECIDE[5] = (function()\n",
-        include_str!("lua/token_bucket_debt.lua"),
-        "\nreturn decide end)()\nDECIDE[6] = (function()\n",
-        include_str!("lua/leaky_bucket.lua"),
-        "\nreturn decide end)()\nDECIDE[7] = (function()\n",
-        include_str!("lua/leaky_bucket_queue.lua"),
-        "\nreturn decide end)()\nDECIDE[8] = (function()\n",
-        include_str!("lua/gcra.lua"),
-        "\nreturn decide end)()\n",
-        include_str!("lua/multi.lua"),
-    ))
-});
+pub(super) static MULTI: LazyLock<Script> =
+    LazyLock::new(|| Script::new(decide_by_tag!(include_str!("lua/multi.lua"))));
+
+/// Every built-in strategy in one script, by codec tag: independent decisions of
+/// concurrent callers carried by one call and made in order (see [`batch`](super::batch)).
+pub(super) static BATCH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(decide_by_tag!(include_str!("lua/batch.lua"))));
 
 /// Stats of the strategies with an entries key (the sliding log and the queue), by
 /// codec tag, computed in the script from a few entries.
@@ -83,6 +95,7 @@ const LOG_TAG: u8 = 3;
 const QUEUE_TAG: u8 = 7;
 
 /// A built-in strategy's script and how to call it.
+#[derive(Clone, Copy)]
 pub(super) struct Scripted {
     pub(super) script: &'static Script,
     /// `ARGV[6]`, if the script takes a parameter.
