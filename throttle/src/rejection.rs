@@ -96,7 +96,7 @@ impl Throttled {
     /// let api = HttpThrottle::builder("docs:problem")
     ///     .rate("100/min")
     ///     .throttled_handler(|rejection| {
-    ///         tracing::info!("rejected: {rejection}");
+    ///         crate::log::event!(info, "rejected: {rejection}");
     ///         rejection.problem_details()
     ///     })
     ///     .build()?;

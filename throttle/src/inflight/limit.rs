@@ -170,11 +170,15 @@ impl InFlightLimit {
             Ok(_) => Err(InFlightError::Full(self.full(None))),
             Err(error) => match inner.on_error.action(&error, &Context::new()) {
                 ErrorAction::Allow => {
-                    tracing::warn!("in-flight limit {:?}: store failed, request allowed: {error}", inner.uid);
+                    crate::log::event!(warn, "in-flight limit {:?}: store failed, request allowed: {error}", inner.uid);
                     Ok(InFlightPermit::unlimited())
                 }
                 ErrorAction::Throttle(wait) => {
-                    tracing::warn!("in-flight limit {:?}: store failed, request rejected: {error}", inner.uid);
+                    crate::log::event!(
+                        warn,
+                        "in-flight limit {:?}: store failed, request rejected: {error}",
+                        inner.uid
+                    );
                     Err(InFlightError::Full(self.full(Some(wait))))
                 }
                 ErrorAction::Raise => Err(InFlightError::Backend(error)),
@@ -237,15 +241,15 @@ impl InFlightLimit {
                 match tokio::time::timeout(inner.timeout, renewal).await {
                     Ok(Ok(true)) => {}
                     Ok(Ok(false)) => {
-                        tracing::warn!(
+                        crate::log::event!(warn, 
                             "in-flight limit {:?}: a lease expired before its response ended; its unit was counted free \
                              (raise `lease_ttl`, or check that renewals reach the store)",
                             inner.uid
                         );
                         return;
                     }
-                    Ok(Err(error)) => tracing::warn!("in-flight limit {:?}: lease renewal failed: {error}", inner.uid),
-                    Err(_) => tracing::warn!("in-flight limit {:?}: lease renewal timed out", inner.uid),
+                    Ok(Err(error)) => crate::log::event!(warn, "in-flight limit {:?}: lease renewal failed: {error}", inner.uid),
+                    Err(_) => crate::log::event!(warn, "in-flight limit {:?}: lease renewal timed out", inner.uid),
                 }
             }
         });

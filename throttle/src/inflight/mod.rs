@@ -77,7 +77,7 @@ impl IntoResponse for InFlightError {
         match self {
             InFlightError::Full(full) => full.into_response(),
             InFlightError::Backend(error) => {
-                tracing::error!("in-flight limit: {error}");
+                crate::log::event!(error, "in-flight limit: {error}");
                 (http::StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
             }
         }

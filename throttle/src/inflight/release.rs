@@ -51,7 +51,10 @@ impl Releases {
             Err(_) => match self.state.runtime.get() {
                 Some(handle) => handle.clone(),
                 None => {
-                    tracing::warn!("in-flight limit: a release started outside any runtime; its lease will expire");
+                    crate::log::event!(
+                        warn,
+                        "in-flight limit: a release started outside any runtime; its lease will expire"
+                    );
                     return;
                 }
             },
@@ -61,7 +64,7 @@ impl Releases {
         handle.spawn(async move {
             let _pending = pending;
             if let Err(error) = release.await {
-                tracing::warn!("in-flight limit: a release failed, the lease will expire: {error}");
+                crate::log::event!(warn, "in-flight limit: a release failed, the lease will expire: {error}");
             }
         });
     }

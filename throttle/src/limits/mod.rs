@@ -108,7 +108,7 @@ impl LimitsFile {
     /// use throttle::limits::LimitsFile;
     ///
     /// let limits = LimitsFile::new("limits.toml").on_shadow(|entry, shadow| {
-    ///     tracing::info!("throttle {}: shadow mode {shadow}", entry.uid());
+    ///     crate::log::event!(info, "throttle {}: shadow mode {shadow}", entry.uid());
     /// });
     /// # let _ = limits;
     /// ```
@@ -160,7 +160,7 @@ impl LimitsFile {
         let source = self.source(text)?;
         let specs = source.parse()?;
         let named = state.originals.apply(&source, specs, state.shadow.as_ref())?;
-        tracing::info!("limits file {}: applied to {named} throttles", self.inner.path.display());
+        crate::log::event!(info, "limits file {}: applied to {named} throttles", self.inner.path.display());
         Ok(named)
     }
 
@@ -215,7 +215,7 @@ impl LimitsFile {
     fn refused(&self, status: &watch::Sender<ReloadStatus>, error: LimitsError) {
         let repeated = status.borrow().last_error.as_ref().is_some_and(|last| last.to_string() == error.to_string());
         if !repeated {
-            tracing::error!("limits file refused, the running limits are unchanged: {error}");
+            crate::log::event!(error, "limits file refused, the running limits are unchanged: {error}");
         }
         status.send_modify(|s| {
             s.refused += u64::from(!repeated);

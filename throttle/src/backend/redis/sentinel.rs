@@ -246,7 +246,7 @@ impl Shared {
         let Ok((address, connection)) = discovery.find_master().await else { return };
         let mut master = self.master.lock();
         if matches!(reason, Reason::Failed(_)) || master.address != address {
-            tracing::info!(master = %address, "throttle: Redis Sentinel named a master; switching to it");
+            crate::log::event!(info, "throttle: Redis Sentinel named master {address}; switching to it");
             *master = Master { generation: master.generation + 1, address, connection };
         }
     }
