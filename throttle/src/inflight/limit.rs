@@ -241,7 +241,8 @@ impl InFlightLimit {
                 match tokio::time::timeout(inner.timeout, renewal).await {
                     Ok(Ok(true)) => {}
                     Ok(Ok(false)) => {
-                        crate::log::event!(warn, 
+                        crate::log::event!(
+                            warn,
                             "in-flight limit {:?}: a lease expired before its response ended; its unit was counted free \
                              (raise `lease_ttl`, or check that renewals reach the store)",
                             inner.uid
