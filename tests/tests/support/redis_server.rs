@@ -48,15 +48,41 @@ impl RedisServer {
     }
 
     fn spawn_with(cluster: bool, extra: Vec<String>) -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("throttle-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut server = RedisServer { child: None, port, dir, cluster, extra };
-        server.launch();
-        server
+        // A free port can be taken by another process between the check and the bind
+        // (tests run in parallel): a server that exits at once is tried on a new port.
+        for _ in 0..4 {
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!("throttle-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let mut server = RedisServer { child: None, port, dir, cluster, extra: extra.clone() };
+            if server.try_launch() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on four free ports in a row");
+    }
+
+    /// Launches on `self.port`; `false` when the server exited without listening.
+    fn try_launch(&mut self) -> bool {
+        self.spawn_child();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self.child.as_mut().is_some_and(|child| child.try_wait().is_ok_and(|status| status.is_some()));
+            if exited {
+                self.child = None;
+                return false;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not listen on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     fn launch(&mut self) {
+        assert!(self.try_launch(), "redis-server exited instead of listening on port {}", self.port);
+    }
+
+    fn spawn_child(&mut self) {
         let port = self.port.to_string();
         let socket = self.dir.join("redis.sock").to_string_lossy().into_owned();
         let mut args = vec!["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
@@ -73,11 +99,6 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     pub fn url(&self) -> String {
