@@ -72,10 +72,15 @@ mod identity;
 pub mod key;
 mod layer;
 mod log;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+mod outcome;
 pub mod rate;
 pub mod registry;
 mod rejection;
 mod rules;
+pub mod shadow;
 mod stack;
 pub mod strategy;
 pub mod throttles;
@@ -94,6 +99,7 @@ pub use extract::RequestInfo;
 pub use headers::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Header, Headers, IETF_HEADERS, When};
 pub use identity::{ANONYMOUS, EXEMPTED, Identifier, Identity};
 pub use layer::{ThrottleLayer, ThrottleService};
+pub use outcome::CountWhen;
 pub use rate::{ParseRateError, Rate};
 pub use rejection::{Throttled, ThrottledHandler};
 pub use rules::Rule;
