@@ -96,7 +96,7 @@ impl Throttled {
     /// let api = HttpThrottle::builder("docs:problem")
     ///     .rate("100/min")
     ///     .throttled_handler(|rejection| {
-    ///         crate::log::event!(info, "rejected: {rejection}");
+    ///         tracing::info!("rejected: {rejection}");
     ///         rejection.problem_details()
     ///     })
     ///     .build()?;

@@ -108,7 +108,7 @@ impl LimitsFile {
     /// use throttle::limits::LimitsFile;
     ///
     /// let limits = LimitsFile::new("limits.toml").on_shadow(|entry, shadow| {
-    ///     crate::log::event!(info, "throttle {}: shadow mode {shadow}", entry.uid());
+    ///     tracing::info!("throttle {}: shadow mode {shadow}", entry.uid());
     /// });
     /// # let _ = limits;
     /// ```
