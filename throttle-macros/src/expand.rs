@@ -8,14 +8,16 @@ use crate::args::ThrottleArgs;
 use crate::error::with_error;
 use crate::item::HandlerFn;
 use crate::stacked::{self, InvalidStack};
-use crate::validate::{At, Config, CostSpec, HeadersSpec, OnErrorSpec, RateSpec, StrategySpec, crate_path, parse_rate};
+use crate::validate::{
+    At, Config, CostSpec, CountSpec, HeadersSpec, OnErrorSpec, RateSpec, StrategySpec, crate_path, parse_rate,
+};
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path, ReturnType, Token, Type, Visibility};
-use throttle_grammar::policy::ErrorPolicy;
+use throttle_grammar::policy::{CountPolicy, ErrorPolicy};
 use throttle_grammar::rate::ParsedRate;
 
 /// `#[throttle(args)] item`, with the `#[throttle]` attributes stacked below it.
@@ -108,8 +110,12 @@ fn expand(configs: &[Config], handler: HandlerFn) -> TokenStream {
     let statics = configs.iter().map(|config| static_item(config, &vis, &fn_name));
     let names = configs.iter().map(|config| &config.static_name);
     let count = configs.len();
-    let with_headers = configs.iter().any(|config| config.headers.is_some());
-    let function = rewrite(krate, with_headers, handler, &marker);
+    let respond = match (configs.iter().any(|c| c.count.is_some()), configs.iter().any(|c| c.headers.is_some())) {
+        (true, _) => Respond::Settle,
+        (false, true) => Respond::WithHeaders,
+        (false, false) => Respond::Plain,
+    };
+    let function = rewrite(krate, respond, handler, &marker);
     quote! {
         // Unused only when the handler is: its own warning says so, once.
         #[doc(hidden)]
@@ -233,6 +239,22 @@ fn builder(config: &Config, fn_name: &str) -> TokenStream {
             OnErrorSpec::Expr(expr) => quote!(#b.on_error(#expr)),
         });
     }
+    if let Some(shadow) = &config.shadow {
+        step(quote!(#b.shadow(#shadow)));
+    }
+    if let Some(count) = &config.count {
+        step(match count {
+            CountSpec::Named(policy, span) => {
+                let policy = match policy {
+                    CountPolicy::All => quote_spanned!(*span=> #krate::__private::count_all()),
+                    CountPolicy::Failures => quote_spanned!(*span=> #krate::__private::count_failures()),
+                    CountPolicy::Successes => quote_spanned!(*span=> #krate::__private::count_successes()),
+                };
+                quote!(#b.count_when(#policy))
+            }
+            CountSpec::Expr(expr) => quote!(#b.count_when(#expr)),
+        });
+    }
     quote!({
         #(#steps)*
         #b.build()
@@ -251,8 +273,20 @@ fn rate_tokens(krate: &Path, rate: ParsedRate, span: Span) -> TokenStream {
     }
 }
 
+/// What the rewritten handler returns.
+#[derive(Clone, Copy)]
+enum Respond {
+    /// The declared type.
+    Plain,
+    /// `WithHeaders<T>`, for `headers = ...`.
+    WithHeaders,
+    /// A `Response`, for `count = ...`: the outcome is read (and hits given back)
+    /// before the handler returns.
+    Settle,
+}
+
 /// The handler with the guard injected first and the body run inside `async move`.
-fn rewrite(krate: &Path, with_headers: bool, handler: HandlerFn, marker: &Ident) -> TokenStream {
+fn rewrite(krate: &Path, respond: Respond, handler: HandlerFn, marker: &Ident) -> TokenStream {
     let HandlerFn { attrs, vis, mut sig, inner_attrs, brace, body } = handler;
     let guard = Ident::new(stacked::GUARD, Span::mixed_site());
     let output = Ident::new("__throttle_output", Span::mixed_site());
@@ -268,18 +302,23 @@ fn rewrite(krate: &Path, with_headers: bool, handler: HandlerFn, marker: &Ident)
     // The whole call is spanned on the return type, so an output that is no response
     // is reported there (the `T: IntoResponse` bound of `respond`/`with_headers`).
     let krate_at_ret = respan(krate.to_token_stream(), ret_span);
-    let respond = if with_headers {
-        let arrow = match &sig.output {
-            ReturnType::Type(arrow, _) => *arrow,
-            ReturnType::Default => Token![->](ret_span),
-        };
-        let wrapped: Type = syn::parse_quote_spanned!(ret_span=> #krate::attribute::WithHeaders<#declared>);
-        sig.output = ReturnType::Type(arrow, Box::new(wrapped));
-        quote_spanned!(ret_span=> #krate_at_ret::__private::with_headers)
-    } else {
-        quote_spanned!(ret_span=> #krate_at_ret::__private::respond)
+    let arrow = match &sig.output {
+        ReturnType::Type(arrow, _) => *arrow,
+        ReturnType::Default => Token![->](ret_span),
     };
-    let call = quote_spanned!(ret_span=> #respond(#guard, #output));
+    let call = match respond {
+        Respond::Plain => quote_spanned!(ret_span=> #krate_at_ret::__private::respond(#guard, #output)),
+        Respond::WithHeaders => {
+            let wrapped: Type = syn::parse_quote_spanned!(ret_span=> #krate::attribute::WithHeaders<#declared>);
+            sig.output = ReturnType::Type(arrow, Box::new(wrapped));
+            quote_spanned!(ret_span=> #krate_at_ret::__private::with_headers(#guard, #output))
+        }
+        Respond::Settle => {
+            let response: Type = syn::parse_quote_spanned!(ret_span=> #krate::attribute::Response);
+            sig.output = ReturnType::Type(arrow, Box::new(response));
+            quote_spanned!(ret_span=> #krate_at_ret::__private::settle(#guard, #output).await)
+        }
+    };
 
     let mut async_body = Group::new(Delimiter::Brace, quote!(#fake_return #body));
     async_body.set_span(brace.span());

@@ -9,7 +9,7 @@ use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::{Attribute, Expr, ExprLit, ExprPath, ExprUnary, Ident, Lit, LitStr, Path, UnOp};
 use throttle_grammar::names::NameKind;
-use throttle_grammar::policy::{ErrorPolicy, HeaderPolicy};
+use throttle_grammar::policy::{CountPolicy, ErrorPolicy, HeaderPolicy};
 use throttle_grammar::rate::{MAX_VALUE, ParsedRate};
 use throttle_grammar::strategy::StrategySpec as ParsedStrategy;
 
@@ -30,6 +30,9 @@ pub(crate) struct Config {
     pub(crate) rules: Option<Expr>,
     pub(crate) scope: Option<LitStr>,
     pub(crate) on_error: Option<OnErrorSpec>,
+    /// `shadow = true`: a literal or an expression of type `bool`.
+    pub(crate) shadow: Option<Expr>,
+    pub(crate) count: Option<CountSpec>,
 }
 
 pub(crate) enum RateSpec {
@@ -62,6 +65,12 @@ pub(crate) enum CostSpec {
 
 pub(crate) enum OnErrorSpec {
     Named(ErrorPolicy, Span),
+    Expr(Expr),
+}
+
+pub(crate) enum CountSpec {
+    Named(CountPolicy, Span),
+    /// A `CountWhen` value.
     Expr(Expr),
 }
 
@@ -111,6 +120,8 @@ pub(crate) fn validate(
         rules,
         scope,
         on_error,
+        shadow,
+        count,
         name,
         krate,
         mut errors,
@@ -151,6 +162,8 @@ pub(crate) fn validate(
     let cost = cost.and_then(|(_, value)| check_cost(value, &mut errors));
     let scope = scope.and_then(|(_, value)| check_scope(value, &mut errors));
     let on_error = on_error.and_then(|(_, value)| check_on_error(value, &mut errors));
+    let shadow = shadow.and_then(|(_, value)| check_shadow(value, &mut errors));
+    let count = count.and_then(|(_, value)| check_count(value, &mut errors));
 
     let invalid = |error, krate, static_name| Invalid { error, krate, static_name };
     if let Err(error) = errors.finish() {
@@ -170,6 +183,8 @@ pub(crate) fn validate(
             rules: rules.map(|(_, v)| v),
             scope,
             on_error,
+            shadow,
+            count,
         }),
         // Every `None` above pushed an error, so this arm is never taken; it keeps the
         // expansion total without a panic.
@@ -390,6 +405,47 @@ fn check_on_error(value: Expr, errors: &mut Errors) -> Option<OnErrorSpec> {
     let mut message =
         format!("unknown error policy `{written}`; expected {}, or an `OnError` value", one_of(ErrorPolicy::NAMES));
     if let Some(suggestion) = did_you_mean(&written.to_ascii_lowercase(), ErrorPolicy::NAMES) {
+        message.push_str(&format!(" (did you mean `{suggestion}`?)"));
+    }
+    errors.spanned(lit, message);
+    None
+}
+
+/// `shadow = true | false`, or an expression of type `bool` (checked by the compiler).
+fn check_shadow(value: Expr, errors: &mut Errors) -> Option<Expr> {
+    match &value {
+        Expr::Lit(ExprLit { lit: Lit::Bool(_), .. }) => Some(value),
+        Expr::Lit(other) => {
+            let hint = match &other.lit {
+                Lit::Str(lit) if matches!(lit.value().as_str(), "true" | "false") => {
+                    format!("; write `shadow = {}` without quotes", lit.value())
+                }
+                _ => String::new(),
+            };
+            errors.spanned(other, format!("`shadow` must be `true` or `false` (or a `bool` expression){hint}"));
+            None
+        }
+        _ => Some(value),
+    }
+}
+
+fn check_count(value: Expr, errors: &mut Errors) -> Option<CountSpec> {
+    let lit = match &value {
+        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => lit,
+        Expr::Lit(other) => {
+            let message = format!("`count` must be {}, or a `CountWhen` value", one_of(CountPolicy::NAMES));
+            errors.spanned(other, message);
+            return None;
+        }
+        _ => return Some(CountSpec::Expr(value)),
+    };
+    let written = lit.value();
+    if let Some(policy) = CountPolicy::from_name(&written) {
+        return Some(CountSpec::Named(policy, lit.span()));
+    }
+    let mut message =
+        format!("unknown count policy `{written}`; expected {}, or a `CountWhen` value", one_of(CountPolicy::NAMES));
+    if let Some(suggestion) = did_you_mean(&written.to_ascii_lowercase(), CountPolicy::NAMES) {
         message.push_str(&format!(" (did you mean `{suggestion}`?)"));
     }
     errors.spanned(lit, message);

@@ -81,6 +81,18 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The size given to `track_top_denied` is 0 or above
+    /// [`MAX_TOP_DENIED`](crate::throttles::MAX_TOP_DENIED).
+    #[error(
+        "throttle {uid:?} cannot track the top {size} denied clients: the list holds from 1 to {max} clients",
+        max = crate::throttles::MAX_TOP_DENIED
+    )]
+    TopDeniedSize {
+        /// The throttle's uid.
+        uid: String,
+        /// The refused size.
+        size: usize,
+    },
 }
 
 /// A cost that no hit can have: negative, or above 2^53 - 1.

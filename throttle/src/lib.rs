@@ -42,6 +42,9 @@
 //! - [`strategy`]: the eight algorithms; [`backend`]: where state lives
 //!   ([`MemoryBackend`] by default, `RedisBackend` with the `redis` feature).
 //! - [`registry`]: every live throttle by uid, with runtime switches.
+//! - [`shadow`]: decide and count, never reject; [`CountWhen`]: count only failures
+//!   (or successes), giving back the others; `metrics` (feature): what each throttle
+//!   admitted, rejected, shadowed, and how long its backend took.
 //! - [`attribute`]: the static and the response type `#[throttle]` generates.
 //! - [`inflight`]: at most N requests of a client at once; [`quota`]: costs queued
 //!   during a handler and applied together; `limits` (feature `limits-file`): limits
@@ -56,6 +59,7 @@
 //! | `tracing` | yes | warnings through `tracing` (a failing backend, a misconfigured proxy) |
 //! | `redis` | no | `RedisBackend`: standalone, Cluster and Sentinel |
 //! | `limits-file` | no | `limits`: limits in a TOML file, reloaded on change |
+//! | `metrics` | no | counters and a decision-latency histogram per throttle through the `metrics` facade (see `throttle::metrics`) |
 //!
 //! The crate turns on only axum's `tokio` and `matched-path` features; your app chooses
 //! the rest (`http1`, `http2`, `json`, ...).
@@ -79,12 +83,17 @@ mod layer;
 #[cfg_attr(docsrs, doc(cfg(feature = "limits-file")))]
 pub mod limits;
 mod log;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+mod outcome;
 mod problem;
 pub mod quota;
 pub mod rate;
 pub mod registry;
 mod rejection;
 mod rules;
+pub mod shadow;
 mod stack;
 pub mod strategy;
 pub mod throttles;
@@ -103,6 +112,7 @@ pub use extract::RequestInfo;
 pub use headers::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Header, Headers, IETF_HEADERS, When};
 pub use identity::{ANONYMOUS, EXEMPTED, Identifier, Identity};
 pub use layer::{ThrottleLayer, ThrottleService};
+pub use outcome::CountWhen;
 pub use rate::{ParseRateError, Rate};
 pub use rejection::{Throttled, ThrottledHandler};
 pub use rules::Rule;
@@ -152,10 +162,36 @@ pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_fra
 /// | `rules` | expression of an iterable of `Rule` (apply-if / bypass-if), e.g. `[health_bypass()]` | `.rules(..)` |
 /// | `scope` | string literal: a separate bucket for this handler | `.context(Context::new().with("scope", ..))` |
 /// | `on_error` | `"allow"`, `"throttle"`, `"raise"`, or an `OnError` value | `.on_error(..)` |
+/// | `shadow` | `true`, `false`, or a `bool` expression: decide and count, never reject (see [`shadow`]) | `.shadow(..)` |
+/// | `count` | `"all"`, `"failures"`, `"successes"`, or a `CountWhen` value: which responses count | `.count_when(..)` |
 /// | `name` | identifier of the generated static | |
 /// | `crate` | `"path"` of the `throttle` crate, when it is renamed | |
 ///
 /// [`HttpThrottle::builder(uid)`]: https://docs.rs/throttle/latest/throttle/struct.HttpThrottle.html#method.builder
+///
+/// # Counting by outcome
+///
+/// With `count = "failures"` (or `"successes"`, or a [`CountWhen`]), the hit is decided
+/// before the handler runs, as always, and given back once the handler's response is
+/// known if that response does not count. The declared return type `T` becomes
+/// [`attribute::Response`] (the output is made into a response before the handler
+/// returns). A request a later extractor rejects never reaches the handler, so its hit
+/// stays counted; a [`ThrottleLayer`] with [`count_when`](ThrottleLayer::count_when)
+/// sees those responses too.
+///
+/// ```
+/// use axum::http::{HeaderMap, StatusCode};
+/// use throttle::throttle;
+///
+/// // 5 failed logins per 15 minutes per client; successful logins are not counted.
+/// #[throttle(uid = "docs:login", rate = "5/15min", count = "failures")]
+/// async fn login(headers: HeaderMap) -> StatusCode {
+///     match headers.get("authorization") {
+///         Some(token) if token == "Bearer correct-horse" => StatusCode::NO_CONTENT,
+///         _ => StatusCode::UNAUTHORIZED,
+///     }
+/// }
+/// ```
 ///
 /// # The generated static
 ///

@@ -240,7 +240,7 @@ impl Quota {
                 .map(|q| StackedHit { throttle: &q.throttle, cost: Some(q.cost), context: q.context.as_ref() })
                 .collect();
             let mut headers = HeaderMap::new();
-            for admitted in stack::hit_each_with(&calls, &conn).await? {
+            for admitted in stack::hit_each_with(&calls, &conn, false).await? {
                 headers.extend(admitted.into_headers());
             }
             Ok(headers)

@@ -147,4 +147,33 @@ impl Entry {
     pub(crate) fn core(&self) -> &Arc<Core> {
         &self.0
     }
+
+    /// Whether the throttle is in [shadow mode](crate::shadow) (its own switch or the
+    /// process-wide one).
+    pub fn is_shadow(&self) -> bool {
+        self.0.ops.shadow.is_on()
+    }
+
+    /// Turns the throttle's own shadow mode on or off: it decides and counts as usual
+    /// and lets every request through while on.
+    ///
+    /// ```
+    /// use throttle::HttpThrottle;
+    /// use throttle::registry::Registry;
+    ///
+    /// let registry = Registry::new();
+    /// let throttle = HttpThrottle::builder("docs:entry-shadow").rate("1/s").registry(&registry).build()?;
+    /// registry.get("docs:entry-shadow").expect("registered").set_shadow(true);
+    /// assert!(throttle.is_shadow());
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn set_shadow(&self, shadow: bool) {
+        self.0.ops.shadow.set(shadow);
+    }
+
+    /// The clients the throttle denied most; empty unless it tracks them
+    /// ([`track_top_denied`](crate::ThrottleBuilder::track_top_denied)).
+    pub fn top_denied(&self) -> Vec<crate::throttles::DeniedClient> {
+        self.0.ops.top_denied()
+    }
 }

@@ -1,7 +1,7 @@
 //! The backend the Redis suites test: a `RedisBackend`, behind a `DenyCache` when
 //! `THROTTLE_TEST_DENY_CACHE=1`, so every Redis test also runs with the cache on.
 
-use throttle::backend::{Backend, BackendError, BoxFuture, DenyCache, HitRequest, RedisBackend};
+use throttle::backend::{Backend, BackendError, BoxFuture, DenyCache, HitRequest, RedisBackend, Since};
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
 use throttle::{ConfigError, ManualClock, Rate};
 
@@ -107,5 +107,20 @@ impl Backend for TestRedis {
 
     fn store_id(&self) -> usize {
         self.backend().store_id()
+    }
+
+    fn since_now(&self) -> Since {
+        self.backend().since_now()
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        self.backend().refund(key, strategy, rate, cost, since)
     }
 }

@@ -34,6 +34,13 @@ impl<Op: CostedOp> StaticCall<'_, Op> {
     }
 }
 
+impl StaticCall<'_, HitOp> {
+    /// [`Call::refundable`].
+    pub fn refundable(self) -> Self {
+        StaticCall { call: self.call.map(Call::refundable) }
+    }
+}
+
 impl StaticCall<'_, HeadersOp> {
     /// [`Call::overrides`].
     pub fn overrides(self, overrides: Headers) -> Self {

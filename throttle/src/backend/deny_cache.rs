@@ -1,7 +1,7 @@
 //! [`DenyCache`]: a remote backend's rejections remembered in-process, so a client over
 //! its limit is turned away without a round trip until its wait has passed.
 
-use super::{Backend, BackendError, BoxFuture, HitRequest, InvalidBackendOption};
+use super::{Backend, BackendError, BoxFuture, HitRequest, InvalidBackendOption, Since};
 use crate::strategy::{
     Decision, DynStrategy, FixedWindow, Gcra, LeakyBucket, LeakyBucketQueue, NEVER, SlidingWindowCounter,
     SlidingWindowLog, Snapshot, TokenBucket, TokenBucketDebt,
@@ -482,6 +482,27 @@ impl<B: Backend> Backend for DenyCache<B> {
 
     fn store_id(&self) -> usize {
         self.inner.store_id()
+    }
+
+    fn since_now(&self) -> Since {
+        self.inner.since_now()
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(async move {
+            let outcome = self.inner.refund(key, strategy, rate, cost, since).await;
+            // After the refund lands: a rejection cached (or in flight) from before it
+            // may no longer hold. Forgotten even on failure, as dropping one is safe.
+            self.forget(key);
+            outcome
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! The embedded in-memory backend: sharded maps of per-key strategy state.
 
-use super::{Backend, BackendError, BoxFuture, HitRequest};
+use super::{Backend, BackendError, BoxFuture, HitRequest, Since};
 use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot};
 use crate::{Clock, Rate};
 use core::fmt;
@@ -255,6 +255,22 @@ impl MemoryBackend {
         snapshot
     }
 
+    /// Gives back `cost` of a hit on `key` admitted at or after `since_ms` (this
+    /// backend's clock), synchronously; see [`Backend::refund`].
+    pub fn refund_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate, cost: u64, since_ms: u64) -> bool {
+        let now = self.inner.clock.now_ms();
+        let (hash, shard) = self.locate(key);
+        let mut map = self.inner.shards[shard].0.lock();
+        let Some((_, entry)) = map.entries.find_mut(hash, |(k, _)| **k == *key) else { return false };
+        match strategy.refund_any(&mut entry.state, now, rate, cost, since_ms) {
+            Some(expires_at) => {
+                entry.expires_at = expires_at;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Forgets one key.
     pub fn reset_now(&self, key: &str) {
         let (hash, shard) = self.locate(key);
@@ -421,6 +437,22 @@ impl Backend for MemoryBackend {
 
     fn as_memory(&self) -> Option<&MemoryBackend> {
         Some(self)
+    }
+
+    fn since_now(&self) -> Since {
+        Since::Ms(self.inner.clock.now_ms())
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        let since_ms = since.as_ms_before(self.inner.clock.now_ms());
+        Box::pin(core::future::ready(Ok(self.refund_now(key, strategy, rate, cost, since_ms))))
     }
 }
 

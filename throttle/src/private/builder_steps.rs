@@ -41,6 +41,21 @@ pub fn headers(headers: &Headers) -> Headers {
     headers.clone()
 }
 
+/// `count = "failures"`.
+pub fn count_failures() -> crate::CountWhen {
+    crate::CountWhen::Failures
+}
+
+/// `count = "successes"`.
+pub fn count_successes() -> crate::CountWhen {
+    crate::CountWhen::Successes
+}
+
+/// `count = "all"`.
+pub fn count_all() -> crate::CountWhen {
+    crate::CountWhen::All
+}
+
 /// `scope = "name"`.
 pub fn scope(builder: ThrottleBuilder<HttpThrottle>, scope: &'static str) -> ThrottleBuilder<HttpThrottle> {
     builder.context(Context::new().with("scope", scope))

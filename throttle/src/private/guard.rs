@@ -3,7 +3,7 @@
 use crate::attribute::StaticThrottle;
 use crate::attribute::WithHeaders;
 use crate::attribute::with_headers::append_missing;
-use crate::{HttpThrottle, ThrottleError};
+use crate::{Admitted, HttpThrottle, ThrottleError};
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use core::fmt;
@@ -27,6 +27,8 @@ pub trait Site: 'static {
 /// ones when they share a store.
 pub struct Guard<M> {
     headers: HeaderMap,
+    /// The admissions that can be given back (throttles that count by outcome).
+    refundable: Vec<Admitted>,
     site: PhantomData<fn() -> M>,
 }
 
@@ -34,23 +36,30 @@ impl<M: Site, S: Send + Sync> FromRequestParts<S> for Guard<M> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let headers = hit(M::throttles(), parts).await.map_err(IntoResponse::into_response)?;
-        Ok(Guard { headers, site: PhantomData })
+        let (headers, refundable) = hit(M::throttles(), parts).await.map_err(IntoResponse::into_response)?;
+        Ok(Guard { headers, refundable, site: PhantomData })
     }
 }
 
 /// Hits the statics' throttles as one stack; the admitted hits' headers, the higher
-/// attribute's first.
-async fn hit(statics: &[&StaticThrottle], parts: &Parts) -> Result<HeaderMap, ThrottleError> {
+/// attribute's first, and the admissions that can be given back.
+async fn hit(statics: &[&StaticThrottle], parts: &Parts) -> Result<(HeaderMap, Vec<Admitted>), ThrottleError> {
     if let [only] = statics {
-        return Ok(built(only)?.hit(parts).await?.into_headers());
+        let mut admitted = built(only)?.hit(parts).await?;
+        let headers = std::mem::take(&mut admitted.headers);
+        let refundable = if admitted.is_refundable() { vec![admitted] } else { Vec::new() };
+        return Ok((headers, refundable));
     }
     let throttles = statics.iter().map(|site| built(site).cloned()).collect::<Result<Vec<_>, _>>()?;
     let mut headers = HeaderMap::new();
-    for admitted in crate::stack::hit_each(&throttles, parts).await? {
-        append_missing(&mut headers, admitted.into_headers());
+    let mut refundable = Vec::new();
+    for mut admitted in crate::stack::hit_each(&throttles, parts).await? {
+        append_missing(&mut headers, std::mem::take(&mut admitted.headers));
+        if admitted.is_refundable() {
+            refundable.push(admitted);
+        }
     }
-    Ok(headers)
+    Ok((headers, refundable))
 }
 
 /// The static's throttle, or the error (a 500) that names it.
@@ -73,4 +82,16 @@ pub fn respond<M, T: IntoResponse>(_guard: Guard<M>, output: T) -> T {
 /// The handler's output with the admitted hit's headers, for `headers = ...`.
 pub fn with_headers<M, T: IntoResponse>(guard: Guard<M>, output: T) -> WithHeaders<T> {
     WithHeaders::new(guard.headers, output)
+}
+
+/// The handler's output as a response, for `count = ...`: the hits of throttles whose
+/// [`CountWhen`](crate::CountWhen) does not count it are given back before it is
+/// returned; the throttles' headers are added as `with_headers` adds them.
+pub async fn settle<M, T: IntoResponse>(guard: Guard<M>, output: T) -> Response {
+    let Guard { headers, mut refundable, .. } = guard;
+    let mut response = output.into_response();
+    let refunds = crate::outcome::not_counted(&mut refundable, None, &response);
+    crate::outcome::settle_tickets(refunds).await;
+    append_missing(response.headers_mut(), headers);
+    response
 }

@@ -8,6 +8,7 @@ mod builder_steps;
 mod guard;
 
 pub use builder_steps::{
-    CostArg, builder, cost, headers, headers_always, headers_throttled, rate, scope, strategy, unbuilt,
+    CostArg, builder, cost, count_all, count_failures, count_successes, headers, headers_always, headers_throttled,
+    rate, scope, strategy, unbuilt,
 };
-pub use guard::{Guard, Site, respond, with_headers};
+pub use guard::{Guard, Site, respond, settle, with_headers};

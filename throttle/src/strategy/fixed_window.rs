@@ -76,6 +76,21 @@ impl Strategy for FixedWindow {
         }
     }
 
+    /// The cost, from the window the hit was counted in, when `since_ms` and `now_ms`
+    /// both fall in it (so the hit did too); nothing otherwise: a hit of an ended
+    /// window no longer counts.
+    fn refund(&self, state: &mut FixedWindowState, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> bool {
+        if degenerate(rate).is_some() {
+            return false;
+        }
+        let start = Self::window_start(now_ms, rate);
+        if Self::window_start(since_ms, rate) != start || state.window_start_ms != start || state.count == 0 {
+            return false;
+        }
+        state.count -= cost.min(state.count);
+        true
+    }
+
     fn expires_at(&self, state: &FixedWindowState, rate: Rate) -> u64 {
         state.window_start_ms.saturating_add(rate.period_ms())
     }

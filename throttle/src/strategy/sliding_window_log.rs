@@ -179,6 +179,33 @@ impl Strategy for SlidingWindowLog {
         }
     }
 
+    /// The cost, from the entries logged at or after `since_ms`, earliest first (the
+    /// hit's own entry is among them; taking from an earlier one instead keeps cost
+    /// logged longer, which errs toward counting). Nothing once a whole period has
+    /// passed since `since_ms`: the hit may have aged out.
+    fn refund(&self, state: &mut SlidingWindowLogState, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> bool {
+        if degenerate(rate).is_some() || now_ms.saturating_sub(since_ms) >= rate.period_ms() {
+            return false;
+        }
+        let first = state.entries.partition_point(|&(t, _)| t < since_ms);
+        let mut left = cost;
+        for (_, c) in state.entries.range_mut(first..) {
+            let take = left.min(*c);
+            *c -= take;
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        let given = cost - left;
+        if given == 0 {
+            return false;
+        }
+        state.entries.retain(|&(_, c)| c > 0);
+        state.total = state.total.saturating_sub(given);
+        true
+    }
+
     fn expires_at(&self, state: &SlidingWindowLogState, rate: Rate) -> u64 {
         state.entries.back().map_or(0, |&(t, _)| t.saturating_add(rate.period_ms()))
     }

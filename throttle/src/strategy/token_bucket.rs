@@ -136,6 +136,12 @@ impl Strategy for TokenBucket {
         }
     }
 
+    /// Gives back what the hit still holds: see [`Strategy::refund`].
+    fn refund(&self, state: &mut Self::State, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> bool {
+        degenerate(rate).is_none()
+            && bucket::refund(&mut state.last_ms, &mut state.missing, now_ms, rate, cost, since_ms)
+    }
+
     fn expires_at(&self, state: &TokenBucketState, rate: Rate) -> u64 {
         bucket::empty_at(state.last_ms, state.missing, rate)
     }

@@ -1,8 +1,11 @@
 //! [`ThrottleBuilder`]: every throttle option, checked once by `build`.
 
 use super::core::Core;
+use super::operating::{Operating, OperatingOptions};
 use super::options::{CostSource, OnError, RateSource};
 use super::split::KeySplit;
+use super::top_denied::MAX_TOP_DENIED;
+use crate::CountWhen;
 use crate::backend::{Backend, BoxFuture, default_backend};
 use crate::headers::Headers;
 use crate::rate::ParseRateError;
@@ -13,8 +16,8 @@ use crate::{ConfigError, Connection, Context, Cost, Identifier, InvalidCost, Rat
 use axum::response::Response;
 use parking_lot::RwLock;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// Options of a throttle, keyed by its uid. Setters never fail; [`build`](Self::build)
@@ -37,6 +40,8 @@ pub struct ThrottleBuilder<T: BuildThrottle> {
     rules: Vec<Rule>,
     split: KeySplit,
     registry: Option<Registry>,
+    /// Shadow mode, counting by outcome, the top denied clients.
+    operating: OperatingOptions,
     /// Options only this kind of throttle has (the WebSocket message options).
     kind_options: T::Options,
     kind: PhantomData<fn() -> T>,
@@ -97,6 +102,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             rules: Vec::new(),
             split: KeySplit::default(),
             registry: None,
+            operating: OperatingOptions::default(),
             kind_options: T::Options::default(),
             kind: PhantomData,
         }
@@ -325,6 +331,66 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
+    /// Shadow mode: decide and count as usual, but let every request through; a
+    /// would-be rejection is logged (`info`) and counted as shadowed. Switch it at
+    /// runtime with [`HttpThrottle::set_shadow`](crate::HttpThrottle::set_shadow); see
+    /// [`shadow`](crate::shadow).
+    ///
+    /// ```
+    /// use throttle::HttpThrottle;
+    /// let trial = HttpThrottle::builder("docs:trial").rate("100/min").shadow(true).build()?;
+    /// assert!(trial.is_shadow());
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn shadow(mut self, shadow: bool) -> Self {
+        self.operating.shadow = shadow;
+        self
+    }
+
+    /// Whether responses keep the throttle's headers while it is in shadow mode
+    /// (default `false`: clients see no sign of a shadowed throttle). With `true`, a
+    /// would-be rejection carries the headers its 429 would have had.
+    pub fn shadow_headers(mut self, keep: bool) -> Self {
+        self.operating.shadow_headers = keep;
+        self
+    }
+
+    /// Which responses count (default [`CountWhen::All`]): with `Failures`, a hit
+    /// whose response is a success is given back once the response is known, which
+    /// [`ThrottleLayer`](crate::ThrottleLayer) and `#[throttle]` do for you, and the
+    /// direct API with [`Admitted::settle`](crate::Admitted::settle). See [`CountWhen`].
+    ///
+    /// ```
+    /// use throttle::{CountWhen, HttpThrottle};
+    /// let logins = HttpThrottle::builder("docs:failed-logins")
+    ///     .rate("5/15min")
+    ///     .count_when(CountWhen::Failures)
+    ///     .build()?;
+    /// # let _ = logins; Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn count_when(mut self, count: CountWhen) -> Self {
+        self.operating.count = count;
+        self
+    }
+
+    /// Keeps the `size` clients denied most (1 to
+    /// [`MAX_TOP_DENIED`](crate::throttles::MAX_TOP_DENIED)), read with
+    /// [`HttpThrottle::top_denied`](crate::HttpThrottle::top_denied) or from the
+    /// registry. Off by default. Memory stays `size` keys however many clients are
+    /// denied, and every client denied more than `1 / size` of all denials is listed;
+    /// each denial costs a lock and, for a client new to a full list, a walk of it.
+    ///
+    /// ```
+    /// use throttle::HttpThrottle;
+    /// let api = HttpThrottle::builder("docs:top-denied").rate("100/min").track_top_denied(10).build()?;
+    /// assert!(api.top_denied().is_empty());
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn track_top_denied(mut self, size: usize) -> Self {
+        self.operating.top_denied = Some(size);
+        self
+    }
+
     /// Registers the throttle in `registry` when it is built: `build` then fails with
     /// [`ConfigError::DuplicateUid`] if a live throttle of the registry has the uid.
     /// Without this, building joins no registry (see [`crate::registry`]).
@@ -346,8 +412,13 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         // A user backend's namespace too: keys stay within `key::MAX_KEY_LEN`.
         key::validate_namespace(backend.namespace())?;
         let key_prefix = format!("{}:{}:", backend.namespace(), self.uid);
-        let core = Arc::new(Core {
-            uid: self.uid.into(),
+        if let Some(size) = self.operating.top_denied.filter(|size| !(1..=MAX_TOP_DENIED).contains(size)) {
+            return Err(ConfigError::TopDeniedSize { uid: self.uid, size });
+        }
+        let ops = |me| Operating::new(&self.uid, self.operating, me);
+        let core = Arc::new_cyclic(|me: &Weak<Core>| Core {
+            ops: ops(me.clone()),
+            uid: self.uid.as_str().into(),
             origin: self.origin,
             key_prefix,
             rate: RwLock::new(rate),

@@ -1,10 +1,13 @@
 //! The engine shared by HTTP and WebSocket throttles: hit, stat, check, headers.
 
+use super::instruments::{ErrorOutcome, Stopwatch};
+use super::operating::Operating;
 use super::options::{CostSource, ErrorAction, OnError, RateSource};
 use super::split::KeySplit;
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, Since};
 use crate::headers::Headers;
 use crate::headers::header::Input;
+use crate::outcome::RefundTicket;
 use crate::rejection::{Throttled, ThrottledHandler};
 use crate::rules::{self, Rule};
 use crate::strategy::{Decision, DynStrategy, Metadata, Snapshot, StrategyStat};
@@ -35,13 +38,28 @@ pub struct Core {
     pub(crate) rules: Vec<Rule>,
     pub(crate) split: KeySplit,
     pub(crate) enabled: AtomicBool,
+    /// Shadow mode, counting by outcome, metrics (see `operating`).
+    pub(crate) ops: Operating,
 }
 
 /// A hit that was admitted (or that the throttle let through untouched).
-#[derive(Debug, Clone, Default)]
+///
+/// A clone carries the decision and the headers but no refund ticket: a hit is given
+/// back at most once.
+#[derive(Debug, Default)]
 pub struct Admitted {
-    decision: Option<Decision>,
-    headers: HeaderMap,
+    pub(crate) decision: Option<Decision>,
+    pub(crate) headers: HeaderMap,
+    /// For [`Admitted::refund`] and [`Admitted::settle`] (see `crate::outcome`).
+    pub(crate) ticket: Option<RefundTicket>,
+    /// A would-be rejection let through in shadow mode.
+    pub(crate) shadowed: bool,
+}
+
+impl Clone for Admitted {
+    fn clone(&self) -> Self {
+        Admitted { decision: self.decision, headers: self.headers.clone(), ticket: None, shadowed: self.shadowed }
+    }
 }
 
 impl Admitted {
@@ -54,6 +72,12 @@ impl Admitted {
     /// Whether the hit was counted against a quota.
     pub fn is_counted(&self) -> bool {
         self.decision.is_some()
+    }
+
+    /// Whether the throttle would have rejected this hit and let it through because
+    /// it is in [shadow mode](crate::shadow) (the hit is not counted then).
+    pub fn is_shadowed(&self) -> bool {
+        self.shadowed
     }
 
     /// The throttle's headers resolved for this (admitted) response.
@@ -85,6 +109,8 @@ pub(crate) struct Prepared<'c> {
     pub(crate) rate: Rate,
     pub(crate) cost: u64,
     pub(crate) context: Cow<'c, Context>,
+    /// Read before the decision when the hit takes a refund ticket.
+    pub(crate) since: Option<Since>,
 }
 
 impl Core {
@@ -158,11 +184,17 @@ impl Core {
     }
 
     pub(crate) async fn decide(&self, key: &str, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
+        let started = Stopwatch::start();
         if let Some(memory) = self.backend.as_memory() {
-            return Ok(memory.hit_now(key, &*self.strategy, rate, cost));
+            let decision = memory.hit_now(key, &*self.strategy, rate, cost);
+            self.ops.instruments.decided(started);
+            return Ok(decision);
         }
         let hit = self.backend.hit(key, &*self.strategy, rate, cost);
-        tokio::time::timeout(self.timeout, hit).await.unwrap_or(Err(BackendError::Timeout(self.timeout)))
+        let decision =
+            tokio::time::timeout(self.timeout, hit).await.unwrap_or(Err(BackendError::Timeout(self.timeout)));
+        self.ops.instruments.decided(started);
+        decision
     }
 
     async fn snapshot(&self, key: &str, rate: Rate) -> Result<Snapshot, BackendError> {
@@ -205,6 +237,7 @@ impl Core {
         }
         let context = self.context(call_context);
         if !rules::applies(&self.rules, conn).await {
+            self.ops.instruments.bypassed();
             return Ok(None);
         }
         let rate = self.resolve_rate(conn, &context).await;
@@ -223,9 +256,11 @@ impl Core {
             return Err(ThrottleError::CostExceedsCapacity { uid: self.uid.to_string(), cost, capacity });
         }
         let Some(key) = self.client_key(conn, &context).await else {
+            self.ops.instruments.exempted();
             return Ok(None);
         };
-        Ok(Some(Prepared { key, rate, cost, context }))
+        let since = self.ops.since(&*self.backend);
+        Ok(Some(Prepared { key, rate, cost, context, since }))
     }
 
     /// Everything after the backend: the error policy, headers, the rejection.
@@ -235,26 +270,40 @@ impl Core {
         prepared: Prepared<'_>,
         decision: Result<Decision, BackendError>,
     ) -> Result<Admitted, ThrottleError> {
-        let Prepared { key, rate, context, .. } = prepared;
+        let Prepared { key, rate, cost, context, since } = prepared;
+        let failed = decision.is_err();
         let decision = match decision {
             Ok(decision) => decision,
             Err(error) => match self.on_error.action(&error, &context) {
                 ErrorAction::Allow => {
+                    self.on_backend_error(ErrorOutcome::Allowed);
                     crate::log::event!(warn, "throttle {:?}: backend failed, request allowed: {error}", self.uid);
                     return Ok(Admitted::default());
                 }
-                ErrorAction::Raise => return Err(error.into()),
+                ErrorAction::Raise => {
+                    self.on_backend_error(ErrorOutcome::Raised);
+                    return Err(error.into());
+                }
                 ErrorAction::Throttle(wait) => {
+                    self.on_backend_error(ErrorOutcome::Throttled);
                     crate::log::event!(warn, "throttle {:?}: backend failed, request throttled: {error}", self.uid);
                     let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
                     Decision { allowed: false, remaining: 0, wait_ms, reset_ms: wait_ms }
                 }
             },
         };
+        let hide_headers = self.ops.shadow.hides_headers();
         let stat = || self.stat_from(key.clone(), rate, decision);
         if decision.allowed {
-            let headers = self.resolve_headers(None, conn, &context, false, stat);
-            return Ok(Admitted { decision: Some(decision), headers });
+            let headers =
+                if hide_headers { HeaderMap::new() } else { self.resolve_headers(None, conn, &context, false, stat) };
+            let ticket = self.on_admitted(&decision, key, rate, cost, since);
+            return Ok(Admitted { decision: Some(decision), headers, ticket, shadowed: false });
+        }
+        if self.on_rejected(&key, &decision, failed) {
+            let headers =
+                if hide_headers { HeaderMap::new() } else { self.resolve_headers(None, conn, &context, true, stat) };
+            return Ok(Admitted { decision: None, headers, ticket: None, shadowed: true });
         }
         let headers = self.resolve_headers(None, conn, &context, true, stat);
         Err(Throttled {

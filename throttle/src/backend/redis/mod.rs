@@ -9,7 +9,7 @@ mod sentinel;
 
 pub use batch::Batching;
 
-use super::{Backend, BackendError, BoxFuture, HitRequest};
+use super::{Backend, BackendError, BoxFuture, HitRequest, Since};
 use crate::strategy::{Decision, DynStrategy, Metadata, NEVER, Snapshot, codec};
 use crate::{Clock, ConfigError, Rate};
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -73,6 +73,13 @@ use std::time::Duration;
 ///
 /// That costs **two round trips** per admitted hit (one per rejected hit), plus one per
 /// conflict. A strategy without a codec fails with an error that says so.
+
+/// Refunds ([`Backend::refund`]) run through compare-and-set too, for every strategy
+/// stored as one string: two round trips. The sliding log and the queue keep their
+/// entries in a list beside the state, and a refund gives nothing back there (the hit
+/// stays counted). With Redis server time, the moment a refund measures from is the
+/// server's reading less the time elapsed here since the hit was sent, which is never
+/// later than the hit.
 ///
 /// Stats and checks are one read-only script call; Rust computes the stat from the
 /// stored state.
@@ -527,6 +534,51 @@ impl RedisBackend {
         Err(failed(format!("compare-and-set on `{key}` conflicted {CAS_ATTEMPTS} times in a row")))
     }
 
+    /// A refund through compare-and-set: read, let the strategy give back what the hit
+    /// still holds, write back if unchanged. The sliding log and the queue (header and
+    /// entries list) give nothing back here: a refund of theirs keeps the hit counted.
+    async fn give_back(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> Result<bool, BackendError> {
+        let scripted = match scripts::plan(strategy, rate) {
+            Plan::Script(..) if is_degenerate(rate) => return Ok(false),
+            Plan::Script(scripted) if scripted.has_entries() => return Ok(false),
+            Plan::Script(..) => true,
+            Plan::CompareAndSet if !strategy.has_codec() => return Err(no_codec(strategy)),
+            Plan::CompareAndSet => false,
+        };
+        let key = redis_key(key);
+        let (mut now, mut stored) = self.read_raw(&key).await?;
+        for _ in 0..CAS_ATTEMPTS {
+            // Measured after each read: the hit is at least this long before `now`.
+            let since_ms = since.as_ms_before(now);
+            let fields = parse_fields(&stored, scripted);
+            let Some((state, expires_at)) = strategy.refund_encoded(fields.as_deref(), now, rate, cost, since_ms)
+            else {
+                return Ok(false);
+            };
+            let mut invocation = scripts::STATE.prepare_invoke();
+            invocation
+                .key(&key)
+                .arg("cas")
+                .arg(self.now_arg())
+                .arg(&stored)
+                .arg(codec::to_text(&state))
+                .arg(self.ttl_arg(expires_at, now));
+            let (written, current_now, current): (i64, u64, String) = self.invoke(&invocation).await?;
+            if written == 1 {
+                return Ok(true);
+            }
+            (now, stored) = (current_now, current);
+        }
+        Err(failed(format!("compare-and-set on `{key}` conflicted {CAS_ATTEMPTS} times in a row")))
+    }
+
     /// Milliseconds to keep a state expiring at `expires_at`: "" for never (beyond
     /// what Redis can hold), 0 or less to delete it.
     fn ttl_arg(&self, expires_at: u64, now: u64) -> String {
@@ -802,6 +854,24 @@ impl Backend for RedisBackend {
 
     fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(self.delete(key))
+    }
+
+    fn since_now(&self) -> Since {
+        match &self.clock {
+            Some(clock) => Since::Ms(clock.now_ms()),
+            None => Since::Instant(std::time::Instant::now()),
+        }
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(self.give_back(key, strategy, rate, cost, since))
     }
 }
 
