@@ -392,6 +392,17 @@ impl throttle::strategy::Strategy for UserStrategy {
         self.0.capacity(rate)
     }
 
+    fn refund(&self, state: &mut UserState, now_ms: u64, rate: throttle::Rate, cost: u64, since_ms: u64) -> bool {
+        let Some(inner) = state.inner.as_mut() else { return false };
+        match self.0.refund_any(inner, now_ms, rate, cost, since_ms) {
+            Some(expires_at) => {
+                state.expires_at = expires_at;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn encode(&self, state: &UserState) -> Option<Vec<i64>> {
         match &state.inner {
             Some(inner) => self.0.encode_any(inner),
