@@ -67,7 +67,7 @@ use std::time::Duration;
 ///
 /// That costs **two round trips** per admitted hit (one per rejected hit), plus one per
 /// conflict. A strategy without a codec fails with an error that says so.
-
+///
 /// Refunds ([`Backend::refund`]) run through compare-and-set too, for every strategy
 /// stored as one string: two round trips. The sliding log and the queue keep their
 /// entries in a list beside the state, and a refund gives nothing back there (the hit
