@@ -78,6 +78,23 @@ impl std::fmt::Debug for TopDenied {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ConfigError, HttpThrottle};
+
+    #[test]
+    fn the_size_is_checked_when_the_throttle_is_built() {
+        for size in [0, MAX_TOP_DENIED + 1, usize::MAX] {
+            let built = HttpThrottle::builder("top:size").rate("1/s").track_top_denied(size).build();
+            assert!(matches!(built, Err(ConfigError::TopDeniedSize { size: s, .. }) if s == size), "{size}");
+        }
+        let error = HttpThrottle::builder("top:size").rate("1/s").track_top_denied(0).build().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "throttle \"top:size\" cannot track the top 0 denied clients: the list holds from 1 to 1000 clients"
+        );
+        for size in [1, MAX_TOP_DENIED] {
+            assert!(HttpThrottle::builder("top:size").rate("1/s").track_top_denied(size).build().is_ok());
+        }
+    }
 
     #[test]
     fn heavy_hitters_stay_and_memory_stays_bounded() {
