@@ -367,3 +367,39 @@ async fn a_backend_without_refunds_keeps_the_hit_counted() {
     assert!(!admitted.refund().await.unwrap());
     assert!(throttle.hit(&get_from("/", CLIENT)).await.is_err());
 }
+
+static HEADERS_BACKEND: std::sync::LazyLock<(throttle::MemoryBackend, ManualClock)> =
+    std::sync::LazyLock::new(manual_backend);
+
+#[throttle(uid = "outcome:burst", rate = "10/min", name = BURST, backend = HEADERS_BACKEND.0.clone())]
+#[throttle(
+    uid = "outcome:headers",
+    rate = "2/15min",
+    count = "failures",
+    headers = "always",
+    backend = HEADERS_BACKEND.0.clone()
+)]
+async fn login_with_headers(headers: HeaderMap) -> (StatusCode, [(&'static str, &'static str); 1]) {
+    (check_password(headers).await, [("x-ratelimit-remaining", "handler's own")])
+}
+
+/// Stacked attributes, one counting failures: its hits are settled, the other's count
+/// every request; the handler's own headers win, as with `headers` alone.
+#[tokio::test]
+async fn stacked_attributes_settle_only_the_throttle_that_counts_by_outcome() {
+    let app = Router::new().route("/login", post(login_with_headers));
+    for _ in 0..5 {
+        let response = send(&app, login("right")).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert_eq!(header(&response, "x-ratelimit-remaining"), Some("handler's own"));
+        assert_eq!(header(&response, "x-ratelimit-limit"), Some("2"), "the throttle's headers are added");
+    }
+    assert_eq!(attempt(&app, "wrong").await, 401);
+    assert_eq!(attempt(&app, "wrong").await, 401);
+    assert_eq!(attempt(&app, "wrong").await, 429, "2 failures per 15 minutes");
+    let burst = BURST.stat(&get_from("/", CLIENT)).await.unwrap().unwrap();
+    assert_eq!(
+        burst.hits_remaining, 3,
+        "the burst limit counted the 7 admitted requests (one store: not the refused one)"
+    );
+}

@@ -221,3 +221,30 @@ async fn shadowed_on_redis_it_counts_what_memory_enforces() {
         assert_eq!(denials, rejected[usize::from(client)], "client {client}");
     }
 }
+
+static ATTRIBUTE_BACKEND: std::sync::LazyLock<(MemoryBackend, ManualClock)> = std::sync::LazyLock::new(manual_backend);
+
+#[throttle::throttle(uid = "shadow:attribute", rate = "1/min", shadow = true, backend = ATTRIBUTE_BACKEND.0.clone())]
+async fn annotated() -> &'static str {
+    "ok"
+}
+
+#[tokio::test]
+async fn the_attribute_and_the_direct_api_shadow_too() {
+    let app = Router::new().route("/", get(annotated));
+    for _ in 0..3 {
+        assert_eq!(send(&app, get_from("/", [5, 5, 5, 5])).await.status(), StatusCode::OK);
+    }
+    let throttle = ANNOTATED_THROTTLE.get().unwrap();
+    assert!(throttle.is_shadow());
+    throttle.set_shadow(false);
+    assert_eq!(send(&app, get_from("/", [5, 5, 5, 5])).await.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let (backend, _clock) = manual_backend();
+    let direct = HttpThrottle::builder("shadow:direct").rate("1/min").backend(backend).shadow(true).build().unwrap();
+    let request = get_from("/", [5, 5, 5, 5]);
+    let first = direct.hit(&request).await.unwrap();
+    assert!(first.is_counted() && !first.is_shadowed());
+    let second = direct.hit(&request).await.expect("admitted in shadow mode");
+    assert!(second.is_shadowed() && !second.is_counted(), "a would-be rejection, not counted");
+}

@@ -97,8 +97,11 @@ impl fmt::Debug for CountWhen {
     }
 }
 
-/// What a refund of one admitted hit needs; single use.
-pub(crate) struct RefundTicket {
+/// What a refund of one admitted hit needs; single use. Boxed, so an [`Admitted`]
+/// without one stays small.
+pub(crate) struct RefundTicket(Box<Ticket>);
+
+struct Ticket {
     core: Arc<Core>,
     key: String,
     rate: Rate,
@@ -108,12 +111,15 @@ pub(crate) struct RefundTicket {
 
 impl RefundTicket {
     pub(crate) fn new(core: Arc<Core>, key: String, rate: Rate, cost: u64, since: Since) -> Self {
-        RefundTicket { core, key, rate, cost, since }
+        RefundTicket(Box::new(Ticket { core, key, rate, cost, since }))
     }
 
     /// Gives the hit back, within the throttle's timeout.
     async fn redeem(self) -> Result<bool, ThrottleError> {
-        let RefundTicket { core, key, rate, cost, since } = self;
+        let Ticket { core, key, rate, cost, since } = *self.0;
+        // The state is read with the rate in force now (a rate set since the hit, e.g.
+        // from the registry, is how the backend reads it from then on).
+        let rate = core.static_rate().unwrap_or(rate);
         let given = match core.backend.as_memory() {
             Some(memory) => {
                 Ok(memory.refund_now(&key, &*core.strategy, rate, cost, since.as_ms_before(memory.clock().now_ms())))
@@ -137,13 +143,16 @@ impl RefundTicket {
     }
 
     fn counts(&self, response: &Response) -> bool {
-        self.core.ops.count.counts(response)
+        self.0.core.ops.count.counts(response)
     }
 }
 
 impl fmt::Debug for RefundTicket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RefundTicket").field("uid", &self.core.uid()).field("cost", &self.cost).finish_non_exhaustive()
+        f.debug_struct("RefundTicket")
+            .field("uid", &self.0.core.uid())
+            .field("cost", &self.0.cost)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,6 +1,6 @@
 //! Shadow mode: a throttle decides and counts exactly as when it enforces, but lets
 //! every request through. Roll a new limit out in shadow, watch what it would reject
-//! (logs at `info`, the [`SHADOW_REJECTED`](crate::metrics::SHADOW_REJECTED) counter
+//! (logs at `info`, the `throttle_shadow_rejected_total` counter
 //! with the `metrics` feature, [`ThrottleBuilder::track_top_denied`]), then enforce it.
 //!
 //! - Per throttle: [`ThrottleBuilder::shadow`], `#[throttle(shadow = true)]`, and at

@@ -59,8 +59,9 @@ type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 ///
 /// The two backends hold separate state: what the primary counted is not known to the
 /// fallback, and the other way round. [`reset`](Backend::reset) resets both;
-/// [`stat`](Backend::stat) reads the backend that decides now. Cloning is cheap and
-/// shares the breaker.
+/// [`stat`](Backend::stat) reads the backend that decides now. A
+/// [`refund`](Backend::refund) gives nothing back (the hit stays counted): it cannot
+/// tell which of the two decided the hit. Cloning is cheap and shares the breaker.
 pub struct Failover<P, F> {
     shared: Arc<Shared<P, F>>,
 }

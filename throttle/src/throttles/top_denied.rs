@@ -78,11 +78,27 @@ impl std::fmt::Debug for TopDenied {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ConfigError, HttpThrottle};
+
+    #[test]
+    fn the_size_is_checked_when_the_throttle_is_built() {
+        for size in [0, MAX_TOP_DENIED + 1, usize::MAX] {
+            let built = HttpThrottle::builder("top:size").rate("1/s").track_top_denied(size).build();
+            assert!(matches!(built, Err(ConfigError::TopDeniedSize { size: s, .. }) if s == size), "{size}");
+        }
+        let error = HttpThrottle::builder("top:size").rate("1/s").track_top_denied(0).build().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "throttle \"top:size\" cannot track the top 0 denied clients: the list holds from 1 to 1000 clients"
+        );
+        for size in [1, MAX_TOP_DENIED] {
+            assert!(HttpThrottle::builder("top:size").rate("1/s").track_top_denied(size).build().is_ok());
+        }
+    }
 
     #[test]
     fn heavy_hitters_stay_and_memory_stays_bounded() {
-        // Space-saving keeps every key denied more than total / capacity times: 25,000
-        // denials over 8 slots, so both attackers (10,000 and 5,000) are guaranteed.
+        // 25 000 denials over 8 slots: every key denied more than 25 000 / 8 times stays.
         let top = TopDenied::new(8);
         for round in 0..10_000u32 {
             top.record("attacker-a");
@@ -93,10 +109,12 @@ mod tests {
             top.record(&format!("crowd-{round}"));
         }
         let list = top.top();
-        assert_eq!(list.len(), 8);
+        assert_eq!(list.len(), 8, "never more keys than slots");
         assert_eq!((list[0].key.as_str(), list[0].denials, list[0].overcount), ("attacker-a", 10_000, 0));
         assert_eq!((list[1].key.as_str(), list[1].denials, list[1].overcount), ("attacker-b", 5_000, 0));
-        assert!(list[2].key.starts_with("crowd-"));
-        assert!(list[2].denials - list[2].overcount <= 1, "a crowd key's true count is 1");
+        for crowd in &list[2..] {
+            assert!(crowd.key.starts_with("crowd-"), "{crowd:?}");
+            assert!(crowd.denials - crowd.overcount <= 1, "a crowd key's true count is 1: {crowd:?}");
+        }
     }
 }
