@@ -38,7 +38,8 @@ async fn pause_behind_a_call(server: &RedisServer, backend: &TestRedis) -> tokio
     let holder = tokio::spawn(async move {
         let strategy = StrategyKind::Gcra.build();
         let key = format!("{}:warm:holder:default", backend.namespace());
-        backend.hit(&key, &*strategy, Rate::per_day(1_000_000), 1).await.expect("redis answers");
+        let decision = backend.hit(&key, &*strategy, Rate::per_day(1_000_000), 1).await.expect("redis answers");
+        assert!(decision.allowed);
     });
     tokio::time::sleep(SETTLE).await;
     holder
