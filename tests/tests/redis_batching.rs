@@ -24,6 +24,40 @@ async fn batched(server: &RedisServer) -> TestRedis {
     TestRedis::wrap(redis)
 }
 
+/// One call in flight at most, up to 128 decisions per call: while one call waits on
+/// a paused Redis, every later decision queues for the next batch, deterministically.
+fn one_slot() -> Batching {
+    Batching::new(128, 1).expect("valid batching")
+}
+
+/// Pauses `server` with one call on the wire (a hit on a warm key, sent at once), so
+/// that every decision made until [`resume`] queues behind it as one batch.
+async fn pause_behind_a_call(server: &RedisServer, backend: &TestRedis) -> tokio::task::JoinHandle<()> {
+    server.pause();
+    let backend = backend.clone();
+    let holder = tokio::spawn(async move {
+        let strategy = StrategyKind::Gcra.build();
+        let key = format!("{}:warm:holder:default", backend.namespace());
+        let decision = backend.hit(&key, &*strategy, Rate::per_day(1_000_000), 1).await.expect("redis answers");
+        assert!(decision.allowed);
+    });
+    tokio::time::sleep(SETTLE).await;
+    holder
+}
+
+/// Loads the holder's script and the batch script before calls are counted.
+async fn warm(backend: &TestRedis) {
+    let strategy = StrategyKind::Gcra.build();
+    let key = format!("{}:warm:holder:default", backend.namespace());
+    concurrent_hits(backend, &key, &strategy, Rate::per_day(1_000_000), 32).await;
+}
+
+/// Resumes `server` and waits for the holding call.
+async fn resume(server: &RedisServer, holder: tokio::task::JoinHandle<()>) {
+    server.resume();
+    holder.await.expect("the holding call");
+}
+
 /// `tasks` tasks, each one hit of cost 1 on `key`; how many were admitted.
 async fn concurrent_hits(
     backend: &TestRedis,
@@ -181,19 +215,17 @@ async fn a_mixed_batch_decides_each_hit_as_the_unbatched_path() {
             TestRedis::wrap(redis.with_batching(batching)).with_clock(clock)
         }
     };
-    let batched = connect("batched", Batching::default()).await;
+    let batched = connect("batched", one_slot()).await;
     let unbatched = connect("single", Batching::OFF).await;
-    // Load every script before counting calls.
+    // Load the batch script and the holder's before counting calls.
     for backend in [&batched, &unbatched] {
-        let strategy = from_name("gcra").unwrap();
-        concurrent_hits(backend, &format!("{}:warm:c:default", backend.namespace()), &strategy, Rate::per_day(9), 32)
-            .await;
+        warm(backend).await;
     }
 
     let requests = Arc::new(mixed("batched"));
     let total: usize = requests.iter().map(|r| r.times).sum();
     let before = server.command_calls("evalsha");
-    server.pause();
+    let holder = pause_behind_a_call(&server, &batched).await;
     let mut handles = Vec::new();
     for (index, request) in requests.iter().enumerate() {
         for _ in 0..request.times {
@@ -205,16 +237,14 @@ async fn a_mixed_batch_decides_each_hit_as_the_unbatched_path() {
         }
     }
     tokio::time::sleep(SETTLE).await;
-    server.resume();
+    resume(&server, holder).await;
     let mut got: Vec<Vec<Decision>> = vec![Vec::new(); requests.len()];
     for handle in handles {
         let (index, decision) = handle.await.expect("task");
         got[index].push(decision);
     }
     let calls = server.command_calls("evalsha") - before;
-    // The calls sent before the queue formed (their first EVALSHA may meet NOSCRIPT and
-    // be repeated), then the batch.
-    assert!(calls <= 8, "{total} decisions in {calls} script calls");
+    assert_eq!(calls, 2, "the holder's call, then {total} decisions in one");
 
     for (request, mut got) in mixed("single").iter().zip(got) {
         let mut expected = Vec::new();
@@ -241,14 +271,16 @@ async fn a_mixed_batch_decides_each_hit_as_the_unbatched_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_failing_decision_does_not_fail_its_batch() {
     let Some(server) = RedisServer::start() else { return };
-    let redis = batched(&server).await;
+    let redis = RedisBackend::connect(&server.url()).await.expect("connects");
+    let redis = TestRedis::wrap(redis.with_batching(one_slot()));
     let strategy: Arc<dyn DynStrategy> = StrategyKind::FixedWindow.build();
     let rate = Rate::per_hour(100);
+    warm(&redis).await;
     concurrent_hits(&redis, "throttle:warm:c:default", &strategy, rate, 32).await;
     server.cli(&["HSET", "throttle:broken:{victim}:default", "field", "value"]);
 
     let before = server.command_calls("evalsha");
-    server.pause();
+    let holder = pause_behind_a_call(&server, &redis).await;
     let handles: Vec<_> = (0..40)
         .map(|i| {
             let (redis, strategy) = (redis.clone(), strategy.clone());
@@ -262,7 +294,7 @@ async fn one_failing_decision_does_not_fail_its_batch() {
         })
         .collect();
     tokio::time::sleep(SETTLE).await;
-    server.resume();
+    resume(&server, holder).await;
     for handle in handles {
         match handle.await.expect("task") {
             (20, outcome) => {
@@ -275,7 +307,7 @@ async fn one_failing_decision_does_not_fail_its_batch() {
             }
         }
     }
-    assert!(server.command_calls("evalsha") - before <= 4, "the hits were batched");
+    assert_eq!(server.command_calls("evalsha") - before, 2, "the holder's call, then the 40 hits in one");
 
     // Through a throttle: the policy answers for the broken key, others pass.
     let api = HttpThrottle::builder("broken")
@@ -343,22 +375,14 @@ async fn a_failed_call_fails_each_decision_through_its_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn decisions_abandoned_in_the_queue_are_never_sent() {
     let Some(server) = RedisServer::start() else { return };
-    let redis = batched(&server).await;
+    let redis = RedisBackend::connect(&server.url()).await.expect("connects");
+    let redis = TestRedis::wrap(redis.with_batching(one_slot()));
     let strategy: Arc<dyn DynStrategy> = StrategyKind::FixedWindow.build();
     let rate = Rate::per_hour(50);
     let key = "throttle:abandon:c:default";
-    concurrent_hits(&redis, "throttle:warm:c:default", &strategy, rate, 32).await;
-    server.pause();
-    // Two callers that wait: they hold both call slots until Redis answers.
-    let in_flight = redis.redis().batching().max_calls_in_flight();
-    let holders: Vec<_> = (0..in_flight)
-        .map(|_| {
-            let (redis, strategy) = (redis.clone(), strategy.clone());
-            tokio::spawn(async move { redis.hit(key, &*strategy, rate, 1).await.expect("redis answers").allowed })
-        })
-        .collect();
-    tokio::time::sleep(SETTLE).await;
-    // Twenty that give up: they queue behind the holders and time out there.
+    warm(&redis).await;
+    let holder = pause_behind_a_call(&server, &redis).await;
+    // Twenty that give up, queued behind the holder's call, and one that waits.
     let quitters: Vec<_> = (0..20)
         .map(|_| {
             let (redis, strategy) = (redis.clone(), strategy.clone());
@@ -367,15 +391,18 @@ async fn decisions_abandoned_in_the_queue_are_never_sent() {
             })
         })
         .collect();
+    let stayer = {
+        let (redis, strategy) = (redis.clone(), strategy.clone());
+        tokio::spawn(async move { redis.hit(key, &*strategy, rate, 1).await.expect("redis answers") })
+    };
     for quitter in quitters {
         assert!(quitter.await.expect("task"), "timed out in the queue");
     }
-    server.resume();
-    for holder in holders {
-        assert!(holder.await.expect("task"));
-    }
+    resume(&server, holder).await;
+    let decision = stayer.await.expect("task");
+    assert_eq!((decision.allowed, decision.remaining), (true, 49), "the one that waited was decided, alone");
     let remaining = redis.stat(key, &*strategy, rate).await.unwrap().remaining;
-    assert_eq!(remaining, 50 - in_flight as u64, "only the holders' decisions were made");
+    assert_eq!(remaining, 49, "the abandoned decisions were never made");
 }
 
 /// With batching off, every decision is its own call, and still exact.

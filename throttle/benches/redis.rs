@@ -25,7 +25,10 @@
 //! Our side is one multiplexed connection on a current-thread tokio runtime
 //! (`concurrency` tasks, each awaiting one `Backend::hit` at a time);
 //! `redis-benchmark` is one thread with `-c concurrency` connections, one request in
-//! flight on each. Both keep `concurrency` requests in flight. The last column adds
+//! flight on each. Both keep `concurrency` requests in flight. Beside throughput,
+//! each cell gives the CPU time per decision of the client (this process, or
+//! redis-benchmark) and of redis-server, read from `/proc`: on a shared machine it
+//! says what each side costs, whatever share of the CPUs it got. The last column adds
 //! `redis-benchmark -c 1 -P 64` (one connection, 64 pipelined) as a reference for the
 //! transport our connection uses.
 
@@ -96,12 +99,23 @@ fn attacker(n: u64) -> String {
     format!("throttle:attack:{n:012}:default")
 }
 
+/// One measurement: throughput, median latency, and CPU time per decision of the
+/// client and of redis-server (from `/proc`: what each side spent, whatever share of
+/// the machine it got).
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    per_second: f64,
+    p50_ms: f64,
+    client_us: f64,
+    server_us: f64,
+}
+
 /// One row: a measurement of ours for each column, and redis-benchmark's.
 #[derive(Default)]
 struct Row {
-    ours: Vec<Vec<(f64, f64)>>,
-    theirs: Vec<(f64, f64)>,
-    pipelined: Vec<(f64, f64)>,
+    ours: Vec<Vec<Sample>>,
+    theirs: Vec<Sample>,
+    pipelined: Vec<Sample>,
 }
 
 fn main() {
@@ -113,6 +127,7 @@ fn main() {
     let measure = Duration::from_secs_f64(secs);
 
     let server = Server::start();
+    let cpu = Cpu::new(&server);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let connect = |batching: Batching| {
         let redis = runtime.block_on(RedisBackend::connect(&server.url())).expect("connects");
@@ -205,14 +220,19 @@ fn main() {
                 let row = &mut write_rows[c * concurrencies.len() + k];
                 let mut round = Vec::new();
                 for backend in [&plain, &batched_dyn] {
-                    round.push(runtime.block_on(run_ours(backend, case, Workload::Write, concurrency, measure)));
+                    let ours = cpu
+                        .measure(|| runtime.block_on(run_ours(backend, case, Workload::Write, concurrency, measure)));
+                    round.push(ours);
                 }
+                let requests = ((round[0].per_second * secs) as u64).max(2_000);
                 row.ours.push(round);
-                let requests = ((row.ours.last().map_or(0.0, |r| r[0].0) * secs) as u64).max(2_000);
                 let key = "throttle:bench:{__rand_int__}:default";
-                row.theirs.push(benchmark(&server, &shas[c], case, key, KEYS, concurrency, 1, requests));
+                let run = |connections, pipeline| {
+                    cpu.measure(|| benchmark(&server, &shas[c], case, key, KEYS, connections, pipeline, requests))
+                };
+                row.theirs.push(run(concurrency, 1));
                 if concurrency > 1 {
-                    row.pipelined.push(benchmark(&server, &shas[c], case, key, KEYS, 1, concurrency, requests));
+                    row.pipelined.push(run(1, concurrency));
                 }
             }
         }
@@ -220,12 +240,15 @@ fn main() {
             let row = &mut attack_rows[k];
             let mut round = Vec::new();
             for backend in [&batched_dyn, &cached] {
-                round.push(runtime.block_on(run_ours(backend, &attack, Workload::Attack, concurrency, measure)));
+                let ours = cpu
+                    .measure(|| runtime.block_on(run_ours(backend, &attack, Workload::Attack, concurrency, measure)));
+                round.push(ours);
             }
+            let requests = ((round[0].per_second * secs) as u64).max(2_000);
             row.ours.push(round);
-            let requests = ((row.ours.last().map_or(0.0, |r| r[0].0) * secs) as u64).max(2_000);
             let key = "throttle:attack:{__rand_int__}:default";
-            row.theirs.push(benchmark(&server, &shas[2], &attack, key, ATTACKERS, concurrency, 1, requests));
+            row.theirs
+                .push(cpu.measure(|| benchmark(&server, &shas[2], &attack, key, ATTACKERS, concurrency, 1, requests)));
         }
     }
     let ended = load_average();
@@ -241,35 +264,39 @@ fn main() {
         batching.max_decisions(),
         batching.max_calls_in_flight()
     );
+    println!("- CPU µs per decision: the client's (this process, or redis-benchmark) + redis-server's,");
+    println!("  from /proc (10 ms ticks), so it does not depend on the share of the machine each got");
     println!();
     println!("## Write path (every hit admitted)");
     println!();
     println!(
         "| strategy | tasks | throttle, batching off (decisions/s) | throttle, batching on (decisions/s) \
          | redis-benchmark EVALSHA (req/s) | on ÷ redis-benchmark | p50 ms (off / on / redis-benchmark) \
-         | redis-benchmark `-c 1 -P 64` (req/s) |"
+         | CPU µs per decision, client + server (off / on / redis-benchmark) | redis-benchmark `-c 1 -P 64` (req/s) |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (c, case) in cases.iter().enumerate() {
         for (k, &concurrency) in concurrencies.iter().enumerate() {
-            let row = &mut write_rows[c * concurrencies.len() + k];
-            let (off, on) = (median(&mut column(&row.ours, 0)), median(&mut column(&row.ours, 1)));
-            let theirs = median(&mut row.theirs);
+            let row = &write_rows[c * concurrencies.len() + k];
+            let (off, on, theirs) = (median(&column(&row.ours, 0)), median(&column(&row.ours, 1)), median(&row.theirs));
             let pipelined = if row.pipelined.is_empty() {
                 "–".to_string()
             } else {
-                format!("{:.0}", median(&mut row.pipelined).0)
+                format!("{:.0}", median(&row.pipelined).per_second)
             };
             println!(
-                "| `{}` | {concurrency} | {:.0} | {:.0} | {:.0} | **{:.2}×** | {:.3} / {:.3} / {:.3} | {pipelined} |",
+                "| `{}` | {concurrency} | {:.0} | {:.0} | {:.0} | **{:.2}×** | {:.3} / {:.3} / {:.3} | {} / {} / {} | {pipelined} |",
                 case.name,
-                off.0,
-                on.0,
-                theirs.0,
-                on.0 / theirs.0,
-                off.1,
-                on.1,
-                theirs.1
+                off.per_second,
+                on.per_second,
+                theirs.per_second,
+                on.per_second / theirs.per_second,
+                off.p50_ms,
+                on.p50_ms,
+                theirs.p50_ms,
+                cpu_text(&off),
+                cpu_text(&on),
+                cpu_text(&theirs),
             );
         }
     }
@@ -280,36 +307,98 @@ fn main() {
     println!();
     println!(
         "| tasks | throttle, no cache (decisions/s) | throttle, deny cache (decisions/s) | cache ÷ no cache \
-         | redis-benchmark EVALSHA, rejections (req/s) | cache ÷ redis-benchmark | p50 ms (no cache / cache / redis-benchmark) |"
+         | redis-benchmark EVALSHA, rejections (req/s) | cache ÷ redis-benchmark | p50 ms (no cache / cache / redis-benchmark) \
+         | CPU µs per decision, client + server (no cache / cache / redis-benchmark) |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (k, &concurrency) in concurrencies.iter().enumerate() {
-        let row = &mut attack_rows[k];
-        let (off, on) = (median(&mut column(&row.ours, 0)), median(&mut column(&row.ours, 1)));
-        let theirs = median(&mut row.theirs);
+        let row = &attack_rows[k];
+        let (off, on, theirs) = (median(&column(&row.ours, 0)), median(&column(&row.ours, 1)), median(&row.theirs));
         println!(
-            "| {concurrency} | {:.0} | {:.0} | **{:.1}×** | {:.0} | {:.1}× | {:.3} / {:.4} / {:.3} |",
-            off.0,
-            on.0,
-            on.0 / off.0,
-            theirs.0,
-            on.0 / theirs.0,
-            off.1,
-            on.1,
-            theirs.1
+            "| {concurrency} | {:.0} | {:.0} | **{:.1}×** | {:.0} | {:.1}× | {:.3} / {:.4} / {:.3} | {} / {} / {} |",
+            off.per_second,
+            on.per_second,
+            on.per_second / off.per_second,
+            theirs.per_second,
+            on.per_second / theirs.per_second,
+            off.p50_ms,
+            on.p50_ms,
+            theirs.p50_ms,
+            cpu_text(&off),
+            cpu_text(&on),
+            cpu_text(&theirs),
         );
     }
 }
 
+fn cpu_text(sample: &Sample) -> String {
+    format!("{:.1} + {:.1}", sample.client_us, sample.server_us)
+}
+
+/// CPU time of this process, of its waited-for children (redis-benchmark) and of
+/// redis-server, from `/proc/*/stat`.
+struct Cpu {
+    redis_pid: String,
+    tick_us: f64,
+}
+
+/// CPU ticks so far: (this process, its waited-for children, redis-server).
+type Ticks = (u64, u64, u64);
+
+impl Cpu {
+    fn new(server: &Server) -> Self {
+        let info = server.cli(&["INFO", "server"]);
+        let redis_pid =
+            info.lines().find_map(|l| l.strip_prefix("process_id:")).expect("process_id").trim().to_string();
+        let hz: f64 = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+            .unwrap_or(100.0);
+        Cpu { redis_pid, tick_us: 1e6 / hz }
+    }
+
+    fn ticks(&self) -> Ticks {
+        let own = stat_fields("self");
+        let redis = stat_fields(&self.redis_pid);
+        (own[11] + own[12], own[13] + own[14], redis[11] + redis[12])
+    }
+
+    /// Runs `run` (which returns a sample and how many decisions it made) and adds
+    /// the CPU per decision: our process's for a run of ours, redis-benchmark's for one
+    /// of its runs, and redis-server's.
+    fn measure(&self, run: impl FnOnce() -> (Sample, u64)) -> Sample {
+        let before = self.ticks();
+        let (mut sample, decisions) = run();
+        let after = self.ticks();
+        let (own, children, redis) = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+        let client = if children > 0 { children } else { own };
+        let per = |ticks: u64| ticks as f64 * self.tick_us / decisions.max(1) as f64;
+        sample.client_us = per(client);
+        sample.server_us = per(redis);
+        sample
+    }
+}
+
+/// The numeric fields of `/proc/{pid}/stat` after the command name: index 11 is
+/// utime, 12 stime, 13 cutime, 14 cstime (in clock ticks).
+fn stat_fields(pid: &str) -> Vec<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc is readable");
+    let after_name = text.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after_name.split_whitespace().map(|field| field.parse().unwrap_or(0)).collect()
+}
+
 /// `concurrency` tasks hitting keys of `workload` until `measure` has passed:
-/// decisions per second and the median latency in ms. Panics on a wrong answer.
+/// decisions per second and the median latency in ms, and how many decisions were made.
+/// Panics on a wrong answer.
 async fn run_ours(
     backend: &Arc<dyn Backend>,
     case: &Case,
     workload: Workload,
     concurrency: usize,
     measure: Duration,
-) -> (f64, f64) {
+) -> (Sample, u64) {
     let started = Instant::now();
     let deadline = started + measure;
     let tasks: Vec<_> = (0..concurrency)
@@ -338,17 +427,28 @@ async fn run_ours(
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let p50 = latencies[latencies.len() / 2].as_secs_f64() * 1_000.0;
-    (latencies.len() as f64 / elapsed, p50)
+    let p50_ms = latencies[latencies.len() / 2].as_secs_f64() * 1_000.0;
+    let decisions = latencies.len() as u64;
+    (Sample { per_second: decisions as f64 / elapsed, p50_ms, ..Sample::default() }, decisions)
 }
 
-fn column(rounds: &[Vec<(f64, f64)>], index: usize) -> Vec<(f64, f64)> {
+fn column(rounds: &[Vec<Sample>], index: usize) -> Vec<Sample> {
     rounds.iter().map(|round| round[index]).collect()
 }
 
-fn median(samples: &mut [(f64, f64)]) -> (f64, f64) {
-    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
-    samples[samples.len() / 2]
+/// The median of each figure on its own.
+fn median(samples: &[Sample]) -> Sample {
+    let of = |field: fn(&Sample) -> f64| {
+        let mut values: Vec<f64> = samples.iter().map(field).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    Sample {
+        per_second: of(|s| s.per_second),
+        p50_ms: of(|s| s.p50_ms),
+        client_us: of(|s| s.client_us),
+        server_us: of(|s| s.server_us),
+    }
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -384,7 +484,7 @@ fn available_cpus() -> usize {
 /// `redis-benchmark` running `EVALSHA sha 1 key "" limit period 1 0 [param]` on
 /// `key` (with `{__rand_int__}` out of `keys`) over `connections` connections with
 /// `pipeline` requests in flight on each: requests per second and the median latency
-/// in ms.
+/// in ms, and how many requests were made.
 #[allow(clippy::too_many_arguments)]
 fn benchmark(
     server: &Server,
@@ -395,7 +495,7 @@ fn benchmark(
     connections: usize,
     pipeline: usize,
     requests: u64,
-) -> (f64, f64) {
+) -> (Sample, u64) {
     let mut args = vec![
         "-h".to_string(),
         "127.0.0.1".to_string(),
@@ -421,13 +521,18 @@ fn benchmark(
         "0".to_string(),
     ];
     args.extend(case.param.map(|p| p.to_string()));
-    let output = Command::new("redis-benchmark").args(&args).output().expect("redis-benchmark runs");
-    let csv = String::from_utf8_lossy(&output.stdout);
-    let row = csv.lines().last().unwrap_or_default();
-    let fields: Vec<&str> = row.split("\",\"").map(|f| f.trim_matches('"')).collect();
-    let parse = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    match (parse(1), parse(4)) {
-        (Some(rps), Some(p50)) => (rps, p50),
-        _ => panic!("cannot read redis-benchmark's output: {csv}"),
+    // A run that prints no result row (seen once on a starved machine) is run again.
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let output = Command::new("redis-benchmark").args(&args).output().expect("redis-benchmark runs");
+        let csv = String::from_utf8_lossy(&output.stdout);
+        let row = csv.lines().last().unwrap_or_default();
+        let fields: Vec<&str> = row.split("\",\"").map(|f| f.trim_matches('"')).collect();
+        let parse = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        if let (Some(per_second), Some(p50_ms)) = (parse(1), parse(4)) {
+            return (Sample { per_second, p50_ms, ..Sample::default() }, requests);
+        }
+        failures.push(format!("{}: {csv} {}", output.status, String::from_utf8_lossy(&output.stderr)));
     }
+    panic!("cannot read redis-benchmark's output for {args:?}: {failures:#?}")
 }

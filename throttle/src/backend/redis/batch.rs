@@ -1,8 +1,9 @@
 //! Batched decisions: concurrent decisions on one [`RedisBackend`] travel together, as
 //! one call of the [`BATCH`](super::scripts::BATCH) script, decided in order inside
-//! Redis. No timer: a decision goes out at once while fewer than
-//! [`Batching::max_calls_in_flight`] calls are on the wire; otherwise it waits in a
-//! queue, and whoever's call returns first takes what has queued as the next batch.
+//! Redis. No timer: a decision goes out at once, alone, when no call is in flight.
+//! Otherwise it queues, and a dispatcher (one task per call slot, at most
+//! [`Batching::max_calls_in_flight`]) yields once, so that every caller woken in the
+//! same moment queues too, then sends the queue as one call.
 
 use super::scripts::{self, Scripted};
 use super::{RedisBackend, decision_from, entries_key, failed, hash_tag};
@@ -29,10 +30,12 @@ const MAX_WAITING: usize = 65_536;
 /// How a [`RedisBackend`] merges concurrent decisions into script calls (see
 /// [`RedisBackend::with_batching`]).
 ///
-/// A decision is sent at once, alone, while fewer than `max_calls_in_flight` calls
-/// are waiting for Redis; otherwise it queues, and the next call to return sends up
-/// to `max_decisions` queued decisions as one script call. So a lone decision never
-/// waits, and under load the per-call cost (a round trip, a script invocation) is
+/// A decision is sent at once, alone, when no call is waiting for Redis. Otherwise it
+/// queues, and a dispatcher (one per call slot, at most `max_calls_in_flight`) sends
+/// up to `max_decisions` queued decisions as one script call, after letting the
+/// callers woken in the same moment queue too (one pass of the scheduler, no timer).
+/// So a lone decision never waits, a queued one waits for no round trip while a slot
+/// is free, and under load the per-call cost (a round trip, a script invocation) is
 /// paid once per batch.
 ///
 /// ```
@@ -85,7 +88,7 @@ impl Batching {
     /// The most decisions one script call carries.
     ///
     /// ```
-    /// assert_eq!(throttle::backend::Batching::default().max_decisions(), 128);
+    /// assert_eq!(throttle::backend::Batching::default().max_decisions(), 32);
     /// ```
     pub fn max_decisions(&self) -> usize {
         self.max_decisions
@@ -94,7 +97,7 @@ impl Batching {
     /// The most calls on the wire at once before decisions queue.
     ///
     /// ```
-    /// assert_eq!(throttle::backend::Batching::default().max_calls_in_flight(), 2);
+    /// assert_eq!(throttle::backend::Batching::default().max_calls_in_flight(), 8);
     /// ```
     pub fn max_calls_in_flight(&self) -> usize {
         self.max_calls_in_flight
@@ -111,10 +114,12 @@ impl Batching {
 }
 
 impl Default for Batching {
-    /// On: up to 128 decisions per call, 2 calls in flight (one being decided by Redis
-    /// while the other's answers are read and the next batch gathers).
+    /// On: up to 32 decisions per call and 8 calls in flight. Several moderate batches
+    /// keep Redis busy while the client reads the answers of one and gathers the next
+    /// (one batch of everything would leave Redis idle meanwhile); `BENCHMARKS.md`
+    /// compares shapes.
     fn default() -> Self {
-        Batching { max_decisions: 128, max_calls_in_flight: 2 }
+        Batching { max_decisions: 32, max_calls_in_flight: 8 }
     }
 }
 
@@ -142,10 +147,24 @@ pub(super) struct Batcher {
 
 #[derive(Default)]
 struct Queue {
-    /// Calls on the wire: each holder dispatches the queue when it returns, so while
-    /// `waiting` is not empty, this is at least 1.
+    /// Calls on the wire, and slots reserved by dispatchers about to send one.
     in_flight: usize,
+    /// A dispatcher is scheduled and has not taken the queue yet: arrivals only queue.
+    dispatching: bool,
     waiting: VecDeque<Waiting>,
+}
+
+impl Queue {
+    /// Whether a dispatcher must be started for the waiting decisions (none is
+    /// scheduled, and a call slot is free); if so, its slot is reserved.
+    fn wants_dispatcher(&mut self, max_in_flight: usize) -> bool {
+        if self.waiting.is_empty() || self.dispatching || self.in_flight >= max_in_flight {
+            return false;
+        }
+        self.dispatching = true;
+        self.in_flight += 1;
+        true
+    }
 }
 
 impl Batcher {
@@ -179,17 +198,18 @@ enum Arrival {
     Queued(oneshot::Receiver<Result<Decision, BackendError>>),
 }
 
-/// Decides `hit` on `backend`: at once while a call slot is free, else in the next batch.
+/// Decides `hit` on `backend`: at once when no call is in flight, else in the next
+/// batch.
 pub(super) async fn decide(backend: &RedisBackend, hit: ScriptHit) -> Result<Decision, BackendError> {
     let batcher = &*backend.batcher;
     if !batcher.batching.is_on() {
         return backend.decide_one(&hit).await;
     }
-    let arrival = {
+    let (arrival, dispatch) = {
         let mut queue = batcher.queue.lock();
-        if queue.in_flight < batcher.batching.max_calls_in_flight && queue.waiting.is_empty() {
-            queue.in_flight += 1;
-            Arrival::Direct(hit)
+        if queue.in_flight == 0 && queue.waiting.is_empty() {
+            queue.in_flight = 1;
+            (Arrival::Direct(hit), false)
         } else {
             if queue.waiting.len() >= MAX_WAITING {
                 queue.waiting.retain(|waiting| !waiting.reply.is_closed());
@@ -201,9 +221,12 @@ pub(super) async fn decide(backend: &RedisBackend, hit: ScriptHit) -> Result<Dec
             }
             let (reply, receiver) = oneshot::channel();
             queue.waiting.push_back(Waiting { hit, reply });
-            Arrival::Queued(receiver)
+            (Arrival::Queued(receiver), queue.wants_dispatcher(batcher.batching.max_calls_in_flight))
         }
     };
+    if dispatch {
+        Dispatcher::start(backend);
+    }
     match arrival {
         Arrival::Direct(hit) => {
             let _slot = Slot(backend);
@@ -221,75 +244,114 @@ struct Slot<'a>(&'a RedisBackend);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        release(self.0);
-    }
-}
-
-/// Passes a freed slot on: to the next batch (sent from a task of its own) when
-/// decisions wait, else back to the pool.
-fn release(backend: &RedisBackend) {
-    let waiting = {
-        let mut queue = backend.batcher.queue.lock();
-        let batch = backend.batcher.take_batch(&mut queue);
-        if batch.is_empty() {
+        let batcher = &self.0.batcher;
+        let dispatch = {
+            let mut queue = batcher.queue.lock();
             queue.in_flight -= 1;
-            return;
-        }
-        batch
-    };
-    let batch = Batch { backend: backend.clone(), waiting, started: false };
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn(batch.send())),
-        Err(_) => drop(batch), // never sent: see `Batch`'s drop
-    }
-}
-
-/// A batch and the slot it holds. Dropped once sent (or given up on), it releases the
-/// slot; dropped before it could be sent (no runtime, or one shutting down that refused
-/// the task), nothing ever will be, so every waiting decision fails now (their
-/// receivers see the senders go) and the slot is freed without sending anything.
-struct Batch {
-    backend: RedisBackend,
-    waiting: Vec<Waiting>,
-    started: bool,
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        if self.started {
-            release(&self.backend);
-        } else {
-            let mut queue = self.backend.batcher.queue.lock();
-            queue.waiting.clear();
-            queue.in_flight -= 1;
-        }
-    }
-}
-
-impl Batch {
-    /// Sends the batch and answers each caller; gives up on the call once every caller
-    /// has (so a Redis that never answers does not hold the slot forever).
-    async fn send(mut self) {
-        self.started = true;
-        let (hits, mut replies): (Vec<ScriptHit>, Vec<_>) =
-            std::mem::take(&mut self.waiting).into_iter().map(|w| (w.hit, w.reply)).unzip();
-        let decided = {
-            let call = pin!(self.backend.decide_batch(&hits));
-            let abandoned = pin!(poll_fn(|cx| {
-                let mut open = false;
-                for reply in &mut replies {
-                    open |= reply.poll_closed(cx).is_pending();
-                }
-                if open { Poll::Pending } else { Poll::Ready(()) }
-            }));
-            match select(call, abandoned).await {
-                Either::Left((decided, _)) => decided,
-                Either::Right(_) => return,
-            }
+            queue.wants_dispatcher(batcher.batching.max_calls_in_flight)
         };
-        for (reply, decision) in replies.into_iter().zip(decided) {
-            let _ = reply.send(decision); // a caller that gave up meanwhile
+        if dispatch {
+            Dispatcher::start(self.0);
         }
+    }
+}
+
+/// A task that holds one call slot and sends the queue as batches: it yields once
+/// first, so that callers woken a moment ago (by the answers of another batch) queue
+/// and join, then takes the queue and sends it; while decisions queued meanwhile
+/// and no other dispatcher is scheduled, it goes on with them.
+struct Dispatcher {
+    backend: RedisBackend,
+    /// Whether its task ever ran.
+    started: bool,
+    /// Whether it is the scheduled dispatcher (`Queue::dispatching`).
+    scheduled: bool,
+}
+
+impl Dispatcher {
+    /// Starts a dispatcher in the slot `Queue::wants_dispatcher` reserved.
+    fn start(backend: &RedisBackend) {
+        let dispatcher = Dispatcher { backend: backend.clone(), started: false, scheduled: true };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(dispatcher.run())),
+            Err(_) => drop(dispatcher), // never runs: see the drop
+        }
+    }
+
+    async fn run(mut self) {
+        self.started = true;
+        loop {
+            tokio::task::yield_now().await;
+            let batch = {
+                let batcher = &self.backend.batcher;
+                let mut queue = batcher.queue.lock();
+                let batch = batcher.take_batch(&mut queue);
+                queue.dispatching = false;
+                self.scheduled = false;
+                // More than one batch waits: another slot takes the rest.
+                if queue.wants_dispatcher(batcher.batching.max_calls_in_flight) {
+                    drop(queue);
+                    Dispatcher::start(&self.backend);
+                }
+                batch
+            };
+            if batch.is_empty() {
+                return;
+            }
+            send(&self.backend, batch).await;
+            let mut queue = self.backend.batcher.queue.lock();
+            if queue.waiting.is_empty() || queue.dispatching {
+                return;
+            }
+            queue.dispatching = true;
+            self.scheduled = true;
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    /// Frees the slot. A dispatcher that never ran (no runtime, or one shutting down
+    /// that refused the task) means nothing will ever send the queue: every waiting
+    /// decision fails now (their receivers see the senders go).
+    fn drop(&mut self) {
+        let batcher = &self.backend.batcher;
+        let dispatch = {
+            let mut queue = batcher.queue.lock();
+            if self.scheduled {
+                queue.dispatching = false;
+            }
+            queue.in_flight -= 1;
+            if !self.started {
+                queue.waiting.clear();
+            }
+            queue.wants_dispatcher(batcher.batching.max_calls_in_flight)
+        };
+        if dispatch {
+            Dispatcher::start(&self.backend);
+        }
+    }
+}
+
+/// Sends one batch and answers each caller; gives up on the call once every caller
+/// has (so a Redis that never answers does not hold the slot forever).
+async fn send(backend: &RedisBackend, batch: Vec<Waiting>) {
+    let (hits, mut replies): (Vec<ScriptHit>, Vec<_>) = batch.into_iter().map(|w| (w.hit, w.reply)).unzip();
+    let decided = {
+        let call = pin!(backend.decide_batch(&hits));
+        let abandoned = pin!(poll_fn(|cx| {
+            let mut open = false;
+            for reply in &mut replies {
+                open |= reply.poll_closed(cx).is_pending();
+            }
+            if open { Poll::Pending } else { Poll::Ready(()) }
+        }));
+        match select(call, abandoned).await {
+            Either::Left((decided, _)) => decided,
+            Either::Right(_) => return,
+        }
+    };
+    for (reply, decision) in replies.into_iter().zip(decided) {
+        let _ = reply.send(decision); // a caller that gave up meanwhile
     }
 }
 
@@ -316,19 +378,34 @@ impl RedisBackend {
         if let [only] = indices {
             return vec![self.decide_one(&hits[*only]).await];
         }
-        let mut invocation = scripts::BATCH.prepare_invoke();
-        invocation.arg(self.now_arg()).arg(self.grace_ms()).arg(indices.len());
+        // Each distinct strategy and rate ("plan") is sent once; a hit names its plan.
+        let mut plans: Vec<(u8, u64, u64, Option<u64>)> = Vec::new();
+        let mut plan_of = Vec::with_capacity(indices.len());
         for &index in indices {
+            let hit = &hits[index];
+            let plan = (hit.scripted.tag, hit.limit, hit.period_ms, hit.scripted.param);
+            let position = plans.iter().position(|p| *p == plan).unwrap_or_else(|| {
+                plans.push(plan);
+                plans.len() - 1
+            });
+            plan_of.push(position + 1);
+        }
+        let mut invocation = scripts::BATCH.prepare_invoke();
+        invocation.arg(self.now_arg()).arg(self.grace_ms()).arg(indices.len()).arg(plans.len());
+        for &(tag, limit, period_ms, param) in &plans {
+            invocation.arg(tag).arg(limit).arg(period_ms);
+            match param {
+                Some(param) => invocation.arg(param),
+                None => invocation.arg(""),
+            };
+        }
+        for (&index, plan) in indices.iter().zip(plan_of) {
             let hit = &hits[index];
             invocation.key(&hit.key);
             if hit.scripted.has_entries() {
                 invocation.key(entries_key(&hit.key));
             }
-            invocation.arg(hit.scripted.tag).arg(hit.limit).arg(hit.period_ms).arg(hit.cost);
-            match hit.scripted.param {
-                Some(param) => invocation.arg(param),
-                None => invocation.arg(""),
-            };
+            invocation.arg(plan).arg(hit.cost);
         }
         let answers = match self.invoke::<Value>(&invocation).await {
             Ok(reply) => batch_replies(reply, indices.len()),

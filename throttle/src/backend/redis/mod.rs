@@ -325,11 +325,11 @@ impl RedisBackend {
     /// changed here. Clones made after this call share its queue.
     ///
     /// With batching on, a decision is sent at once, as its strategy's own script call,
-    /// while fewer than [`max_calls_in_flight`](Batching::max_calls_in_flight) calls
-    /// wait for Redis. Otherwise it queues, and the next call to return sends the queue
-    /// (up to [`max_decisions`](Batching::max_decisions)) as **one** script call, which
-    /// decides each hit on its own, one after another, each on the state the previous
-    /// one left:
+    /// when no call is waiting for Redis. Otherwise it queues, and as soon as a call
+    /// slot is free (at most [`max_calls_in_flight`](Batching::max_calls_in_flight))
+    /// the queue (up to [`max_decisions`](Batching::max_decisions)) goes out as **one**
+    /// script call, which decides each hit on its own, one after another, each on the
+    /// state the previous one left:
     ///
     /// - **Exact**: the answers are those of the same hits sent one by one in that
     ///   order (the batch is atomic, like any script call).

@@ -54,6 +54,8 @@ end
 -- Stores fields until `expires_at` (plus `grace`). On server time the expiry is the
 -- absolute moment; on a caller's clock, the same duration on Redis's clock. `apply`,
 -- when given, writes the entries key `entries`, which then expires with the state.
+-- Every number here is a whole number below 2^53, so '%d' (a C long) writes it
+-- exactly, and faster than '%.0f'.
 local function write_state(key, fields, expires_at, now, server_time, grace, entries, apply)
   local ttl = expires_at - now + grace
   if ttl <= 0 then
@@ -62,17 +64,17 @@ local function write_state(key, fields, expires_at, now, server_time, grace, ent
     return
   end
   local parts = {}
-  for i = 1, #fields do parts[i] = string.format('%.0f', fields[i]) end
+  for i = 1, #fields do parts[i] = string.format('%d', fields[i]) end
   local text = table.concat(parts, ',')
   if server_time then
-    local at = string.format('%.0f', expires_at)
+    local at = string.format('%d', expires_at)
     redis.call('SET', key, text, 'PXAT', at)
     if apply then
       apply()
       redis.call('PEXPIREAT', entries, at)
     end
   else
-    local ms = string.format('%.0f', ttl)
+    local ms = string.format('%d', ttl)
     redis.call('SET', key, text, 'PX', ms)
     if apply then
       apply()
