@@ -9,62 +9,73 @@
 //! ```
 
 use axum::body::Bytes;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::sync::LazyLock;
-use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, RequestInfo, ThrottleError};
+use throttle::{ConfigError, DEFAULT_HEADERS_ALWAYS, HttpThrottle, RequestInfo, ThrottleError};
 
-/// 5 requests per 10 seconds per client, with `X-RateLimit-*` on every response.
-static DATA: LazyLock<HttpThrottle> = LazyLock::new(|| {
-    HttpThrottle::builder("quickstart:data")
-        .rate("5/10s")
-        .headers(&DEFAULT_HEADERS_ALWAYS)
-        .build()
-        .expect("valid throttle")
-});
+/// The app's throttles, built with the app and shared with the handlers as state.
+#[derive(Clone)]
+struct Throttles {
+    /// 5 requests per 10 seconds per client, with `X-RateLimit-*` on every response.
+    data: HttpThrottle,
+    /// 100 KiB of uploads per minute per client: one unit per KiB.
+    uploads: HttpThrottle,
+    /// 20 batch items per minute per client.
+    batch: HttpThrottle,
+}
 
-/// 100 KiB of uploads per minute per client: one unit per KiB.
-static UPLOADS: LazyLock<HttpThrottle> =
-    LazyLock::new(|| HttpThrottle::builder("quickstart:uploads").rate("100/min").build().expect("valid throttle"));
-
-/// 20 batch items per minute per client.
-static BATCH: LazyLock<HttpThrottle> =
-    LazyLock::new(|| HttpThrottle::builder("quickstart:batch").rate("20/min").build().expect("valid throttle"));
+impl Throttles {
+    fn new() -> Result<Self, ConfigError> {
+        Ok(Throttles {
+            data: HttpThrottle::builder("quickstart:data").rate("5/10s").headers(&DEFAULT_HEADERS_ALWAYS).build()?,
+            uploads: HttpThrottle::builder("quickstart:uploads").rate("100/min").build()?,
+            batch: HttpThrottle::builder("quickstart:batch").rate("20/min").build()?,
+        })
+    }
+}
 
 /// A plain hit; the admitted hit carries the headers for the response.
-async fn data(request: Request) -> Result<impl IntoResponse, ThrottleError> {
-    let admitted = DATA.hit(&request).await?;
+async fn data(State(throttles): State<Throttles>, request: Request) -> Result<impl IntoResponse, ThrottleError> {
+    let admitted = throttles.data.hit(&request).await?;
     Ok((admitted, Json(json!({ "data": [1, 2, 3] }))))
 }
 
 /// Cost from the body size: 1 unit per KiB, at least 1.
-async fn upload(info: RequestInfo, body: Bytes) -> Result<Json<Value>, ThrottleError> {
-    UPLOADS.hit(&info).cost((body.len() / 1024).max(1)).await?;
+async fn upload(
+    State(throttles): State<Throttles>,
+    info: RequestInfo,
+    body: Bytes,
+) -> Result<Json<Value>, ThrottleError> {
+    throttles.uploads.hit(&info).cost((body.len() / 1024).max(1)).await?;
     Ok(Json(json!({ "bytes_received": body.len() })))
 }
 
 /// A non-consuming pre-check before expensive work; quota is taken only for what
 /// was actually processed.
-async fn batch(info: RequestInfo, Json(body): Json<Value>) -> Result<Response, ThrottleError> {
+async fn batch(
+    State(throttles): State<Throttles>,
+    info: RequestInfo,
+    Json(body): Json<Value>,
+) -> Result<Response, ThrottleError> {
     let items = body["items"].as_array().cloned().unwrap_or_default();
-    if !BATCH.check(&info).cost(items.len()).await {
+    if !throttles.batch.check(&info).cost(items.len()).await {
         let detail = format!("a batch of {} items would exceed the quota", items.len());
         return Ok((StatusCode::TOO_MANY_REQUESTS, detail).into_response());
     }
     let processed = items.iter().filter(|item| !item.is_null()).count();
-    BATCH.hit(&info).cost(processed).await?;
+    throttles.batch.hit(&info).cost(processed).await?;
     Ok(Json(json!({ "processed": processed })).into_response())
 }
 
 /// The client's standing with each throttle, consuming nothing.
-async fn status(request: Request) -> Result<Json<Value>, ThrottleError> {
+async fn status(State(throttles): State<Throttles>, request: Request) -> Result<Json<Value>, ThrottleError> {
     let mut report = serde_json::Map::new();
-    for throttle in [&*DATA, &*UPLOADS, &*BATCH] {
+    for throttle in [&throttles.data, &throttles.uploads, &throttles.batch] {
         if let Some(stat) = throttle.stat(&request).await? {
             let entry =
                 json!({ "limit": stat.rate.to_string(), "remaining": stat.hits_remaining, "wait_ms": stat.wait_ms });
@@ -74,16 +85,18 @@ async fn status(request: Request) -> Result<Json<Value>, ThrottleError> {
     Ok(Json(Value::Object(report)))
 }
 
-fn app() -> Router {
-    Router::new()
+fn app() -> Result<Router, ConfigError> {
+    Ok(Router::new()
         .route("/data", get(data))
         .route("/upload", post(upload))
         .route("/batch", post(batch))
         .route("/status", get(status))
+        .with_state(Throttles::new()?))
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let app = app()?;
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
@@ -92,7 +105,8 @@ async fn main() -> std::io::Result<()> {
     println!("  POST /upload  100 KiB per minute, cost = body size in KiB");
     println!("  POST /batch   20 items per minute, checked before the work, charged after");
     println!("  GET  /status  remaining quota per throttle (consumes nothing)");
-    axum::serve(listener, app().into_make_service_with_connect_info::<SocketAddr>()).await
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -110,7 +124,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_demo_routes_limit_as_they_print() {
-        let app = app();
+        let app = app().expect("valid throttles");
         let mut statuses = Vec::new();
         for _ in 0..6 {
             let response = app.clone().oneshot(from("GET", "/data", Body::empty())).await.unwrap();

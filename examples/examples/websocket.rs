@@ -10,7 +10,8 @@
 //!                                         # {"type":"rate_limit","error":"Too many messages","retry_after":N}
 //! ```
 //!
-//! The reference's seed, translated: a hit per received message, then `is_throttled`.
+//! The reference's seed, translated: a hit per received message, then `is_throttled`
+//! (`ws_throttle.hit(&conn, &mut websocket)`, `conn.is_throttled()`).
 
 use axum::Router;
 use axum::extract::State;
@@ -20,7 +21,7 @@ use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use throttle::backend::Backend;
-use throttle::{ConfigError, RequestInfo, ThrottleError, WebSocketThrottle, WsConnection, is_throttled};
+use throttle::{ConfigError, ThrottleError, WebSocketThrottle, WsConnection};
 
 /// Throttled messages in a row before the server closes the socket.
 const STRIKES: u32 = 3;
@@ -51,15 +52,14 @@ fn app(limits: Limits) -> Router {
 }
 
 /// Connection level: the upgrade request is an ordinary HTTP request, so a hit on it
-/// refuses the handshake with 429 + `Retry-After` before anything is upgraded.
+/// refuses the handshake with 429 + `Retry-After` before anything is upgraded. `conn`
+/// (who the client is: peer address, headers) is kept for every message hit.
 async fn upgrade(
     State(limits): State<Limits>,
-    info: RequestInfo,
+    conn: WsConnection,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ThrottleError> {
-    limits.connects.hit(&info).await?;
-    // Who the client is (peer address, headers), kept for every message hit.
-    let conn = WsConnection::new(&info);
+    limits.connects.hit_upgrade(&conn).await?;
     Ok(upgrade.max_message_size(64 << 10).on_upgrade(move |socket| echo(socket, conn, limits.messages)))
 }
 
@@ -75,8 +75,8 @@ async fn echo(mut socket: WebSocket, conn: WsConnection, messages: WebSocketThro
             Message::Close(_) => return,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        messages.hit_message(&conn, &mut socket).await;
-        if is_throttled(&conn) {
+        messages.hit(&conn, &mut socket).await;
+        if conn.is_throttled() {
             strikes += 1;
             if strikes >= STRIKES {
                 let reason = "Rate limit exceeded".into();

@@ -1,1 +1,2 @@
-//! Workspace member that only hosts tests and examples.
+//! Workspace member that hosts the integration tests, and the server binary
+//! (`src/bin/throttled_server.rs`) that the multi-process tests start.

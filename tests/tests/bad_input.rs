@@ -33,15 +33,22 @@ fn uids_are_validated_and_unique() {
     let err = HttpThrottle::builder("has space").rate("1/s").build().unwrap_err();
     assert!(matches!(err, ConfigError::InvalidUid { .. }));
 
-    let first = HttpThrottle::builder("unique:uid").rate("1/s").build().unwrap();
-    let err = HttpThrottle::builder("unique:uid").rate("1/s").build().unwrap_err();
+    let registry = throttle::registry::Registry::new();
+    let first = HttpThrottle::builder("unique:uid").rate("1/s").registry(&registry).build().unwrap();
+    let err = HttpThrottle::builder("unique:uid").rate("1/s").registry(&registry).build().unwrap_err();
     let ConfigError::DuplicateUid { uid, existing, new } = &err else { panic!("{err:?}") };
     assert_eq!(uid, "unique:uid");
     assert!(existing.contains("bad_input.rs") && new.contains("bad_input.rs"), "{err}");
     assert!(err.to_string().contains("\"unique:uid\" is already registered"));
     drop(first);
     // Once the first throttle is gone, its uid is free again.
-    HttpThrottle::builder("unique:uid").rate("1/s").build().unwrap();
+    HttpThrottle::builder("unique:uid").rate("1/s").registry(&registry).build().unwrap();
+    // Outside a registry, building never collides: the same router builds twice.
+    let _twice = (HttpThrottle::builder("unique:uid").rate("1/s").build().unwrap(), first_again());
+}
+
+fn first_again() -> HttpThrottle {
+    HttpThrottle::builder("unique:uid").rate("1/s").build().unwrap()
 }
 
 #[test]

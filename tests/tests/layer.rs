@@ -258,15 +258,17 @@ async fn clients_never_share_a_bucket_whatever_their_ids_contain() {
 #[tokio::test]
 async fn registry_lists_looks_up_disables_and_updates() {
     let (backend, _clock) = manual_backend();
-    let api = throttle("registry:demo", "1/min", &backend).build().unwrap();
+    let registry = registry::Registry::new();
+    let api = throttle("registry:demo", "1/min", &backend).registry(&registry).build().unwrap();
     let app = Router::new().route("/x", post(|| async { "x" })).layer(ThrottleLayer::new(api.clone()));
-    let entry = registry::get("registry:demo").expect("registered");
+    let entry = registry.get("registry:demo").expect("registered");
     assert_eq!(
         (entry.uid(), entry.strategy(), entry.backend_namespace()),
         ("registry:demo", "fixed_window", "throttle")
     );
     assert_eq!(entry.rate(), Some("1/min".parse().unwrap()));
-    assert!(registry::list().iter().any(|e| e.uid() == "registry:demo"));
+    assert!(registry.list().iter().any(|e| e.uid() == "registry:demo"));
+    assert!(registry::global().get("registry:demo").is_none(), "a builder joins only the registry it is given");
 
     entry.disable();
     for _ in 0..3 {
@@ -279,7 +281,7 @@ async fn registry_lists_looks_up_disables_and_updates() {
     assert_eq!(status(&app, "POST", "/x").await, StatusCode::OK);
     assert_eq!(status(&app, "POST", "/x").await, StatusCode::TOO_MANY_REQUESTS);
     drop((app, api, entry));
-    assert!(registry::get("registry:demo").is_none(), "dropped throttles leave the registry");
+    assert!(registry.get("registry:demo").is_none(), "dropped throttles leave the registry");
 }
 
 #[tokio::test]
@@ -315,4 +317,24 @@ async fn one_budget_across_routes_unless_split_per_path_or_method() {
     // A request built outside the router has no matched route: the `unmatched` bucket.
     let stat = split.stat(&get_from("/files/a", [1, 2, 3, 4])).await.unwrap().unwrap();
     assert_eq!(stat.key, "throttle:keys:split:ip=1.2.3.4:default|GET|unmatched");
+}
+
+/// The app of a test suite: built by every test that needs it, in one process.
+fn app(backend: &MemoryBackend) -> Router {
+    let api = throttle("twice:api", "2/min", backend).build().expect("builds every time");
+    routes().layer(ThrottleLayer::new(api))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_router_builds_twice_and_both_serve() {
+    let (backend, _clock) = manual_backend();
+    let (first, second) = (app(&backend), app(&backend));
+    // One uid, one backend: both routers count against the same buckets.
+    assert_eq!(status(&first, "GET", "/api/items").await, StatusCode::OK);
+    assert_eq!(status(&second, "GET", "/api/items").await, StatusCode::OK);
+    assert_eq!(status(&first, "GET", "/api/items").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status(&second, "GET", "/api/items").await, StatusCode::TOO_MANY_REQUESTS);
+    // And on separate backends, separate budgets.
+    let (other, _clock) = manual_backend();
+    assert_eq!(status(&app(&other), "GET", "/api/items").await, StatusCode::OK);
 }

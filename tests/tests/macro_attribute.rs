@@ -386,3 +386,79 @@ async fn stacked_attributes_are_exact_and_a_later_rejection_consumes_nothing_ear
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(header(&ok, "x-ratelimit-remaining"), Some("9"));
 }
+
+// Three stacked limits, the lower two spelled by path, two of them with headers.
+static LAYERED: LazyLock<Clocked> = LazyLock::new(Clocked::new);
+
+#[throttle(uid = "macro:layered:top", rate = "10/min", name = LAYER_TOP, headers = "always", backend = LAYERED.backend.clone())]
+#[throttle::throttle(uid = "macro:layered:mid", rate = "5/min", name = LAYER_MID, headers = throttle::IETF_HEADERS, backend = LAYERED.backend.clone())]
+#[::throttle::throttle(uid = "macro:layered:low", rate = "2/min", name = LAYER_LOW, backend = LAYERED.backend.clone())]
+async fn layered() -> &'static str {
+    "layered"
+}
+
+#[tokio::test]
+async fn a_lower_limit_rejects_without_consuming_the_higher_ones_and_every_policy_adds_its_headers() {
+    let app = Router::new().route("/layered", get(layered));
+    let client = [10, 0, 7, 1];
+    let first = send(&app, get_from("/layered", client)).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(header(&first, "x-ratelimit-remaining"), Some("9"), "the top attribute's headers");
+    let ietf = header(&first, "ratelimit").expect("the middle attribute's headers");
+    assert!(ietf.contains("r=4"), "{ietf}");
+    assert!(header(&first, "ratelimit-policy").is_some());
+    assert_eq!(send(&app, get_from("/layered", client)).await.status(), StatusCode::OK);
+
+    // The lowest limit (2/min) refuses from now on: nothing more is spent above it.
+    for _ in 0..5 {
+        let refused = send(&app, get_from("/layered", client)).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(header(&refused, "retry-after").is_some());
+    }
+    let probe = get_from("/", client);
+    let remaining = |stat: Option<throttle::StrategyStat>| stat.expect("not exempted").hits_remaining;
+    assert_eq!(remaining(LAYER_TOP.stat(&probe).await.expect("stat")), 8);
+    assert_eq!(remaining(LAYER_MID.stat(&probe).await.expect("stat")), 3);
+    assert_eq!(remaining(LAYER_LOW.stat(&probe).await.expect("stat")), 0);
+}
+
+// --- an unrelated attribute named `throttle` -------------------------------------------
+
+/// A real attribute macro from another crate whose path ends in `throttle`: tracing's
+/// `#[instrument]` under another name. It is not ours, so it must neither be taken in
+/// nor change how ours expands.
+mod other {
+    pub(crate) use tracing::instrument as throttle;
+}
+
+static FOREIGN: LazyLock<Clocked> = LazyLock::new(Clocked::new);
+
+#[throttle(uid = "macro:foreign:below", rate = "2/min", headers = "always", backend = FOREIGN.backend.clone())]
+#[other::throttle(skip_all)]
+async fn foreign_below() -> &'static str {
+    "below"
+}
+
+#[other::throttle(skip_all)]
+#[throttle(uid = "macro:foreign:above", rate = "2/min", headers = "always", backend = FOREIGN.backend.clone())]
+async fn foreign_above() -> &'static str {
+    "above"
+}
+
+#[tokio::test]
+async fn an_unrelated_attribute_named_throttle_leaves_the_handler_throttled() {
+    let app = Router::new().route("/below", get(foreign_below)).route("/above", get(foreign_above));
+    for uri in ["/below", "/above"] {
+        let client = [10, 0, 8, 1];
+        let ok = send(&app, get_from(uri, client)).await;
+        assert_eq!(ok.status(), StatusCode::OK, "{uri}");
+        assert_eq!(header(&ok, "x-ratelimit-remaining"), Some("1"), "{uri}");
+        assert_eq!(send(&app, get_from(uri, client)).await.status(), StatusCode::OK, "{uri}");
+        let refused = send(&app, get_from(uri, client)).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{uri}");
+        assert_eq!(header(&refused, "x-ratelimit-remaining"), Some("0"), "{uri}");
+    }
+    let probe = get_from("/", [10, 0, 8, 1]);
+    assert_eq!(FOREIGN_BELOW_THROTTLE.stat(&probe).await.expect("stat").expect("counted").hits_remaining, 0);
+    assert_eq!(FOREIGN_ABOVE_THROTTLE.stat(&probe).await.expect("stat").expect("counted").hits_remaining, 0);
+}

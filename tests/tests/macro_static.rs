@@ -60,7 +60,7 @@ async fn the_static_shares_the_handlers_counts() {
 
     let throttle = SHARED_THROTTLE.get().expect("built");
     assert_eq!((throttle.uid(), throttle.rate()), ("static:shared", Some(rate!("4/min"))));
-    let entry = throttle::registry::get("static:shared").expect("registered on first use");
+    let entry = throttle::registry::global().get("static:shared").expect("registered on first use");
     assert!(entry.origin().starts_with("handler `shared` ("), "{}", entry.origin());
     assert!(entry.origin().contains("macro_static.rs:"), "{}", entry.origin());
 }
@@ -106,6 +106,34 @@ async fn a_duplicate_uid_fails_at_first_use_naming_both_handlers() {
     assert!(!DUP_SECOND_THROTTLE.check(&request).await);
     // The first one is unaffected.
     assert!(DUP_FIRST_THROTTLE.get().is_ok());
+}
+
+// A stack in which one throttle cannot be built answers 500 before spending anything.
+
+#[throttle(uid = "static:stack-uid-owner", rate = "10/min")]
+async fn stack_uid_owner() -> &'static str {
+    "owner"
+}
+
+#[throttle(uid = "static:stack-healthy", rate = "10/min", name = STACK_HEALTHY)]
+#[throttle(uid = "static:stack-uid-owner", rate = "10/min", name = STACK_BROKEN)]
+async fn broken_stack() -> &'static str {
+    "never"
+}
+
+#[tokio::test]
+async fn a_stack_with_an_unbuildable_throttle_spends_nothing_in_the_others() {
+    assert!(STACK_UID_OWNER_THROTTLE.get().is_ok(), "the uid's owner is built first");
+    let app = Router::new().route("/broken", get(broken_stack)).route("/owner", get(stack_uid_owner));
+    for _ in 0..3 {
+        let response = send(&app, get_from("/broken", [10, 1, 2, 1])).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "never a panic");
+    }
+    assert!(matches!(STACK_BROKEN.get(), Err(ConfigError::DuplicateUid { .. })));
+    let probe = get_from("/", [10, 1, 2, 1]);
+    let healthy = STACK_HEALTHY.stat(&probe).await.expect("built").expect("counted");
+    assert_eq!(healthy.hits_remaining, 10, "nothing spent in the healthy limit");
+    assert_eq!(send(&app, get_from("/owner", [10, 1, 2, 1])).await.status(), StatusCode::OK);
 }
 
 // --- value forms of the keys ----------------------------------------------------------

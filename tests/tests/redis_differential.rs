@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use support::redis_server::{RedisServer, UserStrategy};
-use throttle::backend::{Backend, RedisBackend};
+use support::test_redis::TestRedis;
+use throttle::backend::Backend;
 use throttle::strategy::{DynStrategy, StrategyKind, codec, from_name};
 use throttle::{ManualClock, MemoryBackend, Rate};
 
@@ -74,7 +75,7 @@ fn differential(cases: impl Strategy<Value = Case>, build: fn(&str) -> Arc<dyn D
     let Some(server) = RedisServer::start() else { return };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let (redis, raw) = runtime.block_on(async {
-        let redis = RedisBackend::connect(&server.url()).await.expect("connects");
+        let redis = TestRedis::connect(&server.url()).await.expect("connects");
         let client = redis::Client::open(server.url()).expect("url");
         (redis, client.get_multiplexed_async_connection().await.expect("connects"))
     });
@@ -96,7 +97,7 @@ async fn run_case(
     case: &Case,
     key: &str,
     strategy: Arc<dyn DynStrategy>,
-    redis: &RedisBackend,
+    redis: &TestRedis,
     raw: &mut redis::aio::MultiplexedConnection,
 ) {
     let clock = ManualClock::new(START + case.offset);
@@ -122,7 +123,7 @@ async fn run_case(
             expires_at = pure.expires_at;
         }
 
-        let stored: Option<String> = redis::cmd("GET").arg(&redis_key).query_async(raw).await.expect("GET");
+        let stored = stored_text(raw, &redis_key).await;
         assert_eq!(stored, shadow.as_deref().map(codec::to_text), "stored state: {at}");
 
         let stat_memory = memory.stat_now(key, &*strategy, rate);
@@ -136,6 +137,43 @@ async fn run_case(
             assert_eq!(quota(&stat_redis), quota(&stat_memory), "stat: {at}");
         }
     }
+}
+
+/// The stored state in codec text: the state key's text or, for the sliding log and
+/// the queue run by their scripts (a header in the state key, tags 9 and 10, and the
+/// entries in a list beside it), the codec text of the same state rebuilt from both
+/// keys, after checking that the header agrees with the entries.
+async fn stored_text(raw: &mut redis::aio::MultiplexedConnection, redis_key: &str) -> Option<String> {
+    let text: Option<String> = redis::cmd("GET").arg(redis_key).query_async(raw).await.expect("GET");
+    let fields = codec::from_text(text.as_deref()?).expect("stored text is integers");
+    if !matches!(fields.first(), Some(9 | 10)) {
+        return text;
+    }
+    let entries_key = format!("{redis_key}:entries");
+    let elements: Vec<i64> = redis::cmd("LRANGE").arg(&entries_key).arg(0).arg(-1).query_async(raw).await.unwrap();
+    // Running totals to costs, from the total before the first entry.
+    let costs = |base: i64, totals: &[i64]| -> Vec<i64> {
+        totals.iter().scan(base, |before, &total| Some(total - std::mem::replace(before, total))).collect()
+    };
+    let rebuilt: Vec<i64> = match fields[..] {
+        [9, newest, total, base, count, oldest, oldest_total] => {
+            let entries: Vec<(i64, i64)> = elements.chunks(2).map(|pair| (pair[0], pair[1])).collect();
+            assert_eq!(elements.len() as i64, 2 * count, "log count");
+            assert_eq!(entries.first(), Some(&(oldest, oldest_total)), "oldest entry");
+            assert_eq!(entries.last(), Some(&(newest, total)), "newest entry");
+            let totals: Vec<i64> = entries.iter().map(|&(_, total)| total).collect();
+            let pairs = entries.iter().zip(costs(base, &totals)).flat_map(|(&(ms, _), cost)| [ms, cost]);
+            std::iter::once(3).chain(pairs).collect()
+        }
+        [10, last, head_leaked, total, base, head_total, count] => {
+            assert_eq!(elements.len() as i64, count, "queue count");
+            assert_eq!(elements.first(), Some(&head_total), "head");
+            assert_eq!(elements.last(), Some(&total), "tail");
+            [7, last, head_leaked].into_iter().chain(costs(base, &elements)).collect()
+        }
+        _ => panic!("unexpected header {text:?}"),
+    };
+    Some(codec::to_text(&rebuilt))
 }
 
 fn stored_key(key: &str) -> String {

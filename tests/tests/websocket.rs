@@ -9,7 +9,7 @@
 mod support;
 
 use axum::Router;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::get;
@@ -23,8 +23,8 @@ use std::task::{self, Poll};
 use std::time::Duration;
 use support::*;
 use throttle::{
-    Context, Identifier, Identity, ManualClock, MemoryBackend, MessageVerdict, RequestInfo, ThrottleError,
-    WebSocketThrottle, WsConnection, is_throttled, throttle,
+    Context, Identifier, Identity, ManualClock, MemoryBackend, MessageVerdict, ThrottleError, WebSocketThrottle,
+    WsConnection, throttle,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -79,10 +79,10 @@ impl Echo {
                 Some(Ok(Message::Close(_))) => break "close frame".to_string(),
                 Some(Ok(_ping_or_pong)) => continue,
             };
-            self.messages.hit_message(&conn, &mut socket).context(self.context.clone()).await;
+            self.messages.hit(&conn, &mut socket).context(self.context.clone()).await;
             let reply = if self.report {
-                Message::text(format!("{} {}", is_throttled(&conn), conn.wait_ms()))
-            } else if is_throttled(&conn) {
+                Message::text(format!("{} {}", conn.is_throttled(), conn.wait_ms()))
+            } else if conn.is_throttled() {
                 continue;
             } else {
                 reply
@@ -95,17 +95,16 @@ impl Echo {
     }
 }
 
-/// The upgrade handler: the handshake throttle first (a 429 refuses the upgrade), then
-/// a snapshot of the upgrade request for the message hits.
+/// The upgrade handler: the snapshot of the upgrade request (an extractor), the
+/// handshake throttle on it (a 429 refuses the upgrade), then the message hits.
 async fn upgrade(
     State(echo): State<Echo>,
-    info: RequestInfo,
+    conn: WsConnection,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ThrottleError> {
     if let Some(connects) = &echo.connects {
-        connects.hit(&info).await?;
+        connects.hit_upgrade(&conn).await?;
     }
-    let conn = WsConnection::new(&info);
     let upgrade = upgrade.max_message_size(64 << 10).max_frame_size(64 << 10);
     Ok(upgrade.on_upgrade(move |socket| echo.run(socket, conn)))
 }
@@ -118,7 +117,7 @@ async fn upgrade_from_parts(
 ) -> Result<Response, ThrottleError> {
     let (parts, _body) = request.into_parts();
     if let Some(connects) = &echo.connects {
-        connects.hit(&parts).await?;
+        connects.hit_upgrade(&parts).await?;
     }
     let conn = WsConnection::from(parts);
     Ok(upgrade.on_upgrade(move |socket| echo.run(socket, conn)))
@@ -287,9 +286,9 @@ async fn a_custom_handler_replaces_the_frame_or_sends_nothing() {
     let messages = WebSocketThrottle::builder("ws:frame:custom")
         .rate("1/min")
         .backend(backend.clone())
+        .message_handler(|throttled| Some(Message::text(format!("slow down for {}s", throttled.retry_after_secs()))))
         .build()
-        .expect("valid throttle")
-        .message_handler(|throttled| Some(Message::text(format!("slow down for {}s", throttled.retry_after_secs()))));
+        .expect("valid throttle");
     let (echo, _) = Echo::new(messages);
     let mut client = connect(echo.serve().await).await;
     assert_eq!(ask(&mut client, "a").await, "echo:a");
@@ -298,9 +297,9 @@ async fn a_custom_handler_replaces_the_frame_or_sends_nothing() {
     let silent = WebSocketThrottle::builder("ws:frame:silent")
         .rate("1/min")
         .backend(backend)
+        .message_handler(|_| None)
         .build()
-        .expect("valid throttle")
-        .message_handler(|_| None);
+        .expect("valid throttle");
     let (echo, _) = Echo::new(silent);
     let mut client = connect(echo.serve().await).await;
     assert_eq!(ask(&mut client, "a").await, "echo:a");
@@ -344,30 +343,194 @@ async fn verdicts_say_what_happened_and_failures_count_as_not_admitted() {
     let conn = WsConnection::new(&get_from("/ws", [10, 1, 1, 1]));
     let mut frames = Frames::default();
 
-    let verdict = messages.hit_message(&conn, &mut frames).await;
+    let verdict = messages.hit(&conn, &mut frames).await;
     assert!(matches!(verdict, MessageVerdict::Admitted(_)) && verdict.is_admitted());
     assert_eq!(verdict.wait_ms(), 0);
-    assert!(!is_throttled(&conn));
+    assert!(!conn.is_throttled());
 
-    let verdict = messages.hit_message(&conn, &mut frames).cost(5).await;
+    let verdict = messages.hit(&conn, &mut frames).cost(5).await;
     assert!(matches!(verdict, MessageVerdict::Failed(ThrottleError::CostExceedsCapacity { .. })));
-    assert!(is_throttled(&conn), "a failed hit is not admitted");
+    assert!(conn.is_throttled(), "a failed hit is not admitted");
     assert_eq!(conn.wait_ms(), 0);
     assert!(frames.0.is_empty(), "failures send nothing");
 
-    let verdict = messages.hit_message(&conn, &mut frames).cost(-1).await;
+    let verdict = messages.hit(&conn, &mut frames).cost(-1).await;
     assert!(matches!(verdict, MessageVerdict::Failed(ThrottleError::InvalidCost(_))));
 
-    let verdict = messages.hit_message(&conn, &mut frames).cost(0).await;
+    let verdict = messages.hit(&conn, &mut frames).cost(0).await;
     assert!(verdict.is_admitted(), "cost 0 is a no-op");
-    assert!(!is_throttled(&conn));
+    assert!(!conn.is_throttled());
 
-    let verdict = messages.hit_message(&conn, &mut frames).cost(2).await;
+    let verdict = messages.hit(&conn, &mut frames).cost(2).await;
     let MessageVerdict::Throttled(throttled) = verdict else { panic!("expected throttled") };
     assert_eq!(throttled.wait_ms(), 45_000);
     assert_eq!(frames.0, [Message::text(FRAME_45)]);
-    assert!(is_throttled(&conn));
+    assert!(conn.is_throttled());
     assert_eq!(conn.wait_ms(), 45_000);
+}
+
+// ---------------------------------------------------------------------------------------
+// The seed's spelling, several throttles per message, a client that never reads
+// ---------------------------------------------------------------------------------------
+
+/// The seed's endpoint, line for line: a hit per received message, then `is_throttled`;
+/// a throttled client is told why and the socket is closed with 1008.
+async fn seed_endpoint(mut websocket: WebSocket, conn: WsConnection, ws_throttle: WebSocketThrottle) {
+    while let Some(Ok(Message::Text(message))) = websocket.recv().await {
+        ws_throttle.hit(&conn, &mut websocket).await;
+        if conn.is_throttled() {
+            let reason = "Rate limit exceeded".into();
+            let _ = websocket.send(Message::Close(Some(CloseFrame { code: close_code::POLICY, reason }))).await;
+            return;
+        }
+        if websocket.send(Message::text(format!("Echo: {message}"))).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_seeds_spelling_sends_the_frame_and_sets_the_flag() {
+    let (ws_throttle, _clock, _) = messages("ws:seed", "2/min");
+    let app = Router::new()
+        .route(
+            "/ws",
+            get(|State(ws_throttle): State<WebSocketThrottle>, conn: WsConnection, upgrade: WebSocketUpgrade| async move {
+                upgrade.on_upgrade(move |websocket| seed_endpoint(websocket, conn, ws_throttle))
+            }),
+        )
+        .with_state(ws_throttle);
+    let mut client = connect(serve(app).await).await;
+
+    assert_eq!(ask(&mut client, "a").await, "Echo: a");
+    assert_eq!(ask(&mut client, "b").await, "Echo: b");
+    // Over the limit: the plain `hit` sent the frame, and set the flag the handler read.
+    assert_eq!(ask(&mut client, "c").await, FRAME_45);
+    match next(&mut client).await {
+        WsMessage::Close(Some(close)) => {
+            assert_eq!(u16::from(close.code), 1008);
+            assert_eq!(close.reason.as_str(), "Rate limit exceeded");
+        }
+        other => panic!("expected the 1008 close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn with_two_throttles_the_flag_is_the_last_hit_and_each_throttle_keeps_its_own() {
+    let (backend, _clock) = manual_backend();
+    let burst =
+        WebSocketThrottle::builder("ws:two:burst").rate("1/min").backend(backend.clone()).build().expect("valid");
+    let hourly = WebSocketThrottle::builder("ws:two:hourly").rate("100/h").backend(backend).build().expect("valid");
+    let conn = WsConnection::new(&get_from("/ws", [10, 2, 2, 2]));
+    let mut frames = Frames::default();
+
+    burst.hit(&conn, &mut frames).await;
+    hourly.hit(&conn, &mut frames).await;
+    assert!(!conn.is_throttled_by(&burst) && !conn.is_throttled_by(&hourly) && !conn.is_throttled());
+
+    // The second message: the burst limit refuses it, the hourly one admits it.
+    let verdict = burst.hit(&conn, &mut frames).await;
+    assert!(!verdict.is_admitted());
+    hourly.hit(&conn, &mut frames).await;
+    assert_eq!(frames.0, [Message::text(FRAME_45)], "the refusing throttle told the client");
+    assert!(!conn.is_throttled(), "documented: the flag is the most recent hit, the admitting one");
+    assert!(conn.is_throttled_by(&burst), "but the burst throttle's refusal is kept");
+    assert!(!conn.is_throttled_by(&hourly));
+    // A throttle that never hit this connection reports nothing.
+    let unused = WebSocketThrottle::builder("ws:two:unused").rate("1/min").build().expect("valid");
+    assert!(!conn.is_throttled_by(&unused));
+}
+
+/// A sink that never accepts anything: a peer whose buffers are full for good.
+struct NeverReady;
+
+impl futures_util::Sink<Message> for NeverReady {
+    type Error = std::convert::Infallible;
+
+    fn poll_ready(self: Pin<&mut Self>, _: &mut task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Pending
+    }
+
+    fn start_send(self: Pin<&mut Self>, _: Message) -> Result<(), Self::Error> {
+        unreachable!("never ready")
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Pending
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Pending
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frame_that_cannot_be_sent_is_given_up_after_exactly_the_frame_timeout() {
+    let (backend, _clock) = manual_backend();
+    let messages = WebSocketThrottle::builder("ws:frame-timeout")
+        .rate("1/min")
+        .backend(backend)
+        .frame_timeout(Duration::from_millis(250))
+        .build()
+        .expect("valid throttle");
+    let conn = WsConnection::new(&get_from("/ws", [10, 3, 3, 3]));
+    let mut stuck = NeverReady;
+
+    let start = tokio::time::Instant::now();
+    assert!(messages.hit(&conn, &mut stuck).await.is_admitted());
+    assert_eq!(start.elapsed(), Duration::ZERO, "an admitted hit sends nothing");
+    let verdict = messages.hit(&conn, &mut stuck).await;
+    // Paused time: the wait is exactly the bound, however long the sink would block.
+    assert_eq!(start.elapsed(), Duration::from_millis(250));
+    assert!(matches!(verdict, MessageVerdict::Throttled(_)));
+    assert!(conn.is_throttled() && conn.is_throttled_by(&messages), "the flag is set though no frame went out");
+}
+
+/// Frames of 8 MiB: a few fill the kernel's buffers on both ends of a loopback socket.
+const BIG_FRAME: usize = 8 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_does_not_stall_the_handler_past_the_frame_timeout() {
+    const MESSAGES: usize = 12;
+    let (backend, _clock) = manual_backend();
+    let messages = WebSocketThrottle::builder("ws:never-reads")
+        .rate("1/min")
+        .backend(backend)
+        .message_handler(|_| Some(Message::text("x".repeat(BIG_FRAME))))
+        .frame_timeout(Duration::from_millis(100))
+        .build()
+        .expect("valid throttle");
+    // The socket task reports every hit: (admitted, flag).
+    let (hits, mut seen) = mpsc::unbounded_channel();
+    let app = Router::new().route(
+        "/ws",
+        get(move |conn: WsConnection, upgrade: WebSocketUpgrade| async move {
+            upgrade.on_upgrade(move |mut socket| async move {
+                while let Some(Ok(Message::Text(_))) = socket.recv().await {
+                    let verdict = messages.hit(&conn, &mut socket).await;
+                    let _ = hits.send((verdict.is_admitted(), conn.is_throttled()));
+                }
+            })
+        }),
+    );
+    let addr = serve(app).await;
+
+    // A client that completes the handshake, floods, and never reads a byte.
+    let stream = raw_socket(addr).await;
+    let mut flood = Vec::new();
+    for i in 0..MESSAGES {
+        flood.extend(frame(FIN_TEXT, format!("m{i}").as_bytes(), true));
+    }
+    write_raw(&stream, &flood).await.expect("write the flood");
+
+    // Every message is decided: the sends that could not complete gave up after 100 ms
+    // each (without the bound, the handler would wait for this client forever).
+    for i in 0..MESSAGES {
+        let (admitted, throttled) =
+            timeout(IO, seen.recv()).await.unwrap_or_else(|_| panic!("hit {i} stalled")).expect("task alive");
+        assert_eq!((admitted, throttled), (i == 0, i != 0), "hit {i}");
+    }
+    drop(stream);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -490,7 +653,7 @@ async fn message_buckets_are_per_client_across_sockets() {
     let (echo, _) = Echo::new(messages.clone());
     let addr = echo.serve().await;
     let mut first = connect(addr).await;
-    // Snapshotted from the request's `Parts` rather than `RequestInfo`: the same client.
+    // Snapshotted from the request's `Parts` rather than by the extractor: the same client.
     let mut second = try_connect_to(addr, "/ws-parts", &[]).await.expect("handshake");
 
     assert_eq!(ask(&mut first, "a").await, "echo:a");
@@ -513,9 +676,9 @@ async fn per_socket_throttles_give_each_socket_its_own_bucket() {
     let messages = WebSocketThrottle::builder("ws:identity:per-socket")
         .rate("2/min")
         .backend(backend.clone())
+        .per_socket()
         .build()
-        .expect("valid throttle")
-        .per_socket();
+        .expect("valid throttle");
     assert!(messages.is_per_socket());
     let (echo, _) = Echo::new(messages);
     let addr = echo.serve().await;

@@ -1,5 +1,5 @@
-//! The policy names the attribute accepts as strings: `headers = "..."` and
-//! `on_error = "..."`.
+//! The policy names the attribute accepts as strings: `headers = "..."`,
+//! `on_error = "..."` and `count = "..."`.
 
 /// `headers = "always" | "throttled"`: which preset the handler's responses carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,39 @@ impl ErrorPolicy {
             "allow" => Some(ErrorPolicy::Allow),
             "throttle" => Some(ErrorPolicy::Throttle),
             "raise" => Some(ErrorPolicy::Raise),
+            _ => None,
+        }
+    }
+}
+
+/// `count = "all" | "failures" | "successes"`: which responses a throttle counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountPolicy {
+    /// Every response.
+    All,
+    /// Responses with a status of 400 or more.
+    Failures,
+    /// Responses with a status below 400.
+    Successes,
+}
+
+impl CountPolicy {
+    /// Every policy's name, in order.
+    pub const NAMES: &'static [&'static str] = &["all", "failures", "successes"];
+
+    /// The policy named exactly `name`.
+    ///
+    /// ```
+    /// use throttle_grammar::policy::CountPolicy;
+    /// assert_eq!(CountPolicy::from_name("failures"), Some(CountPolicy::Failures));
+    /// assert!(CountPolicy::NAMES.iter().all(|n| CountPolicy::from_name(n).is_some()));
+    /// assert_eq!(CountPolicy::from_name("failure"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "all" => Some(CountPolicy::All),
+            "failures" => Some(CountPolicy::Failures),
+            "successes" => Some(CountPolicy::Successes),
             _ => None,
         }
     }

@@ -18,6 +18,8 @@ pub(crate) mod kw {
     syn::custom_keyword!(rules);
     syn::custom_keyword!(scope);
     syn::custom_keyword!(on_error);
+    syn::custom_keyword!(shadow);
+    syn::custom_keyword!(count);
     syn::custom_keyword!(name);
 }
 
@@ -34,13 +36,15 @@ pub(crate) const KEYS: &[&str] = &[
     "rules",
     "scope",
     "on_error",
+    "shadow",
+    "count",
     "name",
     "crate",
 ];
 
 /// The full grammar, for inputs that are not `key = value` at all.
 pub(crate) const USAGE: &str = "expected #[throttle(uid = \"...\", rate = \"...\")], optionally with `headers`, \
-     `strategy`, `cost`, `backend`, `identifier`, `rules`, `scope`, `on_error`, `name` or `crate`";
+     `strategy`, `cost`, `backend`, `identifier`, `rules`, `scope`, `on_error`, `shadow`, `count`, `name` or `crate`";
 
 /// The attribute's arguments as written, each value next to its key token.
 #[derive(Default)]
@@ -56,6 +60,8 @@ pub(crate) struct ThrottleArgs {
     pub(crate) rules: Option<(kw::rules, Expr)>,
     pub(crate) scope: Option<(kw::scope, Expr)>,
     pub(crate) on_error: Option<(kw::on_error, Expr)>,
+    pub(crate) shadow: Option<(kw::shadow, Expr)>,
+    pub(crate) count: Option<(kw::count, Expr)>,
     pub(crate) name: Option<(kw::name, Expr)>,
     pub(crate) krate: Option<(Token![crate], Expr)>,
     /// Unknown or repeated keys: reported together with the validation errors.
@@ -95,6 +101,10 @@ impl ThrottleArgs {
             assign(input, &mut self.strategy, "strategy", "\"fixed_window\"", errors)
         } else if lookahead.peek(kw::cost) {
             assign(input, &mut self.cost, "cost", "5", errors)
+        } else if lookahead.peek(kw::count) {
+            assign(input, &mut self.count, "count", "\"failures\"", errors)
+        } else if lookahead.peek(kw::shadow) {
+            assign(input, &mut self.shadow, "shadow", "true", errors)
         } else if lookahead.peek(kw::backend) {
             assign(input, &mut self.backend, "backend", "app_backend()", errors)
         } else if lookahead.peek(kw::identifier) {
@@ -180,9 +190,10 @@ mod tests {
         let args = parse(
             r#"uid = "a", rate = "1/s", headers = "always", strategy = "gcra", cost = 2,
                backend = b(), identifier = i(), scope = "s", on_error = "allow", name = N,
-               crate = "t","#,
+               crate = "t", shadow = true, count = "failures","#,
         )
         .unwrap();
+        assert!(args.shadow.is_some() && args.count.is_some());
         assert!(args.uid.is_some() && args.rate.is_some() && args.headers.is_some());
         assert!(args.strategy.is_some() && args.cost.is_some() && args.backend.is_some());
         assert!(args.identifier.is_some() && args.scope.is_some() && args.on_error.is_some());

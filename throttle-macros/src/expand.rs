@@ -1,4 +1,5 @@
-//! Code generation. Nothing here can fail: every check happened in `validate`.
+//! Code generation. Nothing here can fail: every check happened in `validate`. The top
+//! `#[throttle]` expands the ones stacked below it too (see `stacked`).
 //!
 //! Generated locals and items are prefixed `__throttle_`; the runtime is reached only
 //! through `#krate::__private` and public items of `#krate`.
@@ -6,9 +7,9 @@
 use crate::args::ThrottleArgs;
 use crate::error::with_error;
 use crate::item::HandlerFn;
+use crate::stacked::{self, InvalidStack};
 use crate::validate::{
-    Config, CostSpec, HeadersSpec, Invalid, OnErrorSpec, RateSpec, StrategySpec, crate_path, leading_guards,
-    parse_rate, validate,
+    At, Config, CostSpec, CountSpec, HeadersSpec, OnErrorSpec, RateSpec, StrategySpec, crate_path, parse_rate,
 };
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -16,24 +17,28 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path, ReturnType, Token, Type, Visibility};
-use throttle_grammar::policy::ErrorPolicy;
+use throttle_grammar::policy::{CountPolicy, ErrorPolicy};
 use throttle_grammar::rate::ParsedRate;
 
-/// `#[throttle(args)] item`.
+/// `#[throttle(args)] item`, with the `#[throttle]` attributes stacked below it.
 pub(crate) fn throttle(args: TokenStream, item: TokenStream) -> TokenStream {
-    let handler: HandlerFn = match syn::parse2(item.clone()) {
+    let mut handler: HandlerFn = match syn::parse2(item.clone()) {
         Ok(handler) => handler,
         Err(error) => {
             let error = not_a_fn(item.clone()).unwrap_or(error);
             return with_error(item, &error);
         }
     };
-    let args: ThrottleArgs = match syn::parse2(args) {
-        Ok(args) => args,
-        Err(error) => return with_error(handler.to_token_stream(), &error),
-    };
-    match validate(args, &handler) {
-        Ok(config) => expand(&config, handler),
+    if stacked::already_guarded(&handler.sig) {
+        return with_error(handler.to_token_stream(), &syn::Error::new(Span::call_site(), stacked::NOT_TAKEN_IN));
+    }
+    let args: syn::Result<ThrottleArgs> = syn::parse2(args);
+    let krate = stacked::written_crate(&args);
+    let (below, below_args) = stacked::take_ours(&mut handler.attrs, &krate);
+    let mut attributes = vec![(At::Top, args)];
+    attributes.extend(below.iter().map(At::Below).zip(below_args));
+    match stacked::validate_stack(attributes, &handler, &krate) {
+        Ok(configs) => expand(&configs, handler),
         Err(invalid) => fallback(&handler, invalid),
     }
 }
@@ -56,56 +61,61 @@ fn not_a_fn(item: TokenStream) -> Option<syn::Error> {
     Some(syn::Error::new(next.span(), "`#[throttle]` applies to `async fn` handlers"))
 }
 
-/// The function as written, the static (so code naming it does not cascade), and the
-/// errors.
-fn fallback(handler: &HandlerFn, invalid: Invalid) -> TokenStream {
+/// The function as written (without the stacked attributes taken in), the statics (so
+/// code naming them does not cascade), and the errors.
+fn fallback(handler: &HandlerFn, invalid: InvalidStack) -> TokenStream {
     let mut tokens = handler.to_token_stream();
     // A method sits in an `impl` block, where a static cannot go.
-    let in_impl = handler.sig.receiver().is_some();
-    if let (Some(krate), Some(static_name), false) = (&invalid.krate, &invalid.static_name, in_impl) {
+    if handler.sig.receiver().is_none() {
         let vis = &handler.vis;
         let fn_name = handler.sig.ident.unraw().to_string();
-        let static_name_str = static_name.to_string();
-        tokens.extend(quote! {
-            #[allow(dead_code)]
-            #vis static #static_name: #krate::__private::StaticThrottle =
-                #krate::__private::StaticThrottle::new(#fn_name, #static_name_str, #krate::__private::unbuilt);
-        });
+        for (krate, static_name) in &invalid.statics {
+            let static_name_str = static_name.to_string();
+            tokens.extend(quote! {
+                #[allow(dead_code)]
+                #vis static #static_name: #krate::attribute::StaticThrottle =
+                    #krate::attribute::StaticThrottle::new(#fn_name, #static_name_str, #krate::__private::unbuilt);
+            });
+        }
     }
     with_error(tokens, &invalid.error)
 }
 
 // Input:
 //     #[throttle(uid = "api:data", rate = "100/min", headers = "always")]
+//     #[throttle(uid = "api:data:daily", rate = "1000/day", name = DAILY)]
 //     pub async fn get_data(Path(id): Path<u32>) -> Json<Data> { body }
 //
 // Output:
-//     #[doc(hidden)] pub struct __throttle_get_data_throttle;
-//     impl ::throttle::__private::Site for __throttle_get_data_throttle { .. &GET_DATA_THROTTLE .. }
+//     #[doc(hidden)] pub struct __throttle_get_data;
+//     impl ::throttle::__private::Site for __throttle_get_data { .. [&GET_DATA_THROTTLE, &DAILY] .. }
 //     /// docs
-//     pub static GET_DATA_THROTTLE: ::throttle::__private::StaticThrottle = .. builder, built on first use ..;
+//     pub static GET_DATA_THROTTLE: ::throttle::attribute::StaticThrottle = .. builder, built on first use ..;
+//     /// docs
+//     pub static DAILY: ::throttle::attribute::StaticThrottle = ..;
 //     pub async fn get_data(
-//         __throttle_guard: ::throttle::__private::Guard<__throttle_get_data_throttle>,
+//         __throttle_guard: ::throttle::__private::Guard<__throttle_get_data>,
 //         Path(id): Path<u32>,
-//     ) -> ::throttle::__private::WithHeaders<Json<Data>> {
+//     ) -> ::throttle::attribute::WithHeaders<Json<Data>> {
 //         let __throttle_output = async move { <fake return edge> body }.await;
 //         ::throttle::__private::with_headers(__throttle_guard, __throttle_output)
 //     }
-fn expand(config: &Config, handler: HandlerFn) -> TokenStream {
-    let krate = &config.krate;
+fn expand(configs: &[Config], handler: HandlerFn) -> TokenStream {
+    // `validate_stack` returns at least the top attribute's.
+    let Some(top) = configs.first() else { return handler.to_token_stream() };
+    let krate = &top.krate;
     let vis = handler.vis.clone();
     let fn_name = handler.sig.ident.unraw().to_string();
-    let static_name = &config.static_name;
-    let marker = format_ident!("__throttle_{}", static_name.unraw().to_string().to_lowercase());
-    let init = builder(config, &fn_name);
-    let static_doc = format!(
-        " The throttle of the handler `{fn_name}` (uid `{}`), generated by `#[throttle]`.\n\n \
-         Built on first use. Call `hit`, `check`, `stat` or `get_headers` on it to share the \
-         handler's counts, or `get` for the `HttpThrottle` (or the configuration error).",
-        config.uid.value()
-    );
-    let static_name_str = static_name.to_string();
-    let function = rewrite(config, handler, &marker);
+    let marker = format_ident!("__throttle_{}", fn_name);
+    let statics = configs.iter().map(|config| static_item(config, &vis, &fn_name));
+    let names = configs.iter().map(|config| &config.static_name);
+    let count = configs.len();
+    let respond = match (configs.iter().any(|c| c.count.is_some()), configs.iter().any(|c| c.headers.is_some())) {
+        (true, _) => Respond::Settle,
+        (false, true) => Respond::WithHeaders,
+        (false, false) => Respond::Plain,
+    };
+    let function = rewrite(krate, respond, handler, &marker);
     quote! {
         // Unused only when the handler is: its own warning says so, once.
         #[doc(hidden)]
@@ -114,17 +124,35 @@ fn expand(config: &Config, handler: HandlerFn) -> TokenStream {
         #vis struct #marker;
 
         impl #krate::__private::Site for #marker {
-            fn throttle() -> &'static #krate::__private::StaticThrottle {
-                &#static_name
+            fn throttles() -> &'static [&'static #krate::attribute::StaticThrottle] {
+                static __THROTTLE_STATICS: [&#krate::attribute::StaticThrottle; #count] = [#(&#names),*];
+                &__THROTTLE_STATICS
             }
         }
 
-        #[doc = #static_doc]
-        #[allow(dead_code)]
-        #vis static #static_name: #krate::__private::StaticThrottle =
-            #krate::__private::StaticThrottle::new(#fn_name, #static_name_str, || #init);
+        #(#statics)*
 
         #function
+    }
+}
+
+/// One attribute's static, built on first use.
+fn static_item(config: &Config, vis: &Visibility, fn_name: &str) -> TokenStream {
+    let krate = &config.krate;
+    let static_name = &config.static_name;
+    let static_name_str = static_name.to_string();
+    let init = builder(config, fn_name);
+    let static_doc = format!(
+        " The throttle of the handler `{fn_name}` (uid `{}`), generated by `#[throttle]`.\n\n \
+         Built on first use. Call `hit`, `check`, `stat` or `get_headers` on it to share the \
+         handler's counts, or `get` for the `HttpThrottle` (or the configuration error).",
+        config.uid.value()
+    );
+    quote! {
+        #[doc = #static_doc]
+        #[allow(dead_code)]
+        #vis static #static_name: #krate::attribute::StaticThrottle =
+            #krate::attribute::StaticThrottle::new(#fn_name, #static_name_str, || #init);
     }
 }
 
@@ -211,6 +239,22 @@ fn builder(config: &Config, fn_name: &str) -> TokenStream {
             OnErrorSpec::Expr(expr) => quote!(#b.on_error(#expr)),
         });
     }
+    if let Some(shadow) = &config.shadow {
+        step(quote!(#b.shadow(#shadow)));
+    }
+    if let Some(count) = &config.count {
+        step(match count {
+            CountSpec::Named(policy, span) => {
+                let policy = match policy {
+                    CountPolicy::All => quote_spanned!(*span=> #krate::__private::count_all()),
+                    CountPolicy::Failures => quote_spanned!(*span=> #krate::__private::count_failures()),
+                    CountPolicy::Successes => quote_spanned!(*span=> #krate::__private::count_successes()),
+                };
+                quote!(#b.count_when(#policy))
+            }
+            CountSpec::Expr(expr) => quote!(#b.count_when(#expr)),
+        });
+    }
     quote!({
         #(#steps)*
         #b.build()
@@ -229,27 +273,26 @@ fn rate_tokens(krate: &Path, rate: ParsedRate, span: Span) -> TokenStream {
     }
 }
 
-/// `#[throttle(..)]` or `#[some::path::throttle(..)]`.
-fn is_throttle_attribute(attr: &syn::Attribute) -> bool {
-    attr.path().segments.last().is_some_and(|segment| segment.ident == "throttle")
+/// What the rewritten handler returns.
+#[derive(Clone, Copy)]
+enum Respond {
+    /// The declared type.
+    Plain,
+    /// `WithHeaders<T>`, for `headers = ...`.
+    WithHeaders,
+    /// A `Response`, for `count = ...`: the outcome is read (and hits given back)
+    /// before the handler returns.
+    Settle,
 }
 
 /// The handler with the guard injected first and the body run inside `async move`.
-fn rewrite(config: &Config, handler: HandlerFn, marker: &Ident) -> TokenStream {
-    let krate = &config.krate;
+fn rewrite(krate: &Path, respond: Respond, handler: HandlerFn, marker: &Ident) -> TokenStream {
     let HandlerFn { attrs, vis, mut sig, inner_attrs, brace, body } = handler;
-    let guard = Ident::new("__throttle_guard", Span::mixed_site());
+    let guard = Ident::new(stacked::GUARD, Span::mixed_site());
     let output = Ident::new("__throttle_output", Span::mixed_site());
 
-    // With another `#[throttle]` below, this guard only enlists: the bottom one hits
-    // them all as one, so a later rejection consumes nothing in the earlier limits.
-    let mode = match attrs.iter().any(is_throttle_attribute) {
-        true => quote!(#krate::__private::Deferred),
-        false => quote!(#krate::__private::Last),
-    };
-    let guard_arg: syn::FnArg = syn::parse_quote!(#guard: #krate::__private::Guard<#marker, #mode>);
-    let at = leading_guards(&sig);
-    sig.inputs.insert(at, guard_arg);
+    let guard_arg: syn::FnArg = syn::parse_quote!(#guard: #krate::__private::Guard<#marker>);
+    sig.inputs.insert(0, guard_arg);
 
     let (declared, ret_span) = match &sig.output {
         ReturnType::Default => (quote!(()), sig.paren_token.span.close()),
@@ -259,18 +302,23 @@ fn rewrite(config: &Config, handler: HandlerFn, marker: &Ident) -> TokenStream {
     // The whole call is spanned on the return type, so an output that is no response
     // is reported there (the `T: IntoResponse` bound of `respond`/`with_headers`).
     let krate_at_ret = respan(krate.to_token_stream(), ret_span);
-    let respond = if config.headers.is_some() {
-        let arrow = match &sig.output {
-            ReturnType::Type(arrow, _) => *arrow,
-            ReturnType::Default => Token![->](ret_span),
-        };
-        let wrapped: Type = syn::parse_quote_spanned!(ret_span=> #krate::__private::WithHeaders<#declared>);
-        sig.output = ReturnType::Type(arrow, Box::new(wrapped));
-        quote_spanned!(ret_span=> #krate_at_ret::__private::with_headers)
-    } else {
-        quote_spanned!(ret_span=> #krate_at_ret::__private::respond)
+    let arrow = match &sig.output {
+        ReturnType::Type(arrow, _) => *arrow,
+        ReturnType::Default => Token![->](ret_span),
     };
-    let call = quote_spanned!(ret_span=> #respond(#guard, #output));
+    let call = match respond {
+        Respond::Plain => quote_spanned!(ret_span=> #krate_at_ret::__private::respond(#guard, #output)),
+        Respond::WithHeaders => {
+            let wrapped: Type = syn::parse_quote_spanned!(ret_span=> #krate::attribute::WithHeaders<#declared>);
+            sig.output = ReturnType::Type(arrow, Box::new(wrapped));
+            quote_spanned!(ret_span=> #krate_at_ret::__private::with_headers(#guard, #output))
+        }
+        Respond::Settle => {
+            let response: Type = syn::parse_quote_spanned!(ret_span=> #krate::attribute::Response);
+            sig.output = ReturnType::Type(arrow, Box::new(response));
+            quote_spanned!(ret_span=> #krate_at_ret::__private::settle(#guard, #output).await)
+        }
+    };
 
     let mut async_body = Group::new(Delimiter::Brace, quote!(#fake_return #body));
     async_body.set_span(brace.span());

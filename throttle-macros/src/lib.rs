@@ -10,6 +10,7 @@ mod args;
 mod error;
 mod expand;
 mod item;
+mod stacked;
 mod validate;
 
 use proc_macro::TokenStream;

@@ -1,15 +1,15 @@
 //! Checking [`ThrottleArgs`] and the annotated function: every value, every relation
-//! between keys, every constraint on the signature. The result, [`Config`], cannot
-//! fail to expand.
+//! between keys, every constraint on the signature, and what stacked attributes must
+//! not share. The result, one [`Config`] per attribute, cannot fail to expand.
 
 use crate::args::{ThrottleArgs, USAGE};
 use crate::error::{Errors, did_you_mean, one_of};
 use crate::item::HandlerFn;
 use proc_macro2::Span;
 use syn::ext::IdentExt;
-use syn::{Expr, ExprLit, ExprPath, ExprUnary, FnArg, Ident, Lit, LitStr, Path, Signature, Type, UnOp};
+use syn::{Attribute, Expr, ExprLit, ExprPath, ExprUnary, Ident, Lit, LitStr, Path, UnOp};
 use throttle_grammar::names::NameKind;
-use throttle_grammar::policy::{ErrorPolicy, HeaderPolicy};
+use throttle_grammar::policy::{CountPolicy, ErrorPolicy, HeaderPolicy};
 use throttle_grammar::rate::{MAX_VALUE, ParsedRate};
 use throttle_grammar::strategy::StrategySpec as ParsedStrategy;
 
@@ -30,6 +30,9 @@ pub(crate) struct Config {
     pub(crate) rules: Option<Expr>,
     pub(crate) scope: Option<LitStr>,
     pub(crate) on_error: Option<OnErrorSpec>,
+    /// `shadow = true`: a literal or an expression of type `bool`.
+    pub(crate) shadow: Option<Expr>,
+    pub(crate) count: Option<CountSpec>,
 }
 
 pub(crate) enum RateSpec {
@@ -65,7 +68,13 @@ pub(crate) enum OnErrorSpec {
     Expr(Expr),
 }
 
-/// Why there is no [`Config`], with what is still known for the fallback expansion.
+pub(crate) enum CountSpec {
+    Named(CountPolicy, Span),
+    /// A `CountWhen` value.
+    Expr(Expr),
+}
+
+/// Why one attribute has no [`Config`], with what is still known for the fallback.
 pub(crate) struct Invalid {
     pub(crate) error: syn::Error,
     /// The crate path, unless it is itself the mistake.
@@ -73,7 +82,32 @@ pub(crate) struct Invalid {
     pub(crate) static_name: Option<Ident>,
 }
 
-pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, Invalid> {
+/// Where an attribute sits: errors about it as a whole point there.
+#[derive(Clone, Copy)]
+pub(crate) enum At<'a> {
+    /// The attribute being expanded (rustc's call site).
+    Top,
+    /// One stacked below it, taken in.
+    Below(&'a Attribute),
+}
+
+impl At<'_> {
+    pub(crate) fn error(self, message: impl std::fmt::Display) -> syn::Error {
+        match self {
+            At::Top => syn::Error::new(Span::call_site(), message),
+            At::Below(attr) => syn::Error::new_spanned(attr, message),
+        }
+    }
+}
+
+/// One attribute's keys; `krate` is the crate path when it gives none (the top
+/// attribute's, for a stacked one). The function is checked apart, by [`check_item`].
+pub(crate) fn validate(
+    args: ThrottleArgs,
+    item: &HandlerFn,
+    at: At<'_>,
+    default_krate: &Path,
+) -> Result<Config, Invalid> {
     let ThrottleArgs {
         uid,
         rate,
@@ -86,14 +120,18 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
         rules,
         scope,
         on_error,
+        shadow,
+        count,
         name,
         krate,
         mut errors,
     } = args;
 
-    let krate = crate_path(krate.map(|(_, v)| v), &mut errors);
+    let krate = match krate {
+        Some((_, value)) => crate_path(Some(value), &mut errors),
+        None => Some(default_krate.clone()),
+    };
     let static_name = static_name(name.map(|(_, v)| v), item, &mut errors);
-    check_item(item, &mut errors);
 
     // A misspelled key is likely the missing one: report the spelling only.
     let misspelled = errors.has_errors();
@@ -101,7 +139,7 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
         Some((_, value)) => check_uid(value, &mut errors),
         None if misspelled => None,
         None => {
-            errors.push(syn::Error::new(Span::call_site(), format!("missing `uid`; {USAGE}")));
+            errors.push(at.error(format!("missing `uid`; {USAGE}")));
             None
         }
     };
@@ -115,7 +153,7 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
         (None, None) if misspelled => None,
         (None, None) => {
             let message = format!("missing `rate`; {USAGE} (or `rate_fn = path` for a rate computed per request)");
-            errors.push(syn::Error::new(Span::call_site(), message));
+            errors.push(at.error(message));
             None
         }
     };
@@ -124,6 +162,8 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
     let cost = cost.and_then(|(_, value)| check_cost(value, &mut errors));
     let scope = scope.and_then(|(_, value)| check_scope(value, &mut errors));
     let on_error = on_error.and_then(|(_, value)| check_on_error(value, &mut errors));
+    let shadow = shadow.and_then(|(_, value)| check_shadow(value, &mut errors));
+    let count = count.and_then(|(_, value)| check_count(value, &mut errors));
 
     let invalid = |error, krate, static_name| Invalid { error, krate, static_name };
     if let Err(error) = errors.finish() {
@@ -143,10 +183,12 @@ pub(crate) fn validate(args: ThrottleArgs, item: &HandlerFn) -> Result<Config, I
             rules: rules.map(|(_, v)| v),
             scope,
             on_error,
+            shadow,
+            count,
         }),
         // Every `None` above pushed an error, so this arm is never taken; it keeps the
         // expansion total without a panic.
-        (krate, static_name, ..) => Err(invalid(syn::Error::new(Span::call_site(), USAGE), krate, static_name)),
+        (krate, static_name, ..) => Err(invalid(at.error(USAGE), krate, static_name)),
     }
 }
 
@@ -194,7 +236,8 @@ fn static_name(value: Option<Expr>, item: &HandlerFn, errors: &mut Errors) -> Op
     None
 }
 
-fn check_item(item: &HandlerFn, errors: &mut Errors) {
+/// The function: a free `async fn` with room for the guard.
+pub(crate) fn check_item(item: &HandlerFn, errors: &mut Errors) {
     let sig = &item.sig;
     if let Some(constness) = &sig.constness {
         errors.spanned(constness, "a throttled handler cannot be `const`");
@@ -213,24 +256,10 @@ fn check_item(item: &HandlerFn, errors: &mut Errors) {
         let message = format!(
             "a throttled handler takes at most {} arguments: axum handlers take at most {MAX_EXTRACTORS} \
              extractors and `#[throttle]` adds one; group some into a struct extractor",
-            MAX_EXTRACTORS - 1 - leading_guards(sig)
+            MAX_EXTRACTORS - 1
         );
         errors.spanned(&sig.inputs, message);
     }
-}
-
-/// Guards injected by `#[throttle]` attributes above this one (stacked throttles).
-pub(crate) fn leading_guards(sig: &Signature) -> usize {
-    sig.inputs.iter().take_while(|arg| is_guard(arg)).count()
-}
-
-fn is_guard(arg: &FnArg) -> bool {
-    let FnArg::Typed(pat) = arg else { return false };
-    let Type::Path(ty) = &*pat.ty else { return false };
-    let segments = &ty.path.segments;
-    segments.len() >= 2
-        && segments.last().is_some_and(|s| s.ident == "Guard")
-        && segments.iter().any(|s| s.ident == "__private")
 }
 
 fn string_literal<'a>(value: &'a Expr, key: &str, example: &str, errors: &mut Errors) -> Option<&'a LitStr> {
@@ -376,6 +405,47 @@ fn check_on_error(value: Expr, errors: &mut Errors) -> Option<OnErrorSpec> {
     let mut message =
         format!("unknown error policy `{written}`; expected {}, or an `OnError` value", one_of(ErrorPolicy::NAMES));
     if let Some(suggestion) = did_you_mean(&written.to_ascii_lowercase(), ErrorPolicy::NAMES) {
+        message.push_str(&format!(" (did you mean `{suggestion}`?)"));
+    }
+    errors.spanned(lit, message);
+    None
+}
+
+/// `shadow = true | false`, or an expression of type `bool` (checked by the compiler).
+fn check_shadow(value: Expr, errors: &mut Errors) -> Option<Expr> {
+    match &value {
+        Expr::Lit(ExprLit { lit: Lit::Bool(_), .. }) => Some(value),
+        Expr::Lit(other) => {
+            let hint = match &other.lit {
+                Lit::Str(lit) if matches!(lit.value().as_str(), "true" | "false") => {
+                    format!("; write `shadow = {}` without quotes", lit.value())
+                }
+                _ => String::new(),
+            };
+            errors.spanned(other, format!("`shadow` must be `true` or `false` (or a `bool` expression){hint}"));
+            None
+        }
+        _ => Some(value),
+    }
+}
+
+fn check_count(value: Expr, errors: &mut Errors) -> Option<CountSpec> {
+    let lit = match &value {
+        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => lit,
+        Expr::Lit(other) => {
+            let message = format!("`count` must be {}, or a `CountWhen` value", one_of(CountPolicy::NAMES));
+            errors.spanned(other, message);
+            return None;
+        }
+        _ => return Some(CountSpec::Expr(value)),
+    };
+    let written = lit.value();
+    if let Some(policy) = CountPolicy::from_name(&written) {
+        return Some(CountSpec::Named(policy, lit.span()));
+    }
+    let mut message =
+        format!("unknown count policy `{written}`; expected {}, or a `CountWhen` value", one_of(CountPolicy::NAMES));
+    if let Some(suggestion) = did_you_mean(&written.to_ascii_lowercase(), CountPolicy::NAMES) {
         message.push_str(&format!(" (did you mean `{suggestion}`?)"));
     }
     errors.spanned(lit, message);

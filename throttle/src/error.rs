@@ -65,6 +65,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An in-flight limit's options are invalid (no maximum, a zero lease, ...).
+    #[error("in-flight limit {uid:?}: {reason}")]
+    InvalidInFlight {
+        /// The limit's uid.
+        uid: String,
+        /// What is wrong, and the fix.
+        reason: String,
+    },
     /// The backend namespace is invalid.
     #[error("invalid backend namespace {namespace:?}: {reason}")]
     InvalidNamespace {
@@ -72,6 +80,18 @@ pub enum ConfigError {
         namespace: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The size given to `track_top_denied` is 0 or above
+    /// [`MAX_TOP_DENIED`](crate::throttles::MAX_TOP_DENIED).
+    #[error(
+        "throttle {uid:?} cannot track the top {size} denied clients: the list holds from 1 to {max} clients",
+        max = crate::throttles::MAX_TOP_DENIED
+    )]
+    TopDeniedSize {
+        /// The throttle's uid.
+        uid: String,
+        /// The refused size.
+        size: usize,
     },
 }
 
@@ -196,7 +216,7 @@ impl IntoResponse for ThrottleError {
                 (StatusCode::TOO_MANY_REQUESTS, detail).into_response()
             }
             other => {
-                tracing::error!("throttle: {other}");
+                crate::log::event!(error, "throttle: {other}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
             }
         }

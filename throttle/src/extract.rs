@@ -30,16 +30,30 @@ pub struct RequestInfo {
     extensions: Extensions,
 }
 
+impl RequestInfo {
+    /// An owned copy of what a throttle reads from a request.
+    pub(crate) fn snapshot(conn: Connection<'_>) -> Self {
+        RequestInfo {
+            method: conn.method().clone(),
+            uri: conn.uri().clone(),
+            headers: conn.headers().clone(),
+            extensions: conn.extensions().clone(),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(RequestInfo {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
-            extensions: parts.extensions.clone(),
-        })
+        Ok(RequestInfo::snapshot(parts.as_connection()))
+    }
+}
+
+/// Takes the parts without cloning them.
+impl From<Parts> for RequestInfo {
+    fn from(parts: Parts) -> Self {
+        RequestInfo { method: parts.method, uri: parts.uri, headers: parts.headers, extensions: parts.extensions }
     }
 }
 

@@ -35,7 +35,7 @@ pub use throttle_grammar::names::{MAX_NAMESPACE_LEN, MAX_UID_LEN};
 pub const MAX_KEY_LEN: usize = 256;
 
 /// The longest client or scope segment of a key, in bytes; longer ones are digested.
-pub const MAX_SEGMENT_LEN: usize = 76;
+pub const MAX_SEGMENT_LEN: usize = 72;
 
 /// Starts a digested (or empty) segment; escaped in readable ones.
 const DIGEST_MARKER: char = '#';
@@ -47,7 +47,12 @@ const PART_SEPARATOR: char = '|';
 const DIGEST_SEGMENT_LEN: usize = 1 + 2 * 32;
 
 const _: () = assert!(DIGEST_SEGMENT_LEN <= MAX_SEGMENT_LEN);
-const _: () = assert!(MAX_NAMESPACE_LEN + MAX_UID_LEN + 2 * MAX_SEGMENT_LEN + "::{}:".len() <= MAX_KEY_LEN);
+/// What a backend may append to a stored key for a second key beside it (the Redis
+/// sliding log's and queue's `:entries` list).
+pub(crate) const MAX_SUFFIX_LEN: usize = ":entries".len();
+
+const _: () =
+    assert!(MAX_NAMESPACE_LEN + MAX_UID_LEN + 2 * MAX_SEGMENT_LEN + "::{}:".len() + MAX_SUFFIX_LEN <= MAX_KEY_LEN);
 
 pub(crate) fn validate_uid(uid: &str) -> Result<(), ConfigError> {
     NameKind::Uid
@@ -206,6 +211,20 @@ pub(crate) fn build(prefix: &str, client: &str, scope: &[&str]) -> KeyBuf {
     key
 }
 
+/// `{prefix}{client}:#{tag}`: a key for another kind of state under a uid (in-flight
+/// leases). No throttle builds it: a throttle's scope segment is readable (a raw `#`
+/// is escaped), `#` alone, or `#` and 64 hex digits, and `tag` is none of these.
+pub(crate) fn build_tagged(prefix: &str, client: &str, tag: &'static str) -> String {
+    debug_assert!(!tag.is_empty() && tag.len() < 2 * 32 && !tag.contains([':', '{', '}']));
+    let mut key = KeyBuf::new();
+    key.push_str(prefix);
+    push_segment(&mut key, &[client]);
+    key.push(':');
+    key.push(DIGEST_MARKER);
+    key.push_str(tag);
+    key.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +267,15 @@ mod tests {
     }
 
     #[test]
+    fn tagged_keys_never_meet_a_throttle_key() {
+        assert_eq!(build_tagged("ns:api:", "a:b", "inflight"), "ns:api:a%3Ab:#inflight");
+        assert_ne!(build_tagged("ns:api:", "a", "inflight"), build("ns:api:", "a", &["#inflight"]));
+        assert_ne!(build_tagged("ns:api:", "a", "inflight"), build("ns:api:", "a", &["inflight"]));
+        let long = "k".repeat(500);
+        assert!(build_tagged(&longest_prefix(), &long, "inflight").len() + 2 <= MAX_KEY_LEN);
+    }
+
+    #[test]
     fn empty_segments_are_a_marker_never_an_empty_hash_tag() {
         assert_eq!(build("ns:api:", "", &[""]), "ns:api:#:#");
         assert_eq!(build("ns:api:", "", &["", "GET"]), "ns:api:#:|GET");
@@ -262,11 +290,11 @@ mod tests {
         assert_eq!(key, format!("ns:api:#{}:default", digest_hex(&[&long])));
         assert_eq!(key.len(), "ns:api:".len() + DIGEST_SEGMENT_LEN + ":default".len());
         assert_eq!(
-            build("ns:api:", "a", &["x"; 40]),
-            format!("ns:api:a:#{}", digest_hex(&["x"; 40])),
-            "40 parts escape to 79 bytes"
+            build("ns:api:", "a", &["x"; 37]),
+            format!("ns:api:a:#{}", digest_hex(&["x"; 37])),
+            "37 parts escape to 73 bytes"
         );
-        assert_eq!(build("ns:api:", "a", &["x"; 38]).len(), "ns:api:a:".len() + 75, "38 parts stay readable");
+        assert_eq!(build("ns:api:", "a", &["x"; 36]).len(), "ns:api:a:".len() + 71, "36 parts stay readable");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`ThrottleLayer`] and [`ThrottleService`]: throttles for a whole `Router`.
 
-use crate::{Admitted, AsConnection, HttpThrottle};
+use crate::{Admitted, AsConnection, CountWhen, HttpThrottle};
 use axum::response::{IntoResponse, Response};
 use http::Request;
 use smallvec::{SmallVec, smallvec};
@@ -39,12 +39,14 @@ use tower_service::Service;
 #[derive(Debug, Clone)]
 pub struct ThrottleLayer {
     throttles: Arc<[HttpThrottle]>,
+    /// Which responses count, for every throttle of the layer; `None`: each its own.
+    count: Option<Arc<CountWhen>>,
 }
 
 impl ThrottleLayer {
     /// A layer running `throttle`.
     pub fn new(throttle: HttpThrottle) -> Self {
-        ThrottleLayer { throttles: Arc::new([throttle]) }
+        ThrottleLayer { throttles: Arc::new([throttle]), count: None }
     }
 
     /// Adds a throttle, run after the ones already in the layer.
@@ -52,7 +54,29 @@ impl ThrottleLayer {
     pub fn and(self, throttle: HttpThrottle) -> Self {
         let mut throttles = self.throttles.to_vec();
         throttles.push(throttle);
-        ThrottleLayer { throttles: throttles.into() }
+        ThrottleLayer { throttles: throttles.into(), count: self.count }
+    }
+
+    /// Which responses count for every throttle of this layer, instead of each
+    /// throttle's own [`count_when`](crate::ThrottleBuilder::count_when): the hits of
+    /// requests whose response does not count are given back once the inner service
+    /// has answered. The hits are decided before, so pending requests hold their units
+    /// (see [`CountWhen`]).
+    ///
+    /// ```
+    /// use axum::{Router, routing::post};
+    /// use throttle::{CountWhen, HttpThrottle, ThrottleLayer};
+    ///
+    /// let attempts = HttpThrottle::builder("docs:layer:attempts").rate("5/15min").build()?;
+    /// let app: Router = Router::new()
+    ///     .route("/login", post(|| async { "welcome" }))
+    ///     .route_layer(ThrottleLayer::new(attempts).count_when(CountWhen::Failures));
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn count_when(mut self, count: CountWhen) -> Self {
+        self.count = Some(Arc::new(count));
+        self
     }
 }
 
@@ -60,7 +84,7 @@ impl<S> Layer<S> for ThrottleLayer {
     type Service = ThrottleService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ThrottleService { inner, throttles: self.throttles.clone() }
+        ThrottleService { inner, throttles: self.throttles.clone(), count: self.count.clone() }
     }
 }
 
@@ -69,6 +93,7 @@ impl<S> Layer<S> for ThrottleLayer {
 pub struct ThrottleService<S> {
     inner: S,
     throttles: Arc<[HttpThrottle]>,
+    count: Option<Arc<CountWhen>>,
 }
 
 impl<S, B> Service<Request<B>> for ThrottleService<S>
@@ -91,23 +116,31 @@ where
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let throttles = self.throttles.clone();
+        let count = self.count.clone();
         // Only the head is borrowed across the throttle's await, so bodies need not be `Sync`.
         let (parts, body) = request.into_parts();
         Box::pin(async move {
+            let refundable = count.is_some();
             let admitted: Result<SmallVec<[Admitted; 1]>, _> = match &*throttles {
-                // One throttle: its hit alone, with nothing to coordinate.
-                [throttle] => throttle.core().hit(&parts.as_connection(), None, None).await.map(|a| smallvec![a]),
-                _ => crate::stack::hit_each(&throttles, &parts).await.map(SmallVec::from_vec),
+                // One throttle counting every response: its hit alone, with nothing to coordinate.
+                [throttle] if !refundable => {
+                    throttle.core().hit(&parts.as_connection(), None, None).await.map(|a| smallvec![a])
+                }
+                _ => crate::stack::hit_each_with(&crate::stack::stacked(&throttles), &parts, refundable)
+                    .await
+                    .map(SmallVec::from_vec),
             };
-            let admitted = match admitted {
+            let mut admitted = match admitted {
                 Ok(admitted) => admitted,
                 Err(rejection) => return Ok(rejection.into_response()),
             };
             let mut response = inner.call(Request::from_parts(parts, body)).await?.into_response();
+            let refunds = crate::outcome::not_counted(&mut admitted, count.as_deref(), &response);
+            crate::outcome::settle_tickets(refunds).await;
             // Straight into the response's map, in order: a later throttle's header
             // replaces an earlier one's, and the handler's, of the same name.
-            for admitted in admitted {
-                admitted.write_into(response.headers_mut());
+            for admission in admitted {
+                admission.write_into(response.headers_mut());
             }
             Ok(response)
         })

@@ -1,24 +1,23 @@
 //! Rate limiting for axum.
 //!
-//! Build an [`HttpThrottle`] once, keyed by a unique uid, and call it from handlers:
+//! Build an [`HttpThrottle`] with your app, keyed by a uid, and call it from handlers:
 //!
 //! ```
-//! use axum::{Json, extract::Request};
-//! use std::sync::LazyLock;
-//! use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError};
+//! use axum::extract::{Request, State};
+//! use axum::{Json, Router, response::IntoResponse, routing::get};
+//! use throttle::{ConfigError, DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError};
 //!
-//! static API: LazyLock<HttpThrottle> = LazyLock::new(|| {
-//!     HttpThrottle::builder("api:items")
-//!         .rate("100/min")
-//!         .headers(&DEFAULT_HEADERS_ALWAYS)
-//!         .build()
-//!         .expect("valid throttle")
-//! });
-//!
-//! async fn list_items(request: Request) -> Result<impl axum::response::IntoResponse, ThrottleError> {
-//!     let admitted = API.hit(&request).await?; // 429 + Retry-After when over the limit
+//! async fn list_items(State(api): State<HttpThrottle>, request: Request) -> Result<impl IntoResponse, ThrottleError> {
+//!     let admitted = api.hit(&request).await?; // 429 + Retry-After when over the limit
 //!     Ok((admitted, Json(["widget", "gizmo"]))) // X-RateLimit-Limit / -Remaining
 //! }
+//!
+//! fn app() -> Result<Router, ConfigError> {
+//!     let api = HttpThrottle::builder("api:items").rate("100/min").headers(&DEFAULT_HEADERS_ALWAYS).build()?;
+//!     Ok(Router::new().route("/items", get(list_items)).with_state(api))
+//! }
+//! # let _ = (app()?, app()?); // the same router builds twice
+//! # Ok::<(), ConfigError>(())
 //! ```
 //!
 //! With the `macros` feature (on by default) the same in one line, checked at compile
@@ -35,16 +34,39 @@
 //!
 //! - [`Rate`]: `"100/min"`, `"5 per 10s"`, `"1000/1h30m"`, `"unlimited"`.
 //! - [`HttpThrottle`]: `hit`, `check`, `stat`, `get_headers`, with `.cost(n)` and
-//!   `.context(ctx)`; [`WebSocketThrottle`] for handshakes and messages.
+//!   `.context(ctx)`; [`WebSocketThrottle`] for messages (`hit`) and handshakes
+//!   (`hit_upgrade`), with the [`WsConnection`] extractor.
 //! - [`ThrottleLayer`]: throttles for a whole router; [`hit_all`] for stacked limits.
 //! - [`Identifier`], [`ClientIp`] and [`Rule`]: who is limited, and where.
 //! - [`headers`]: header values, conditions, collections and presets.
 //! - [`strategy`]: the eight algorithms; [`backend`]: where state lives
 //!   ([`MemoryBackend`] by default, `RedisBackend` with the `redis` feature).
 //! - [`registry`]: every live throttle by uid, with runtime switches.
+//! - [`shadow`]: decide and count, never reject; [`CountWhen`]: count only failures
+//!   (or successes), giving back the others; `metrics` (feature): what each throttle
+//!   admitted, rejected, shadowed, and how long its backend took.
+//! - [`attribute`]: the static and the response type `#[throttle]` generates.
+//! - [`inflight`]: at most N requests of a client at once; [`quota`]: costs queued
+//!   during a handler and applied together; `limits` (feature `limits-file`): limits
+//!   in a TOML file, reloaded on change.
+//!
+//! ## Features
+//!
+//! | Feature | Default | What it adds |
+//! | --- | --- | --- |
+//! | `macros` | yes | `#[throttle]` and `rate!` |
+//! | `ws` | yes | [`WebSocketThrottle`]: per-message limits and the `rate_limit` frame (axum's `ws`) |
+//! | `tracing` | yes | warnings through `tracing` (a failing backend, a misconfigured proxy) |
+//! | `redis` | no | `RedisBackend`: standalone, Cluster and Sentinel |
+//! | `limits-file` | no | `limits`: limits in a TOML file, reloaded on change |
+//! | `metrics` | no | counters and a decision-latency histogram per throttle through the `metrics` facade (see `throttle::metrics`) |
+//!
+//! The crate turns on only axum's `tokio` and `matched-path` features; your app chooses
+//! the rest (`http1`, `http2`, `json`, ...).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+pub mod attribute;
 pub mod backend;
 mod client_ip;
 mod clock;
@@ -54,18 +76,30 @@ mod error;
 mod extract;
 pub mod headers;
 mod identity;
+pub mod inflight;
 pub mod key;
 mod layer;
+#[cfg(feature = "limits-file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limits-file")))]
+pub mod limits;
+mod log;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+mod outcome;
+mod problem;
+pub mod quota;
 pub mod rate;
 pub mod registry;
 mod rejection;
 mod rules;
+pub mod shadow;
 mod stack;
 pub mod strategy;
 pub mod throttles;
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "private/mod.rs"]
 pub mod __private;
 
 pub use backend::{MemoryBackend, default_backend, set_default_backend};
@@ -78,13 +112,16 @@ pub use extract::RequestInfo;
 pub use headers::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Header, Headers, IETF_HEADERS, When};
 pub use identity::{ANONYMOUS, EXEMPTED, Identifier, Identity};
 pub use layer::{ThrottleLayer, ThrottleService};
+pub use outcome::CountWhen;
 pub use rate::{ParseRateError, Rate};
 pub use rejection::{Throttled, ThrottledHandler};
 pub use rules::Rule;
 pub use stack::hit_all;
 pub use strategy::StrategyStat;
 pub use throttles::{Admitted, Call, ErrorAction, Hit, HttpThrottle, OnError, ThrottleBuilder};
-pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_frame, is_throttled};
+#[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
+pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_frame};
 
 /// Rate-limits an axum handler: the throttle is hit before any other extractor runs,
 /// and a static throttle is generated for direct calls.
@@ -125,16 +162,42 @@ pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_fra
 /// | `rules` | expression of an iterable of `Rule` (apply-if / bypass-if), e.g. `[health_bypass()]` | `.rules(..)` |
 /// | `scope` | string literal: a separate bucket for this handler | `.context(Context::new().with("scope", ..))` |
 /// | `on_error` | `"allow"`, `"throttle"`, `"raise"`, or an `OnError` value | `.on_error(..)` |
+/// | `shadow` | `true`, `false`, or a `bool` expression: decide and count, never reject (see [`shadow`]) | `.shadow(..)` |
+/// | `count` | `"all"`, `"failures"`, `"successes"`, or a `CountWhen` value: which responses count | `.count_when(..)` |
 /// | `name` | identifier of the generated static | |
 /// | `crate` | `"path"` of the `throttle` crate, when it is renamed | |
 ///
 /// [`HttpThrottle::builder(uid)`]: https://docs.rs/throttle/latest/throttle/struct.HttpThrottle.html#method.builder
 ///
+/// # Counting by outcome
+///
+/// With `count = "failures"` (or `"successes"`, or a [`CountWhen`]), the hit is decided
+/// before the handler runs, as always, and given back once the handler's response is
+/// known if that response does not count. The declared return type `T` becomes
+/// [`attribute::Response`] (the output is made into a response before the handler
+/// returns). A request a later extractor rejects never reaches the handler, so its hit
+/// stays counted; a [`ThrottleLayer`] with [`count_when`](ThrottleLayer::count_when)
+/// sees those responses too.
+///
+/// ```
+/// use axum::http::{HeaderMap, StatusCode};
+/// use throttle::throttle;
+///
+/// // 5 failed logins per 15 minutes per client; successful logins are not counted.
+/// #[throttle(uid = "docs:login", rate = "5/15min", count = "failures")]
+/// async fn login(headers: HeaderMap) -> StatusCode {
+///     match headers.get("authorization") {
+///         Some(token) if token == "Bearer correct-horse" => StatusCode::NO_CONTENT,
+///         _ => StatusCode::UNAUTHORIZED,
+///     }
+/// }
+/// ```
+///
 /// # The generated static
 ///
-/// Each annotated handler gets a static named after it: `get_data` gets
-/// `GET_DATA_THROTTLE` (or the identifier given as `name = ...`), with the handler's
-/// visibility. Call it directly to see and spend the same quota as the handler:
+/// Each annotated handler gets a [`StaticThrottle`](attribute::StaticThrottle) named
+/// after it: `get_data` gets `GET_DATA_THROTTLE` (or the identifier given as
+/// `name = ...`), with the handler's visibility. Call it directly to see and spend the same quota as the handler:
 ///
 /// ```
 /// use axum::extract::Request;
@@ -164,50 +227,63 @@ pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_fra
 /// With `headers = ...` the resolved headers are attached to the handler's responses,
 /// admitted (whatever the handler returns) and throttled alike; the handler's own
 /// headers win on a name conflict. The declared return type `T` becomes
-/// `WithHeaders<T>`, which implements `IntoResponse`. Without `headers`, the return
-/// type is unchanged and a 429 carries `Retry-After` only.
+/// [`WithHeaders<T>`](attribute::WithHeaders), which implements `IntoResponse`.
+/// Without `headers`, the return type is unchanged and a 429 carries `Retry-After`
+/// only.
 ///
 /// # The function
 ///
 /// The handler must be a free `async fn`. Its attributes, doc comments, visibility,
 /// generics and where clause are kept, and its body runs unchanged (`return` and `?`
 /// behave as written). One extractor parameter is added in front, so a throttled
-/// handler takes at most 15 of its own (axum's limit is 16). Stacked `#[throttle]`
-/// attributes run top to bottom, each with its own `name`:
+/// handler takes at most 15 of its own (axum's limit is 16).
+///
+/// # Stacked attributes
+///
+/// Stacked `#[throttle]` attributes are one limit stack with one guard: the top one
+/// takes in the ones below it, checks each, and hits their throttles together, top
+/// first. The first refusal answers the request, and on one store it consumes nothing
+/// in the others (see [`hit_all`]). Each attribute keeps its own static (give each a
+/// `name`), uid and `headers`; a higher attribute's headers win on a name conflict.
 ///
 /// ```
 /// use throttle::throttle;
 ///
-/// #[throttle(uid = "docs:burst", rate = "10/s")]
+/// #[throttle(uid = "docs:burst", rate = "10/s", headers = "always")]
 /// #[throttle(uid = "docs:daily", rate = "1000/day", name = DAILY_THROTTLE)]
 /// async fn search() -> &'static str {
 ///     "results"
 /// }
 /// ```
 ///
+/// A macro cannot resolve paths, so the attributes taken in are those spelled
+/// `#[throttle(..)]`, `#[throttle::throttle(..)]` or `#[::throttle::throttle(..)]`
+/// (`#[my_throttle::throttle(..)]` with `crate = "my_throttle"` on the top one). Any
+/// other attribute, such as an unrelated `#[other::throttle]`, stays on the function
+/// untouched; one of ours under another spelling is a compile error that says so.
+///
 /// # Equivalent code without the attribute
 ///
 /// ```
-/// use axum::{Json, extract::Request};
-/// use std::sync::LazyLock;
+/// use axum::extract::{Request, State};
+/// use axum::{Json, Router, routing::get};
 /// use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError};
 ///
-/// static DATA: LazyLock<HttpThrottle> = LazyLock::new(|| {
-///     HttpThrottle::builder("docs:equivalent")
-///         .rate("100/min")
-///         .headers(&DEFAULT_HEADERS_ALWAYS)
-///         .build()
-///         .expect("a unique uid")
-/// });
-///
-/// async fn get_data(request: Request) -> Result<(throttle::Admitted, Json<Vec<u32>>), ThrottleError> {
-///     let admitted = DATA.hit(&request).await?;
+/// async fn get_data(
+///     State(data): State<HttpThrottle>,
+///     request: Request,
+/// ) -> Result<(throttle::Admitted, Json<Vec<u32>>), ThrottleError> {
+///     let admitted = data.hit(&request).await?;
 ///     Ok((admitted, Json(vec![1, 2, 3])))
 /// }
+///
+/// let data = HttpThrottle::builder("docs:equivalent").rate("100/min").headers(&DEFAULT_HEADERS_ALWAYS).build()?;
+/// let app: Router = Router::new().route("/data", get(get_data)).with_state(data);
+/// # Ok::<(), throttle::ConfigError>(())
 /// ```
 ///
 /// The attribute differs in three ways: the hit happens in an extractor placed before
-/// all the others, a configuration error is a logged 500 instead of a panic, and the
+/// all the others, a configuration error is a logged 500 instead of an error at startup, and the
 /// handler's signature keeps its own extractors.
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]

@@ -1,8 +1,9 @@
 //! [`Throttled`]: the rejection of a hit over the limit, rendered as a 429.
 
-use crate::Context;
 use crate::headers::header::{ceil_seconds, integer};
 use crate::headers::resolved::Resolved;
+use crate::problem::{self, Problem};
+use crate::{Context, Rate};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::fmt;
@@ -13,14 +14,18 @@ pub type ThrottledHandler = Arc<dyn Fn(&Throttled) -> Response + Send + Sync>;
 
 /// A hit was rejected. As a response: status 429 (RFC 6585 §4), `Retry-After` in whole
 /// seconds rounded up (RFC 9110 §10.2.3), the throttle's throttled headers, and the
-/// body `Too many requests. Retry in N seconds.`; or whatever the throttle's
-/// throttled handler returns.
+/// body `Too many requests. Retry in N seconds.`; or an `application/problem+json`
+/// body (RFC 9457, see [`problem_details`](Self::problem_details)) when the throttle
+/// was built with [`.problem_details()`](crate::ThrottleBuilder::problem_details); or
+/// whatever the throttle's throttled handler returns.
 ///
 /// The context keys `detail`, `status_code` and `headers` (an object) change the
 /// default response.
 pub struct Throttled {
     pub(crate) uid: Arc<str>,
     pub(crate) wait_ms: u64,
+    /// The rate the hit was decided with (the policy a problem body names).
+    pub(crate) rate: Rate,
     pub(crate) headers: Resolved,
     pub(crate) context: Arc<Context>,
     pub(crate) handler: Option<ThrottledHandler>,
@@ -35,6 +40,11 @@ impl Throttled {
     /// Milliseconds until the same hit would be admitted.
     pub fn wait_ms(&self) -> u64 {
         self.wait_ms
+    }
+
+    /// The rate the rejected hit was decided with.
+    pub fn rate(&self) -> Rate {
+        self.rate
     }
 
     /// `Retry-After`: the wait in whole seconds, rounded up (at least 1).
@@ -60,14 +70,74 @@ impl Throttled {
     /// The default response with `own` as the throttle's headers.
     fn response_with(&self, own: Resolved) -> Response {
         let seconds = self.retry_after_secs();
-        let status = self
-            .context
+        let mut response = (self.status(), self.detail(seconds)).into_response();
+        self.add_headers(response.headers_mut(), seconds, own);
+        response
+    }
+
+    /// The rejection as RFC 9457 problem details (`application/problem+json`), with
+    /// the wait and the policy, the throttled headers and `Retry-After`:
+    ///
+    /// ```json
+    /// {
+    ///   "type": "https://iana.org/assignments/http-problem-types#quota-exceeded",
+    ///   "title": "Request cannot be satisfied as assigned quota has been exceeded",
+    ///   "status": 429,
+    ///   "detail": "Too many requests. Retry in 17 seconds.",
+    ///   "retry_after": 17,
+    ///   "violated-policies": ["api:data"],
+    ///   "policy": { "uid": "api:data", "limit": 100, "period_ms": 60000, "rate": "100/min" }
+    /// }
+    /// ```
+    ///
+    /// The problem types and `violated-policies` are those of
+    /// `draft-ietf-httpapi-ratelimit-headers` (a 503 set through the context's
+    /// `status_code` is `#temporary-reduced-capacity`). Built with
+    /// [`.problem_details()`](crate::ThrottleBuilder::problem_details), a throttle
+    /// answers with this; a custom handler can too:
+    ///
+    /// ```
+    /// use throttle::HttpThrottle;
+    ///
+    /// let api = HttpThrottle::builder("docs:problem")
+    ///     .rate("100/min")
+    ///     .throttled_handler(|rejection| {
+    ///         tracing::info!("rejected: {rejection}");
+    ///         rejection.problem_details()
+    ///     })
+    ///     .build()?;
+    /// # let _ = api;
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn problem_details(&self) -> Response {
+        let seconds = self.retry_after_secs();
+        let status = self.status();
+        let policy = serde_json::json!({
+            "uid": &*self.uid,
+            "limit": self.rate.limit(),
+            "period_ms": self.rate.period_ms(),
+            "rate": self.rate.to_string(),
+        });
+        let problem =
+            Problem { status, detail: self.detail(seconds), retry_after: Some(seconds), uid: &self.uid, policy };
+        let mut response = problem::response(problem);
+        self.add_headers(response.headers_mut(), seconds, self.headers.clone());
+        response
+    }
+
+    /// 429, or the context's `status_code`.
+    fn status(&self) -> StatusCode {
+        self.context
             .get("status_code")
             .and_then(|v| v.as_u64())
             .and_then(|code| u16::try_from(code).ok())
             .and_then(|code| StatusCode::from_u16(code).ok())
-            .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-        let detail = match self.context.get("detail").and_then(|v| v.as_str()) {
+            .unwrap_or(StatusCode::TOO_MANY_REQUESTS)
+    }
+
+    /// The context's `detail`, or the standard sentence.
+    fn detail(&self, seconds: u64) -> String {
+        match self.context.get("detail").and_then(|v| v.as_str()) {
             Some(detail) => detail.to_string(),
             None => {
                 let mut detail = String::with_capacity(48);
@@ -76,9 +146,11 @@ impl Throttled {
                 detail.push_str(" seconds.");
                 detail
             }
-        };
-        let mut response = (status, detail).into_response();
-        let headers = response.headers_mut();
+        }
+    }
+
+    /// The throttled headers (`own`), the context's extra headers, then `Retry-After`.
+    fn add_headers(&self, headers: &mut HeaderMap, seconds: u64, own: Resolved) {
         own.write_into(headers);
         if let Some(extra) = self.context.get("headers").and_then(|v| v.as_object()) {
             for (name, value) in extra {
@@ -95,7 +167,6 @@ impl Throttled {
         if headers.get(http::header::RETRY_AFTER).is_none_or(|value| value.as_bytes() != text) {
             headers.insert(http::header::RETRY_AFTER, integer(seconds));
         }
-        response
     }
 }
 

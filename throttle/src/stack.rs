@@ -4,7 +4,8 @@
 use crate::backend::{BackendError, HitRequest};
 use crate::strategy::Decision;
 use crate::throttles::core::{Core, Prepared};
-use crate::{Admitted, AsConnection, Connection, HttpThrottle, ThrottleError};
+use crate::throttles::instruments::Stopwatch;
+use crate::{Admitted, AsConnection, Connection, Context, Cost, HttpThrottle, ThrottleError};
 use http::HeaderMap;
 use std::sync::Arc;
 
@@ -67,18 +68,49 @@ pub(crate) async fn hit_each(
     throttles: &[HttpThrottle],
     conn: &impl AsConnection,
 ) -> Result<Vec<Admitted>, ThrottleError> {
+    hit_each_with(&stacked(throttles), conn, false).await
+}
+
+/// Each throttle with its own cost and context.
+pub(crate) fn stacked(throttles: &[HttpThrottle]) -> Vec<StackedHit<'_>> {
+    throttles.iter().map(|throttle| StackedHit { throttle, cost: None, context: None }).collect()
+}
+
+/// One throttle of a stacked hit, with its own cost and context (a quota context's
+/// queued totals); `None` takes the throttle's.
+pub(crate) struct StackedHit<'a> {
+    pub(crate) throttle: &'a HttpThrottle,
+    pub(crate) cost: Option<Cost>,
+    pub(crate) context: Option<&'a Context>,
+}
+
+/// [`hit_each`] with a cost and context per throttle; with `refundable`, every counted
+/// admission takes a refund ticket.
+pub(crate) async fn hit_each_with(
+    calls: &[StackedHit<'_>],
+    conn: &impl AsConnection,
+    refundable: bool,
+) -> Result<Vec<Admitted>, ThrottleError> {
     let conn = conn.as_connection();
-    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(throttles.len());
-    for (index, throttle) in throttles.iter().enumerate() {
+    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(calls.len());
+    for (index, StackedHit { throttle, cost, context }) in calls.iter().enumerate() {
         let core = throttle.core();
-        if throttles[..index].iter().any(|earlier| std::ptr::eq(earlier.core(), core)) {
+        // The same throttle with the same context is the same bucket: hit once. (A
+        // quota context may hit one throttle in several scopes: separate buckets.)
+        if calls[..index]
+            .iter()
+            .any(|earlier| std::ptr::eq(earlier.throttle.core(), core) && earlier.context == *context)
+        {
             continue;
         }
-        if let Some(prepared) = core.prepare(&conn, None, None).await? {
+        if let Some(mut prepared) = core.prepare(&conn, cost.map(Ok), *context).await? {
+            if refundable {
+                prepared.since.get_or_insert_with(|| core.backend.since_now());
+            }
             pending.push(Pending { index, core, prepared });
         }
     }
-    let mut admitted = vec![Admitted::default(); throttles.len()];
+    let mut admitted = vec![Admitted::default(); calls.len()];
     let mut pending = pending.into_iter().peekable();
     while let Some(first) = pending.next() {
         let store = first.core.backend.store_id();
@@ -94,25 +126,42 @@ pub(crate) async fn hit_each(
 /// Decides neighbours on one store (together when the backend can) and applies each
 /// outcome; `Err` is the request's answer (a rejection, or an error to raise).
 async fn decide_run(
-    run: Vec<Pending<'_>>,
+    mut run: Vec<Pending<'_>>,
     conn: &Connection<'_>,
     admitted: &mut [Admitted],
 ) -> Result<(), ThrottleError> {
-    match decide_together(&run).await {
-        Some(decisions) => {
-            // The decisions stop at the first rejection, which `finish` turns into `Err`.
-            for (p, decision) in run.into_iter().zip(decisions) {
+    loop {
+        let Some(mut decisions) = decide_together(&run).await else { break };
+        if ends_in_shadowed_rejection(&run, &decisions) {
+            if let Some(decision) = decisions.pop() {
+                // A joint rejection changed nothing, and a throttle in shadow mode lets
+                // the request through: decide the others again as if it were not there.
+                let p = run.remove(decisions.len());
                 admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
+                continue;
             }
         }
-        None => {
-            for p in run {
-                let decision = p.core.decide(&p.prepared.key, p.prepared.rate, p.prepared.cost).await;
-                admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
-            }
+        // The decisions stop at the first rejection, which `finish` turns into `Err`.
+        for (p, decision) in run.into_iter().zip(decisions) {
+            admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
         }
+        return Ok(());
+    }
+    for p in run {
+        let decision = p.core.decide(&p.prepared.key, p.prepared.rate, p.prepared.cost).await;
+        admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
     }
     Ok(())
+}
+
+/// Whether a joint call's decisions stop at a rejection by a throttle in shadow mode.
+fn ends_in_shadowed_rejection(run: &[Pending<'_>], decisions: &[Result<Decision, BackendError>]) -> bool {
+    match decisions.last() {
+        Some(Ok(decision)) if !decision.allowed => {
+            run.get(decisions.len() - 1).is_some_and(|p| p.core.ops.shadow.is_on())
+        }
+        _ => false,
+    }
 }
 
 /// The decisions of a run of two or more throttles on one store, from one joint call;
@@ -123,12 +172,16 @@ async fn decide_together(run: &[Pending<'_>]) -> Option<Vec<Result<Decision, Bac
     let core = first.core;
     let hits: Vec<HitRequest<'_>> =
         run.iter().map(|p| (p.prepared.key.as_str(), &*p.core.strategy, p.prepared.rate, p.prepared.cost)).collect();
+    let started = Stopwatch::start();
     let together = core.backend.hit_all(&hits)?;
     // The in-memory answer is ready at once; only remote stores need the timeout.
     let outcome = match core.backend.as_memory() {
         Some(_) => together.await,
         None => tokio::time::timeout(core.timeout, together).await.unwrap_or(Err(BackendError::Timeout(core.timeout))),
     };
+    for p in run {
+        p.core.ops.instruments.decided(started);
+    }
     Some(match outcome {
         Ok(decisions) if answers_every_hit(&decisions, run.len()) => decisions.into_iter().map(Ok).collect(),
         Ok(decisions) => {

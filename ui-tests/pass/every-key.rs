@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 use throttle::backend::BoxFuture;
 use throttle::strategy::FixedWindow;
-use throttle::{Connection, Context, Headers, Identifier, Identity, MemoryBackend, OnError, Rate, throttle};
+use throttle::{Connection, Context, CountWhen, Headers, Identifier, Identity, MemoryBackend, OnError, Rate, throttle};
 
 static BACKEND: LazyLock<MemoryBackend> = LazyLock::new(MemoryBackend::new);
 static CUSTOM_HEADERS: LazyLock<Headers> = LazyLock::new(|| throttle::DEFAULT_HEADERS_ALWAYS.clone());
@@ -40,13 +40,15 @@ fn rate_of(_conn: &Connection<'_>, _context: &Context) -> BoxFuture<'static, Rat
     })],
     scope = "reports",
     on_error = OnError::Throttle(Duration::from_secs(5)),
+    shadow = true,
+    count = CountWhen::custom(|response| response.status().is_server_error()),
     name = REPORTS,
 )]
 async fn reports() -> &'static str {
     "reports"
 }
 
-#[throttle(uid = "ui:every-key-fn", rate_fn = rate_of, strategy = "token_bucket_debt(burst = 15, max_debt = 5)", on_error = "raise", cost = 0)]
+#[throttle(uid = "ui:every-key-fn", rate_fn = rate_of, strategy = "token_bucket_debt(burst = 15, max_debt = 5)", on_error = "raise", cost = 0, shadow = cfg!(debug_assertions), count = "failures")]
 async fn dynamic() -> &'static str {
     "dynamic"
 }

@@ -36,6 +36,13 @@ pub mod handlers {
         Ok("named".to_owned())
     }
 
+    /// A public handler with stacked limits.
+    #[throttle(uid = "ui:lint-burst", rate = "10/s", headers = "always", name = BURST)]
+    #[throttle::throttle(uid = "ui:lint-daily", rate = "1000/day", name = DAILY)]
+    pub async fn stacked() -> &'static str {
+        "stacked"
+    }
+
     #[throttle(uid = "ui:lint-private", rate = "100/min", headers = "throttled")]
     async fn private() {}
 
@@ -47,7 +54,9 @@ pub mod handlers {
 fn main() {
     let _app: axum::Router = handlers::private_router()
         .route("/public/{id}", axum::routing::get(handlers::public))
-        .route("/named", axum::routing::get(handlers::named));
+        .route("/named", axum::routing::get(handlers::named))
+        .route("/stacked", axum::routing::get(handlers::stacked));
     assert_eq!(handlers::NAMED.handler(), "named");
     assert_eq!(handlers::PUBLIC_THROTTLE.name(), "PUBLIC_THROTTLE");
+    assert_eq!([handlers::BURST.name(), handlers::DAILY.name()], ["BURST", "DAILY"]);
 }

@@ -1,4 +1,5 @@
-//! `crate = "..."` for a renamed dependency, in the attribute and in `rate!`.
+//! `crate = "..."` for a renamed dependency, in the attribute (stacked too) and in
+//! `rate!`.
 
 extern crate throttle as my_throttle;
 
@@ -18,6 +19,18 @@ async fn renamed_path() -> &'static str {
     "ok"
 }
 
+/// The stacked attribute is taken in by its `my_throttle::throttle` path and inherits
+/// the top one's `crate`.
+#[my_throttle::throttle(uid = "ui:renamed-top", rate = "10/s", crate = "my_throttle")]
+#[my_throttle::throttle(uid = "ui:renamed-low", rate = "100/min", name = RENAMED_LOW)]
+async fn renamed_stacked() -> &'static str {
+    "ok"
+}
+
 fn main() {
-    let _app: Router = Router::new().route("/", get(renamed)).route("/path", get(renamed_path));
+    let _app: Router = Router::new()
+        .route("/", get(renamed))
+        .route("/path", get(renamed_path))
+        .route("/stacked", get(renamed_stacked));
+    assert_eq!(RENAMED_LOW.handler(), "renamed_stacked");
 }

@@ -17,6 +17,8 @@ struct StaticThrottle;
 mod core {}
 mod std {}
 mod __private {}
+mod attribute {}
+struct Site;
 
 #[throttle::throttle(uid = "ui:shadowing", rate = "1/s", headers = "always")]
 async fn shadowed(

@@ -202,17 +202,20 @@ async fn memory_is_given_back_once_a_spike_of_clients_expires() {
 fn rebuilding_a_uid_while_its_last_handle_drops_never_deadlocks() {
     const THREADS: usize = 8;
     const ROUNDS: usize = 20_000;
+    let registry = throttle::registry::Registry::new();
     let (done, finished) = mpsc::channel();
     // The race locked the registry twice on one thread; a deadlocked thread never
     // reports, so the bound below is generous and only catches a hang.
+    let racing = registry.clone();
     std::thread::spawn(move || {
+        let registry = racing;
         std::thread::scope(|scope| {
             for _ in 0..THREADS {
                 scope.spawn(|| {
                     for _ in 0..ROUNDS {
                         // Built: dropped at once. Refused (the uid is live): the
                         // refusal held the other's handle, maybe the last one.
-                        let _ = HttpThrottle::builder("hostile:stack:registry").rate("1/s").build();
+                        let _ = HttpThrottle::builder("hostile:stack:registry").rate("1/s").registry(&registry).build();
                     }
                 });
             }
@@ -220,5 +223,5 @@ fn rebuilding_a_uid_while_its_last_handle_drops_never_deadlocks() {
         let _ = done.send(());
     });
     finished.recv_timeout(Duration::from_secs(30)).expect("the registry deadlocked");
-    assert!(throttle::registry::get("hostile:stack:registry").is_none(), "every handle is gone");
+    assert!(registry.get("hostile:stack:registry").is_none(), "every handle is gone");
 }

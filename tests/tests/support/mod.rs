@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod redis_server;
+pub mod test_redis;
 
 use axum::Router;
 use axum::body::Body;

@@ -14,6 +14,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     cluster: bool,
+    /// More `redis-server` arguments (e.g. `--replicaof`).
+    extra: Vec<String>,
 }
 
 /// Whether `redis-server` is installed; `false` (after a notice) when it is not and
@@ -30,7 +32,8 @@ pub fn available() -> bool {
     found
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on (at the time of asking).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
@@ -41,15 +44,45 @@ impl RedisServer {
     }
 
     fn spawn(cluster: bool) -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("throttle-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut server = RedisServer { child: None, port, dir, cluster };
-        server.launch();
-        server
+        Self::spawn_with(cluster, Vec::new())
+    }
+
+    fn spawn_with(cluster: bool, extra: Vec<String>) -> Self {
+        // A free port can be taken by another process between the check and the bind
+        // (tests run in parallel): a server that exits at once is tried on a new port.
+        for _ in 0..4 {
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!("throttle-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let mut server = RedisServer { child: None, port, dir, cluster, extra: extra.clone() };
+            if server.try_launch() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on four free ports in a row");
+    }
+
+    /// Launches on `self.port`; `false` when the server exited without listening.
+    fn try_launch(&mut self) -> bool {
+        self.spawn_child();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self.child.as_mut().is_some_and(|child| child.try_wait().is_ok_and(|status| status.is_some()));
+            if exited {
+                self.child = None;
+                return false;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not listen on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     fn launch(&mut self) {
+        assert!(self.try_launch(), "redis-server exited instead of listening on port {}", self.port);
+    }
+
+    fn spawn_child(&mut self) {
         let port = self.port.to_string();
         let socket = self.dir.join("redis.sock").to_string_lossy().into_owned();
         let mut args = vec!["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
@@ -57,6 +90,7 @@ impl RedisServer {
         if self.cluster {
             args.extend(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]);
         }
+        args.extend(self.extra.iter().map(String::as_str));
         let child = Command::new("redis-server")
             .args(&args)
             .current_dir(&self.dir)
@@ -65,11 +99,6 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     pub fn url(&self) -> String {
@@ -176,6 +205,149 @@ impl RedisCluster {
     }
 }
 
+/// Whether `redis-sentinel` is installed (and `redis-server`); `false` (after a notice)
+/// when not and not required.
+pub fn sentinel_available() -> bool {
+    if !available() {
+        return false;
+    }
+    let found =
+        Command::new("redis-sentinel").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("THROTTLE_REQUIRE_REDIS").as_deref() != Ok("1"),
+            "THROTTLE_REQUIRE_REDIS=1 but `redis-sentinel` is not on PATH"
+        );
+        eprintln!("notice: `redis-sentinel` is not on PATH; skipping this Sentinel test");
+    }
+    found
+}
+
+/// One `redis-sentinel` process; stopped and cleaned up on drop.
+pub struct SentinelProcess {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl SentinelProcess {
+    fn start(master_name: &str, master_port: u16) -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("throttle-sentinel-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        // Quick to notice a dead master and to finish a failover, so tests stay short.
+        let config = format!(
+            "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\ndir {dir}\n\
+             sentinel monitor {master_name} 127.0.0.1 {master_port} 2\n\
+             sentinel down-after-milliseconds {master_name} 500\n\
+             sentinel failover-timeout {master_name} 3000\n\
+             sentinel parallel-syncs {master_name} 1\n",
+            dir = dir.display()
+        );
+        let config_path = dir.join("sentinel.conf");
+        std::fs::write(&config_path, config).expect("sentinel.conf");
+        let child = Command::new("redis-sentinel")
+            .arg(&config_path)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-sentinel starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-sentinel did not listen on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SentinelProcess { child, port, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `redis-cli` against this sentinel and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let port = self.port.to_string();
+        let output = Command::new("redis-cli").args(["-p", &port]).args(args).output().expect("redis-cli runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for SentinelProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A master, one replica, and three sentinels watching them (quorum 2), each on a free
+/// loopback port; ready once the sentinels know the replica and one another.
+pub struct RedisSentinelSetup {
+    pub master_name: String,
+    pub master: RedisServer,
+    pub replica: RedisServer,
+    pub sentinels: Vec<SentinelProcess>,
+}
+
+impl RedisSentinelSetup {
+    /// Starts it all, or `None` when Redis or Sentinel is unavailable (see
+    /// [`sentinel_available`]).
+    pub fn start() -> Option<Self> {
+        Self::start_with_master_args(&[])
+    }
+
+    /// [`start`](Self::start), with more `redis-server` arguments for the master.
+    pub fn start_with_master_args(args: &[&str]) -> Option<Self> {
+        if !sentinel_available() {
+            return None;
+        }
+        let master_name = "throttle-master".to_string();
+        let master = RedisServer::spawn_with(false, args.iter().map(|arg| arg.to_string()).collect());
+        let replica =
+            RedisServer::spawn_with(false, vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()]);
+        // Linked before the sentinels start: they find replicas in the master's INFO,
+        // which they read at once and then only every 10 s.
+        wait_until("the replica is linked", || replica.cli(&["INFO", "replication"]).contains("master_link_status:up"));
+        let sentinels: Vec<SentinelProcess> =
+            (0..3).map(|_| SentinelProcess::start(&master_name, master.port)).collect();
+        let replica_port = format!("{}", replica.port);
+        for sentinel in &sentinels {
+            wait_until("the sentinels know the replica and one another", || {
+                sentinel.cli(&["SENTINEL", "CKQUORUM", &master_name]).starts_with("OK 3 usable")
+                    && sentinel.cli(&["SENTINEL", "REPLICAS", &master_name]).lines().any(|line| line == replica_port)
+            });
+        }
+        Some(RedisSentinelSetup { master_name, master, replica, sentinels })
+    }
+
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(SentinelProcess::url).collect()
+    }
+
+    /// The master's port according to the first sentinel that answers.
+    pub fn master_port(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(|sentinel| {
+            let reply = sentinel.cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", &self.master_name]);
+            reply.lines().nth(1).and_then(|port| port.trim().parse().ok())
+        })
+    }
+
+    /// Asks a sentinel to fail over now, the master still running (it is demoted).
+    pub fn failover(&self) {
+        let reply = self.sentinels[0].cli(&["SENTINEL", "FAILOVER", &self.master_name]);
+        assert_eq!(reply.trim(), "OK", "SENTINEL FAILOVER");
+    }
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A user strategy: a built-in behind a type of its own, so the Redis backend has no
 /// script for it and runs it through compare-and-set, with the built-in's codec.
 #[derive(Debug)]
@@ -220,6 +392,17 @@ impl throttle::strategy::Strategy for UserStrategy {
         self.0.capacity(rate)
     }
 
+    fn refund(&self, state: &mut UserState, now_ms: u64, rate: throttle::Rate, cost: u64, since_ms: u64) -> bool {
+        let Some(inner) = state.inner.as_mut() else { return false };
+        match self.0.refund_any(inner, now_ms, rate, cost, since_ms) {
+            Some(expires_at) => {
+                state.expires_at = expires_at;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn encode(&self, state: &UserState) -> Option<Vec<i64>> {
         match &state.inner {
             Some(inner) => self.0.encode_any(inner),
@@ -234,15 +417,14 @@ impl throttle::strategy::Strategy for UserStrategy {
 
 /// `instances` app instances (one connection each) with `tasks` tasks apiece, every
 /// task hitting `key` with cost 1 `hits` times; returns how many hits were admitted.
-pub async fn hammer(
-    instances: &[throttle::backend::RedisBackend],
+pub async fn hammer<B: throttle::backend::Backend + Clone>(
+    instances: &[B],
     key: &str,
     strategy: std::sync::Arc<dyn throttle::strategy::DynStrategy>,
     rate: throttle::Rate,
     tasks: usize,
     hits: usize,
 ) -> u64 {
-    use throttle::backend::Backend;
     let mut handles = Vec::new();
     for instance in instances {
         for _ in 0..tasks {

@@ -4,7 +4,7 @@
 mod packed;
 
 use self::packed::{Digest, Packed, PackedOp, Pair};
-use super::{Backend, BackendError, BoxFuture, HitRequest};
+use super::{Backend, BackendError, BoxFuture, HitRequest, Since};
 use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot, Strategy};
 use crate::{Clock, Rate};
 use core::fmt;
@@ -295,6 +295,16 @@ impl MemoryBackend {
         snapshot
     }
 
+    /// Gives back `cost` of a hit on `key` admitted at or after `since_ms` (this
+    /// backend's clock), synchronously; see [`Backend::refund`].
+    pub fn refund_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate, cost: u64, since_ms: u64) -> bool {
+        let now = self.inner.clock.now_ms();
+        let at = self.locate(key);
+        let refunded = self.inner.shards[at.shard].0.lock().refund(at, strategy, Refund { rate, cost, now, since_ms });
+        self.sweep_if_due(now);
+        refunded
+    }
+
     /// Forgets one key.
     pub fn reset_now(&self, key: &str) {
         let at = self.locate(key);
@@ -407,6 +417,49 @@ impl PackedOp for PackedStat<'_> {
     }
 }
 
+/// What a refund gives back, and of which hits.
+#[derive(Clone, Copy)]
+struct Refund {
+    rate: Rate,
+    cost: u64,
+    now: u64,
+    since_ms: u64,
+}
+
+/// One refund on a packed strategy.
+struct PackedRefund<'m> {
+    map: &'m mut ShardMap,
+    at: Located,
+    refund: Refund,
+}
+
+impl PackedOp for PackedRefund<'_> {
+    type Output = bool;
+
+    fn run<S: Strategy>(self, strategy: &S) -> bool
+    where
+        S::State: Pair,
+    {
+        let PackedRefund { map, at, refund: Refund { rate, cost, now, since_ms } } = self;
+        if let Some(entry) = map.packed.find_mut(at.hash, |e| e.id == at.id) {
+            let Some(mut state) = entry.state::<S::State>() else { return false };
+            if !strategy.refund(&mut state, now, rate, cost, since_ms) {
+                return false;
+            }
+            let expires_at = strategy.expires_at(&state, rate);
+            match Packed::pack(at.id, &state, expires_at) {
+                Some(packed) => *entry = packed,
+                None => {
+                    map.remove_packed(at);
+                    map.insert_boxed(at, Box::new(state), expires_at);
+                }
+            }
+            return true;
+        }
+        map.refund_boxed(at, strategy, Refund { rate, cost, now, since_ms })
+    }
+}
+
 /// The table hash of an entry: the first half of its digest.
 fn packed_hash(entry: &Packed) -> u64 {
     digest_hash(&entry.id)
@@ -455,6 +508,26 @@ impl ShardMap {
             return packed::apply(builtin, PackedStat { map: self, at, rate, now });
         }
         strategy.stat_any(self.boxed.find(at.hash, |e| e.id == at.id).map(|e| &e.state), now, rate)
+    }
+
+    /// Gives back a refunded hit's cost; `false` when nothing was given back.
+    fn refund(&mut self, at: Located, strategy: &dyn DynStrategy, refund: Refund) -> bool {
+        match strategy.builtin() {
+            Some(builtin) => packed::apply(builtin, PackedRefund { map: self, at, refund }),
+            None => self.refund_boxed(at, strategy, refund),
+        }
+    }
+
+    fn refund_boxed(&mut self, at: Located, strategy: &dyn DynStrategy, refund: Refund) -> bool {
+        let Refund { rate, cost, now, since_ms } = refund;
+        let Some(entry) = self.boxed.find_mut(at.hash, |e| e.id == at.id) else { return false };
+        match strategy.refund_any(&mut entry.state, now, rate, cost, since_ms) {
+            Some(expires_at) => {
+                entry.expires_at = expires_at;
+                true
+            }
+            None => false,
+        }
     }
 
     fn insert_boxed(&mut self, at: Located, state: AnyState, expires_at: u64) {
@@ -574,6 +647,22 @@ impl Backend for MemoryBackend {
 
     fn as_memory(&self) -> Option<&MemoryBackend> {
         Some(self)
+    }
+
+    fn since_now(&self) -> Since {
+        Since::Ms(self.inner.clock.now_ms())
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        let since_ms = since.as_ms_before(self.inner.clock.now_ms());
+        Box::pin(core::future::ready(Ok(self.refund_now(key, strategy, rate, cost, since_ms))))
     }
 }
 

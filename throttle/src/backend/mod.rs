@@ -1,16 +1,26 @@
 //! Where per-key state lives: the embedded [`MemoryBackend`] (the default) or a
-//! backend of your own.
+//! backend of your own; [`DenyCache`] and [`Failover`] wrap a remote one.
 
+mod circuit_breaker;
 mod default;
+mod deny_cache;
+mod failover;
+mod invalid_option;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod since;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::RedisBackend;
+pub use self::redis::{Batching, RedisBackend};
+pub use circuit_breaker::CircuitState;
 pub use default::{DefaultBackendInUse, default_backend, set_default_backend};
+pub use deny_cache::{DenyCache, DenyCacheBuilder};
+pub use failover::{Failover, FailoverBuilder};
+pub use invalid_option::InvalidBackendOption;
 pub use memory::{MemoryBackend, MemoryBackendBuilder};
+pub use since::Since;
 
 use crate::Rate;
 use crate::strategy::{Decision, DynStrategy, Snapshot};
@@ -71,6 +81,32 @@ pub trait Backend: Debug + Send + Sync + 'static {
     /// that share it can be decided together.
     fn store_id(&self) -> usize {
         (self as *const Self).cast::<()>() as usize
+    }
+
+    /// A moment before a hit, for a later refund of it: [`Since::Instant`] by default
+    /// (this process's monotonic clock); a backend deciding on a clock of its own
+    /// returns its reading, [`Since::Ms`].
+    fn since_now(&self) -> Since {
+        Since::Instant(std::time::Instant::now())
+    }
+
+    /// Gives back `cost` of a hit on `key` admitted after `since`, as far as the
+    /// strategy's [`refund`](crate::strategy::Strategy::refund) finds the hit still
+    /// holds it; `Ok(true)` when something was given back. Atomic per key, like `hit`.
+    ///
+    /// The default gives nothing back (`Ok(false)`): the hit stays counted. The
+    /// in-memory and Redis backends implement it, and a [`DenyCache`] forgets the
+    /// key's cached rejection before passing it on.
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        let _ = (key, strategy, rate, cost, since);
+        Box::pin(core::future::ready(Ok(false)))
     }
 
     /// The in-memory backend answers synchronously; throttles use this to skip the

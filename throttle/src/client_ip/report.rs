@@ -18,7 +18,8 @@ impl Reports {
     /// forging it (ignored, rightly) or a proxy that is missing from the trusted ranges.
     pub(super) fn untrusted_peer(&self, peer: IpAddr, header: &HeaderName) {
         if first(&self.untrusted_peer) {
-            tracing::warn!(
+            crate::log::event!(
+                warn,
                 "throttle: a request from {peer}, which is not a trusted proxy, carried `{header}`; the header was \
                  ignored and {peer} counts as the client. If {peer} is your proxy, trust it with `ClientIp::trust`"
             );
@@ -28,7 +29,8 @@ impl Reports {
     /// A trusted proxy sent no source header: every client behind it shares its bucket.
     pub(super) fn silent_proxy(&self, peer: IpAddr, header: &HeaderName) {
         if first(&self.silent_proxy) {
-            tracing::warn!(
+            crate::log::event!(
+                warn,
                 "throttle: trusted proxy {peer} sent no `{header}`, so its clients share one bucket; make the proxy \
                  set `{header}` or choose the header it writes"
             );
@@ -37,7 +39,8 @@ impl Reports {
 
     pub(super) fn no_connect_info(&self) {
         if first(&self.no_connect_info) {
-            tracing::warn!(
+            crate::log::event!(
+                warn,
                 "throttle: no ConnectInfo<SocketAddr> on the request, so every client shares one bucket; serve the \
                  app with `into_make_service_with_connect_info::<SocketAddr>()` or give the throttle an identifier"
             );

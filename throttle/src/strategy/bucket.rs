@@ -83,6 +83,23 @@ pub(super) fn decide(
     }
 }
 
+/// Gives back a hit of `cost` admitted at some moment in `[since_ms, now_ms]`: its
+/// units less what has drained since `since_ms`, at most the level. Removing a hit
+/// from a meter lowers every later level by its units at most, and by less only where
+/// the meter would have run empty without it, which takes at least the drain since
+/// the hit: so this never gives back more than the hit still holds.
+pub(super) fn refund(last_ms: &mut u64, level: &mut u64, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> bool {
+    let r = read(*last_ms, *level, now_ms, rate);
+    let drained = u128::from(now_ms.saturating_sub(since_ms)) * u128::from(rate.limit());
+    let give = (u128::from(cost) * unit(rate)).saturating_sub(drained).min(r.level);
+    if give == 0 {
+        return false;
+    }
+    *last_ms = r.now_eff;
+    *level = sat(r.level - give);
+    true
+}
+
 /// A meter seen at `now` without consuming anything.
 pub(super) struct View {
     /// The level now.

@@ -30,6 +30,15 @@
 //! | `leaky_bucket_queue` | `7, last_ms, head_leaked, cost₁, cost₂, …` (head first; `head_leaked` in units) |
 //! | `gcra` | `8, tat_ms, tat_rem` (TAT = `tat_ms + tat_rem / L`, `tat_rem < L`) |
 //!
+//! The Redis backend's scripts store these layouts too, except for the two whose
+//! state grows with the limit: there the state key holds a header of 7 integers
+//! (tag 9 for `sliding_window_log`, 10 for `leaky_bucket_queue`) and the entries sit in
+//! a list beside it, so no call reads them all (see "Keys" in the documentation of
+//! `RedisBackend`, `redis` feature). The codec layouts above remain the ones of
+//! compare-and-set, which runs these two strategies when wrapped in a strategy of
+//! your own, or at rates too large for the scripts. Each side reads the other's
+//! layout as a fresh state.
+//!
 //! ```
 //! use throttle::Rate;
 //! use throttle::strategy::{DynStrategy, TokenBucket, codec};

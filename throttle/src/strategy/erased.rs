@@ -37,6 +37,20 @@ pub trait DynStrategy: Debug + Send + Sync + 'static {
     fn decide_encoded(&self, stored: Option<&[i64]>, now_ms: u64, rate: Rate, cost: u64) -> Option<EncodedDecision>;
     /// Runs [`Strategy::stat`] on stored fields (absent or unreadable ones read as fresh).
     fn stat_encoded(&self, stored: Option<&[i64]>, now_ms: u64, rate: Rate) -> Snapshot;
+    /// Runs [`Strategy::refund`]; `Some(expires_at)` when something was given back
+    /// (nothing is, for a state of the wrong type).
+    fn refund_any(&self, state: &mut AnyState, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> Option<u64>;
+    /// The compare-and-set step of a refund on an external backend: decodes `stored`,
+    /// runs [`Strategy::refund`] and encodes the new state with its expiry; `None` when
+    /// nothing was given back (or there is no state, or no codec).
+    fn refund_encoded(
+        &self,
+        stored: Option<&[i64]>,
+        now_ms: u64,
+        rate: Rate,
+        cost: u64,
+        since_ms: u64,
+    ) -> Option<(Vec<i64>, u64)>;
     /// The strategy itself as [`Any`], so a backend can recognise a built-in strategy by
     /// its type (never by its name, which any strategy may share) and read its
     /// parameters through the type's accessors. The Redis backend runs the built-ins
@@ -145,6 +159,26 @@ impl<S: Strategy> DynStrategy for S {
     fn stat_encoded(&self, stored: Option<&[i64]>, now_ms: u64, rate: Rate) -> Snapshot {
         let state = stored.and_then(|fields| self.decode(fields)).unwrap_or_default();
         self.stat(&state, now_ms, rate)
+    }
+
+    fn refund_any(&self, state: &mut AnyState, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> Option<u64> {
+        let typed = state.downcast_mut::<S::State>()?;
+        self.refund(typed, now_ms, rate, cost, since_ms).then(|| self.expires_at(typed, rate))
+    }
+
+    fn refund_encoded(
+        &self,
+        stored: Option<&[i64]>,
+        now_ms: u64,
+        rate: Rate,
+        cost: u64,
+        since_ms: u64,
+    ) -> Option<(Vec<i64>, u64)> {
+        let mut state = self.decode(stored?)?;
+        if !self.refund(&mut state, now_ms, rate, cost, since_ms) {
+            return None;
+        }
+        Some((self.encode(&state)?, self.expires_at(&state, rate)))
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -10,16 +10,22 @@
 //!
 //! # The built-in strategies
 //!
-//! | name | type | state | memory per key |
-//! |---|---|---|---|
-//! | `fixed_window` (default) | [`FixedWindow`] | window start, count | 16 bytes |
-//! | `sliding_window_counter` | [`SlidingWindowCounter`] | window start, two counts | 24 bytes |
-//! | `sliding_window_log` | [`SlidingWindowLog`] | one `(ms, cost)` entry per admitting millisecond | O(limit) |
-//! | `token_bucket` | [`TokenBucket`] | last refill, missing tokens | 16 bytes |
-//! | `token_bucket_debt` | [`TokenBucketDebt`] | last refill, missing tokens | 16 bytes |
-//! | `leaky_bucket` | [`LeakyBucket`] | last leak, level | 16 bytes |
-//! | `leaky_bucket_queue` | [`LeakyBucketQueue`] | last leak, FIFO of admitted costs | O(limit) |
-//! | `gcra` | [`Gcra`] | theoretical arrival time | 16 bytes |
+//! | name | type | state | in memory, per key | on Redis, per key |
+//! |---|---|---|---|---|
+//! | `fixed_window` (default) | [`FixedWindow`] | window start, count | 16 bytes | 3 integers |
+//! | `sliding_window_counter` | [`SlidingWindowCounter`] | window start, two counts | 24 bytes | 4 integers |
+//! | `sliding_window_log` | [`SlidingWindowLog`] | one `(ms, cost)` entry per admitting millisecond | 40 + 16 per entry, at most `limit` entries | 7 integers + about 13 bytes per entry |
+//! | `token_bucket` | [`TokenBucket`] | last refill, missing tokens | 16 bytes | 3 integers |
+//! | `token_bucket_debt` | [`TokenBucketDebt`] | last refill, missing tokens | 16 bytes | 3 integers |
+//! | `leaky_bucket` | [`LeakyBucket`] | last leak, level | 16 bytes | 3 integers |
+//! | `leaky_bucket_queue` | [`LeakyBucketQueue`] | last leak, FIFO of admitted costs | 56 + 8 per queued hit, at most `limit` | 7 integers + 2 to 10 bytes per queued hit |
+//! | `gcra` | [`Gcra`] | theoretical arrival time | 16 bytes | 3 integers |
+//!
+//! No decision does work in proportion to the limit, rejections included: the log and
+//! the queue keep the total of their entries beside them, so admission is O(1)
+//! amortised (each entry is dropped once) and a rejection of cost 1 on a full log or
+//! queue looks at its oldest entry at most; on Redis the other calls read O(log n)
+//! entries at most (see [`SlidingWindowLog`] and [`LeakyBucketQueue`]).
 //!
 //! Every one of them:
 //!
@@ -34,6 +40,25 @@
 //! - admits everything for [`Rate::UNLIMITED`] and rejects everything for a limit of 0
 //!   (a closed gate: the wait is one period, as no wait would ever admit);
 //! - computes in integer milliseconds only, with integer state (see [`codec`]).
+//!
+//! # Refunds
+//!
+//! A hit can be given back after it was admitted ([`Admitted::refund`](crate::Admitted::refund),
+//! and counting by outcome, [`CountWhen`](crate::CountWhen)): the hit holds its units
+//! while its request is pending, then keeps them or returns them. The caller knows
+//! only a moment `since` no later than the admission, so each strategy gives back what
+//! the hit provably still holds, never more:
+//!
+//! | strategy | refund |
+//! |---|---|
+//! | `fixed_window` | the cost, from the window the hit was counted in, if `since` and now fall in it; nothing once the window has ended (the hit no longer counts) or when the window may have changed in between |
+//! | `sliding_window_counter` | the cost, from the current window if the hit was counted there, else from the previous window (its weight is smaller, so that errs toward counting) |
+//! | `sliding_window_log` | the cost, from the log entries at or after `since` (earliest first, which errs toward counting); nothing after a whole period (in memory only: on Redis the log keeps running totals, and a refund gives nothing back) |
+//! | `token_bucket`, `token_bucket_debt`, `leaky_bucket`, `gcra` | the cost, less what the bucket has refilled (or leaked, or the TAT has caught up) since `since`: what the hit still provably holds |
+//! | `leaky_bucket_queue` | nothing: a queued hit cannot be told from the others |
+//!
+//! A hit whose units have run out on their own has nothing left to give back, so a
+//! refund never raises a quota above what it would be had the hit never been made.
 //!
 //! Select one by type with [`ThrottleBuilder::strategy`](crate::ThrottleBuilder::strategy)
 //! or by name, with parameters, with [`from_name`] and
@@ -156,6 +181,18 @@ pub trait Strategy: Debug + Send + Sync + 'static {
         rate.limit()
     }
 
+    /// Gives back `cost` of a hit this strategy admitted at some moment in
+    /// `[since_ms, now_ms]` (the caller only knows bounds), as far as the state still
+    /// holds it, and says whether anything was given back. See [Refunds](self#refunds).
+    ///
+    /// A refund must never give back more than the hit still holds: when in doubt (the
+    /// hit may already have aged out, or the state cannot tell which hit is which), give
+    /// back less, or nothing. The default gives nothing back: the hit stays counted.
+    fn refund(&self, state: &mut Self::State, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> bool {
+        let _ = (state, now_ms, rate, cost, since_ms);
+        false
+    }
+
     /// The state as integers, for backends that store it outside the process.
     /// `None` (the default) means the strategy runs on the in-memory backend only.
     ///
@@ -256,4 +293,28 @@ fn degenerate_stat(rate: Rate) -> Option<Snapshot> {
 /// A rejection of a cost no wait can ever admit.
 fn never(remaining: u64, reset_ms: u64) -> Decision {
     Decision { allowed: false, remaining, wait_ms: NEVER, reset_ms }
+}
+
+#[cfg(test)]
+mod refund_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn state_sizes_are_as_documented() {
+        for (size, documented) in [
+            (size_of::<FixedWindowState>(), 16),
+            (size_of::<SlidingWindowCounterState>(), 24),
+            (size_of::<SlidingWindowLogState>(), 40),
+            (size_of::<TokenBucketState>(), 16),
+            (size_of::<LeakyBucketState>(), 16),
+            (size_of::<LeakyBucketQueueState>(), 56),
+            (size_of::<GcraState>(), 16),
+        ] {
+            assert_eq!(size, documented);
+        }
+    }
 }

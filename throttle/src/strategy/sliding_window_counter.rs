@@ -17,6 +17,9 @@ use crate::Rate;
 /// next window) and the wait is the exact time until the hit fits, at most two
 /// periods.
 ///
+/// State per key: 24 bytes in memory; on Redis one string of 4 integers (at most
+/// 52 bytes). Every decision is O(1) on both.
+///
 /// ```
 /// use throttle::{ManualClock, MemoryBackend, Rate};
 /// use throttle::strategy::SlidingWindowCounter;
@@ -178,6 +181,39 @@ impl Strategy for SlidingWindowCounter {
                 weighted_count: sat(ceil_div(windows.weighted(u128::from(period)), u128::from(period))),
             },
         }
+    }
+
+    /// The cost, from the current window when `since_ms` falls in it (so the hit
+    /// did), else from the previous one when `since_ms` falls there: the hit was
+    /// counted in one of the two, and the previous window weighs less, so that errs
+    /// toward counting.
+    fn refund(&self, state: &mut SlidingWindowCounterState, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> bool {
+        if degenerate(rate).is_some() {
+            return false;
+        }
+        let windows = Windows::at(state, now_ms, rate);
+        if state.window_start_ms > windows.start {
+            return false; // a clock behind the state: leave it alone
+        }
+        let period = rate.period_ms();
+        let since_start = since_ms - since_ms % period;
+        let Windows { start, mut previous, mut current, .. } = windows;
+        let given = if since_start == start {
+            let given = cost.min(current);
+            current -= given;
+            given
+        } else if since_start.checked_add(period) == Some(start) {
+            let given = cost.min(previous);
+            previous -= given;
+            given
+        } else {
+            0
+        };
+        if given == 0 {
+            return false;
+        }
+        *state = SlidingWindowCounterState { window_start_ms: start, current, previous };
+        true
     }
 
     fn expires_at(&self, state: &SlidingWindowCounterState, rate: Rate) -> u64 {

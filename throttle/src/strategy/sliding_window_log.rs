@@ -15,6 +15,16 @@ use std::collections::VecDeque;
 /// key: prefer [`SlidingWindowCounter`](super::SlidingWindowCounter) or a bucket for
 /// large limits.
 ///
+/// State per key, worst case: in memory 40 bytes plus 16 per entry (the deque may
+/// keep as much again in spare capacity); on Redis a string of 7 integers (at most
+/// 119 bytes) plus a list of the entries beside it, about 13 bytes each. The running
+/// total kept beside the entries makes a decision cheap on both: in memory,
+/// admission is O(1) amortised (each entry is dropped once) and a rejection walks
+/// only entries that have aged out since the last admission or that its wait needs;
+/// on Redis a rejection of cost 1 on a full log reads the 7 integers alone, any other
+/// call reads O(log d) entries near the old end of the list (d: how far in the
+/// answer lies), and admissions trim what has aged out.
+///
 /// ```
 /// use throttle::{ManualClock, MemoryBackend, Rate};
 /// use throttle::strategy::SlidingWindowLog;
@@ -167,6 +177,33 @@ impl Strategy for SlidingWindowLog {
                 oldest_entry_ms: live.first().map_or(0, |&&(t, _)| t),
             },
         }
+    }
+
+    /// The cost, from the entries logged at or after `since_ms`, earliest first (the
+    /// hit's own entry is among them; taking from an earlier one instead keeps cost
+    /// logged longer, which errs toward counting). Nothing once a whole period has
+    /// passed since `since_ms`: the hit may have aged out.
+    fn refund(&self, state: &mut SlidingWindowLogState, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> bool {
+        if degenerate(rate).is_some() || now_ms.saturating_sub(since_ms) >= rate.period_ms() {
+            return false;
+        }
+        let first = state.entries.partition_point(|&(t, _)| t < since_ms);
+        let mut left = cost;
+        for (_, c) in state.entries.range_mut(first..) {
+            let take = left.min(*c);
+            *c -= take;
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        let given = cost - left;
+        if given == 0 {
+            return false;
+        }
+        state.entries.retain(|&(_, c)| c > 0);
+        state.total = state.total.saturating_sub(given);
+        true
     }
 
     fn expires_at(&self, state: &SlidingWindowLogState, rate: Rate) -> u64 {

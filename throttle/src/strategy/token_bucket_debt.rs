@@ -14,6 +14,9 @@ use crate::Rate;
 /// A single hit may cost up to `burst + max_debt` (its [`capacity`](Strategy::capacity)).
 /// `remaining` is `tokens + max_debt`, capped at the limit.
 ///
+/// State per key: 16 bytes in memory; on Redis one string of 3 integers (at most
+/// 35 bytes). Every decision is O(1) on both.
+///
 /// ```
 /// use throttle::{MemoryBackend, Rate};
 /// use throttle::strategy::TokenBucketDebt;
@@ -119,6 +122,12 @@ impl Strategy for TokenBucketDebt {
                 last_refill_ms: state.last_ms,
             },
         }
+    }
+
+    /// Gives back what the hit still holds: see [`Strategy::refund`].
+    fn refund(&self, state: &mut Self::State, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> bool {
+        degenerate(rate).is_none()
+            && bucket::refund(&mut state.last_ms, &mut state.missing, now_ms, rate, cost, since_ms)
     }
 
     fn expires_at(&self, state: &TokenBucketState, rate: Rate) -> u64 {

@@ -1,25 +1,29 @@
 //! [`ThrottleBuilder`]: every throttle option, checked once by `build`.
 
 use super::core::Core;
+use super::operating::{Operating, OperatingOptions};
 use super::options::{CostSource, OnError, RateSource};
 use super::split::KeySplit;
+use super::top_denied::MAX_TOP_DENIED;
+use crate::CountWhen;
 use crate::backend::{Backend, BoxFuture, default_backend};
 use crate::headers::Headers;
 use crate::rate::ParseRateError;
+use crate::registry::Registry;
 use crate::rejection::{Throttled, ThrottledHandler};
 use crate::strategy::{DynStrategy, FixedWindow, Strategy};
-use crate::{ConfigError, Connection, Context, Cost, Identifier, InvalidCost, Rate, Rule, key, registry};
+use crate::{ConfigError, Connection, Context, Cost, Identifier, InvalidCost, Rate, Rule, key};
 use axum::response::Response;
 use parking_lot::RwLock;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// Options of a throttle, keyed by its uid. Setters never fail; [`build`](Self::build)
 /// checks everything and reports the first problem.
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct ThrottleBuilder<T> {
+pub struct ThrottleBuilder<T: BuildThrottle> {
     uid: String,
     origin: String,
     rate: Option<Result<RateSource, ParseRateError>>,
@@ -35,6 +39,11 @@ pub struct ThrottleBuilder<T> {
     handler: Option<ThrottledHandler>,
     rules: Vec<Rule>,
     split: KeySplit,
+    registry: Option<Registry>,
+    /// Shadow mode, counting by outcome, the top denied clients.
+    operating: OperatingOptions,
+    /// Options only this kind of throttle has (the WebSocket message options).
+    kind_options: T::Options,
     kind: PhantomData<fn() -> T>,
 }
 
@@ -67,7 +76,9 @@ pub trait BuildThrottle: sealed::Sealed + Sized {}
 
 mod sealed {
     pub trait Sealed {
-        fn from_core(core: std::sync::Arc<super::Core>) -> Self;
+        /// Options only this kind of throttle has; `()` for HTTP.
+        type Options: Default;
+        fn from_core(core: std::sync::Arc<super::Core>, options: Self::Options) -> Self;
     }
 }
 pub(crate) use sealed::Sealed;
@@ -90,6 +101,9 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             handler: None,
             rules: Vec::new(),
             split: KeySplit::default(),
+            registry: None,
+            operating: OperatingOptions::default(),
+            kind_options: T::Options::default(),
             kind: PhantomData,
         }
     }
@@ -223,6 +237,23 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
+    /// Rejections answer with RFC 9457 problem details (`application/problem+json`)
+    /// naming the wait and the policy, instead of the text body (see
+    /// [`Throttled::problem_details`]). Replaces any
+    /// [`throttled_handler`](Self::throttled_handler) set before.
+    ///
+    /// ```
+    /// use throttle::HttpThrottle;
+    ///
+    /// let api = HttpThrottle::builder("docs:problem-details").rate("100/min").problem_details().build()?;
+    /// # let _ = api;
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn problem_details(mut self) -> Self {
+        self.handler = Some(Arc::new(Throttled::problem_details));
+        self
+    }
+
     /// Adds a rule: where the throttle applies (see [`Rule`]).
     pub fn rule(mut self, rule: Rule) -> Self {
         self.rules.push(rule);
@@ -286,6 +317,13 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
+    /// The options only this kind of throttle has (set by its own builder methods).
+    #[cfg_attr(not(feature = "ws"), allow(dead_code))]
+    pub(crate) fn kind_options(mut self, set: impl FnOnce(&mut T::Options)) -> Self {
+        set(&mut self.kind_options);
+        self
+    }
+
     /// Where this throttle comes from, for duplicate-uid errors (set by the attribute).
     #[doc(hidden)]
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
@@ -293,7 +331,76 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
-    /// Checks the options, registers the uid and builds the throttle.
+    /// Shadow mode: decide and count as usual, but let every request through; a
+    /// would-be rejection is logged (`info`) and counted as shadowed. Switch it at
+    /// runtime with [`HttpThrottle::set_shadow`](crate::HttpThrottle::set_shadow); see
+    /// [`shadow`](crate::shadow).
+    ///
+    /// ```
+    /// use throttle::HttpThrottle;
+    /// let trial = HttpThrottle::builder("docs:trial").rate("100/min").shadow(true).build()?;
+    /// assert!(trial.is_shadow());
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn shadow(mut self, shadow: bool) -> Self {
+        self.operating.shadow = shadow;
+        self
+    }
+
+    /// Whether responses keep the throttle's headers while it is in shadow mode
+    /// (default `false`: clients see no sign of a shadowed throttle). With `true`, a
+    /// would-be rejection carries the headers its 429 would have had.
+    pub fn shadow_headers(mut self, keep: bool) -> Self {
+        self.operating.shadow_headers = keep;
+        self
+    }
+
+    /// Which responses count (default [`CountWhen::All`]): with `Failures`, a hit
+    /// whose response is a success is given back once the response is known, which
+    /// [`ThrottleLayer`](crate::ThrottleLayer) and `#[throttle]` do for you, and the
+    /// direct API with [`Admitted::settle`](crate::Admitted::settle). See [`CountWhen`].
+    ///
+    /// ```
+    /// use throttle::{CountWhen, HttpThrottle};
+    /// let logins = HttpThrottle::builder("docs:failed-logins")
+    ///     .rate("5/15min")
+    ///     .count_when(CountWhen::Failures)
+    ///     .build()?;
+    /// # let _ = logins; Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn count_when(mut self, count: CountWhen) -> Self {
+        self.operating.count = count;
+        self
+    }
+
+    /// Keeps the `size` clients denied most (1 to
+    /// [`MAX_TOP_DENIED`](crate::throttles::MAX_TOP_DENIED)), read with
+    /// [`HttpThrottle::top_denied`](crate::HttpThrottle::top_denied) or from the
+    /// registry. Off by default. Memory stays `size` keys however many clients are
+    /// denied, and every client denied more than `1 / size` of all denials is listed;
+    /// each denial costs a lock and, for a client new to a full list, a walk of it.
+    ///
+    /// ```
+    /// use throttle::HttpThrottle;
+    /// let api = HttpThrottle::builder("docs:top-denied").rate("100/min").track_top_denied(10).build()?;
+    /// assert!(api.top_denied().is_empty());
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn track_top_denied(mut self, size: usize) -> Self {
+        self.operating.top_denied = Some(size);
+        self
+    }
+
+    /// Registers the throttle in `registry` when it is built: `build` then fails with
+    /// [`ConfigError::DuplicateUid`] if a live throttle of the registry has the uid.
+    /// Without this, building joins no registry (see [`crate::registry`]).
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = Some(registry.clone());
+        self
+    }
+
+    /// Checks the options, registers the uid (when given a registry) and builds the
+    /// throttle.
     pub fn build(self) -> Result<T, ConfigError> {
         key::validate_uid(&self.uid)?;
         let rate = self.rate.ok_or_else(|| ConfigError::MissingRate { uid: self.uid.clone() })??;
@@ -305,8 +412,13 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         // A user backend's namespace too: keys stay within `key::MAX_KEY_LEN`.
         key::validate_namespace(backend.namespace())?;
         let key_prefix = format!("{}:{}:", backend.namespace(), self.uid);
-        let core = Arc::new(Core {
-            uid: self.uid.into(),
+        if let Some(size) = self.operating.top_denied.filter(|size| !(1..=MAX_TOP_DENIED).contains(size)) {
+            return Err(ConfigError::TopDeniedSize { uid: self.uid, size });
+        }
+        let ops = |me| Operating::new(&self.uid, self.operating, me);
+        let core = Arc::new_cyclic(|me: &Weak<Core>| Core {
+            ops: ops(me.clone()),
+            uid: self.uid.as_str().into(),
             origin: self.origin,
             key_prefix,
             default_scope: (!self.split.method && !self.split.path)
@@ -326,12 +438,14 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             split: self.split,
             enabled: AtomicBool::new(true),
         });
-        registry::register(&core)?;
-        Ok(T::from_core(core))
+        if let Some(registry) = &self.registry {
+            registry.register(&core)?;
+        }
+        Ok(T::from_core(core, self.kind_options))
     }
 }
 
-impl<T> std::fmt::Debug for ThrottleBuilder<T> {
+impl<T: BuildThrottle> std::fmt::Debug for ThrottleBuilder<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ThrottleBuilder")
             .field("uid", &self.uid)

@@ -19,6 +19,7 @@ pub struct Call<'a, Op> {
     cost: Option<Result<Cost, InvalidCost>>,
     context: Option<Context>,
     overrides: Option<Headers>,
+    refundable: bool,
     op: PhantomData<Op>,
 }
 
@@ -42,7 +43,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl<'a, Op> Call<'a, Op> {
     pub(crate) fn new(core: &'a Core, conn: Connection<'a>) -> Self {
-        Call { core, conn, cost: None, context: None, overrides: None, op: PhantomData }
+        Call { core, conn, cost: None, context: None, overrides: None, refundable: false, op: PhantomData }
     }
 
     /// Context for this call, merged over the throttle's default context (the call
@@ -59,6 +60,16 @@ impl<Op: CostedOp> Call<'_, Op> {
     /// [`ThrottleError::InvalidCost`] (and makes `check` return `false`).
     pub fn cost<C: TryInto<Cost, Error = InvalidCost>>(mut self, cost: C) -> Self {
         self.cost = Some(cost.try_into());
+        self
+    }
+}
+
+impl Call<'_, HitOp> {
+    /// Gives the admission a refund ticket, so the hit can be given back with
+    /// [`Admitted::refund`] or [`Admitted::settle`] (a throttle that
+    /// [counts by outcome](crate::ThrottleBuilder::count_when) always gives one).
+    pub fn refundable(mut self) -> Self {
+        self.refundable = true;
         self
     }
 }
@@ -87,7 +98,12 @@ impl<'a> IntoFuture for Call<'a, HitOp> {
     type IntoFuture = BoxFuture<'a, Self::Output>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.core.hit(&self.conn, self.cost, self.context.as_ref()).await })
+        Box::pin(async move {
+            match self.refundable {
+                true => self.core.hit_refundable(&self.conn, self.cost, self.context.as_ref()).await,
+                false => self.core.hit(&self.conn, self.cost, self.context.as_ref()).await,
+            }
+        })
     }
 }
 

@@ -1,13 +1,16 @@
 //! The engine shared by HTTP and WebSocket throttles: hit, stat, check, headers.
 
+use super::instruments::{ErrorOutcome, Stopwatch};
+use super::operating::Operating;
 use super::options::{CostSource, ErrorAction, OnError, RateSource};
 use super::split::KeySplit;
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, Since};
 use crate::headers::Headers;
 use crate::headers::header::{Figures, Input};
 use crate::headers::resolved::Resolved;
 use crate::identity::ClientId;
 use crate::key::{ClientSegment, KeyBuf, ScopeSegment};
+use crate::outcome::RefundTicket;
 use crate::rejection::{Throttled, ThrottledHandler};
 use crate::rules::{self, Rule};
 use crate::strategy::{Decision, DynStrategy, Metadata, Snapshot, StrategyStat};
@@ -44,17 +47,30 @@ pub struct Core {
     pub(crate) rules: Vec<Rule>,
     pub(crate) split: KeySplit,
     pub(crate) enabled: AtomicBool,
+    /// Shadow mode, counting by outcome, metrics (see `operating`).
+    pub(crate) ops: Operating,
 }
 
 /// A hit that was admitted (or that the throttle let through untouched).
 ///
 /// Its headers are written straight into the response (as a response part, by the
 /// attribute or by the layer); [`headers`](Self::headers) makes a map of them only
-/// when asked.
-#[derive(Debug, Clone, Default)]
+/// when asked. A clone carries the figures and the headers but no refund ticket: a
+/// hit is given back at most once.
+#[derive(Debug, Default)]
 pub struct Admitted {
-    remaining: Option<u64>,
-    resolved: Resolved,
+    pub(crate) remaining: Option<u64>,
+    pub(crate) resolved: Resolved,
+    /// For [`Admitted::refund`] and [`Admitted::settle`] (see `crate::outcome`).
+    pub(crate) ticket: Option<RefundTicket>,
+    /// A would-be rejection let through in shadow mode.
+    pub(crate) shadowed: bool,
+}
+
+impl Clone for Admitted {
+    fn clone(&self) -> Self {
+        Admitted { remaining: self.remaining, resolved: self.resolved.clone(), ticket: None, shadowed: self.shadowed }
+    }
 }
 
 impl Admitted {
@@ -69,6 +85,12 @@ impl Admitted {
         self.remaining.is_some()
     }
 
+    /// Whether the throttle would have rejected this hit and let it through because
+    /// it is in [shadow mode](crate::shadow) (the hit is not counted then).
+    pub fn is_shadowed(&self) -> bool {
+        self.shadowed
+    }
+
     /// The throttle's headers resolved for this (admitted) response.
     pub fn headers(&self) -> &HeaderMap {
         self.resolved.map()
@@ -79,19 +101,9 @@ impl Admitted {
         self.resolved.into_map()
     }
 
-    fn counted(decision: Decision, resolved: Resolved) -> Self {
-        Admitted { remaining: Some(decision.remaining), resolved }
-    }
-
     /// Writes the headers into a response's map, replacing values of the same names.
     pub(crate) fn write_into(self, target: &mut HeaderMap) {
         self.resolved.write_into(target);
-    }
-
-    /// Writes the headers whose names the response does not have yet: the handler's
-    /// own headers win.
-    pub(crate) fn write_missing_into(self, target: &mut HeaderMap) {
-        self.resolved.write_missing_into(target);
     }
 }
 
@@ -113,6 +125,8 @@ pub(crate) struct Prepared<'c> {
     pub(crate) rate: Rate,
     pub(crate) cost: u64,
     pub(crate) context: Cow<'c, Context>,
+    /// Read before the decision when the hit takes a refund ticket.
+    pub(crate) since: Option<Since>,
 }
 
 impl Core {
@@ -201,11 +215,17 @@ impl Core {
     }
 
     pub(crate) async fn decide(&self, key: &str, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
+        let started = Stopwatch::start();
         if let Some(memory) = self.backend.as_memory() {
-            return Ok(memory.hit_now(key, &*self.strategy, rate, cost));
+            let decision = memory.hit_now(key, &*self.strategy, rate, cost);
+            self.ops.instruments.decided(started);
+            return Ok(decision);
         }
         let hit = self.backend.hit(key, &*self.strategy, rate, cost);
-        tokio::time::timeout(self.timeout, hit).await.unwrap_or(Err(BackendError::Timeout(self.timeout)))
+        let decision =
+            tokio::time::timeout(self.timeout, hit).await.unwrap_or(Err(BackendError::Timeout(self.timeout)));
+        self.ops.instruments.decided(started);
+        decision
     }
 
     async fn snapshot(&self, key: &str, rate: Rate) -> Result<Snapshot, BackendError> {
@@ -248,6 +268,7 @@ impl Core {
         }
         let context = self.context(call_context);
         if !rules::applies(&self.rules, conn).await {
+            self.ops.instruments.bypassed();
             return Ok(None);
         }
         let rate = self.resolve_rate(conn, &context).await;
@@ -266,9 +287,11 @@ impl Core {
             return Err(ThrottleError::CostExceedsCapacity { uid: self.uid.to_string(), cost, capacity });
         }
         let Some(key) = self.client_key(conn, &context).await else {
+            self.ops.instruments.exempted();
             return Ok(None);
         };
-        Ok(Some(Prepared { key, rate, cost, context }))
+        let since = self.ops.since(&*self.backend);
+        Ok(Some(Prepared { key, rate, cost, context, since }))
     }
 
     /// Everything after the backend: the error policy, headers, the rejection.
@@ -278,34 +301,50 @@ impl Core {
         prepared: Prepared<'_>,
         decision: Result<Decision, BackendError>,
     ) -> Result<Admitted, ThrottleError> {
-        let Prepared { key, rate, context, .. } = prepared;
+        let Prepared { key, rate, cost, context, since } = prepared;
+        let failed = decision.is_err();
         let decision = match decision {
             Ok(decision) => decision,
             Err(error) => match self.on_error.action(&error, &context) {
                 ErrorAction::Allow => {
-                    tracing::warn!("throttle {:?}: backend failed, request allowed: {error}", self.uid);
+                    self.on_backend_error(ErrorOutcome::Allowed);
+                    crate::log::event!(warn, "throttle {:?}: backend failed, request allowed: {error}", self.uid);
                     return Ok(Admitted::default());
                 }
-                ErrorAction::Raise => return Err(error.into()),
+                ErrorAction::Raise => {
+                    self.on_backend_error(ErrorOutcome::Raised);
+                    return Err(error.into());
+                }
                 ErrorAction::Throttle(wait) => {
-                    tracing::warn!("throttle {:?}: backend failed, request throttled: {error}", self.uid);
+                    self.on_backend_error(ErrorOutcome::Throttled);
+                    crate::log::event!(warn, "throttle {:?}: backend failed, request throttled: {error}", self.uid);
                     let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
                     Decision { allowed: false, remaining: 0, wait_ms, reset_ms: wait_ms }
                 }
             },
         };
+        let hide_headers = self.ops.shadow.hides_headers() || self.headers.is_empty();
+        let stat = || self.stat_from(key.to_string(), rate, decision);
         if decision.allowed {
-            if self.headers.is_empty() {
-                return Ok(Admitted::counted(decision, Resolved::default()));
-            }
-            let stat = || self.stat_from(key.to_string(), rate, decision);
-            let input = Input::lazy(conn, self.figures(rate, decision), &context, false, &stat);
-            return Ok(Admitted::counted(decision, self.headers.resolve_list(&input)));
+            let resolved = if hide_headers {
+                Resolved::default()
+            } else {
+                self.headers.resolve_list(&Input::lazy(conn, self.figures(rate, decision), &context, false, &stat))
+            };
+            let ticket = self.on_admitted(&decision, &key, rate, cost, since);
+            return Ok(Admitted { remaining: Some(decision.remaining), resolved, ticket, shadowed: false });
+        }
+        if self.on_rejected(&key, &decision, failed) {
+            let resolved = if hide_headers {
+                Resolved::default()
+            } else {
+                self.headers.resolve_list(&Input::lazy(conn, self.figures(rate, decision), &context, true, &stat))
+            };
+            return Ok(Admitted { remaining: None, resolved, ticket: None, shadowed: true });
         }
         let headers = if self.headers.is_empty() {
             Resolved::default()
         } else {
-            let stat = || self.stat_from(key.to_string(), rate, decision);
             self.headers.resolve_list(&Input::lazy(conn, self.figures(rate, decision), &context, true, &stat))
         };
         let context = match context {
@@ -315,6 +354,7 @@ impl Core {
         Err(Throttled {
             uid: self.uid.clone(),
             wait_ms: decision.wait_ms,
+            rate,
             headers,
             context,
             handler: self.handler.clone(),
@@ -431,12 +471,6 @@ impl Core {
         // a handler after the hit): a rejection carries its own headers in `Throttled`,
         // so a 200 never gets `Retry-After`, even when its hit took the last unit.
         Ok(headers.resolve(None, &Input::from_stat(conn, &stat, &context, false)))
-    }
-}
-
-impl Drop for Core {
-    fn drop(&mut self) {
-        crate::registry::unregister(&self.uid);
     }
 }
 

@@ -43,7 +43,9 @@ pub struct HttpThrottle {
 }
 
 impl Sealed for HttpThrottle {
-    fn from_core(core: Arc<Core>) -> Self {
+    type Options = ();
+
+    fn from_core(core: Arc<Core>, (): ()) -> Self {
         HttpThrottle { core }
     }
 }
@@ -110,5 +112,22 @@ impl HttpThrottle {
     /// Turns counting on or off; a disabled throttle admits everything with no backend I/O.
     pub fn set_enabled(&self, enabled: bool) {
         self.core.set_enabled(enabled);
+    }
+
+    /// Whether the throttle is in [shadow mode](crate::shadow), by its own switch or
+    /// the process-wide one.
+    pub fn is_shadow(&self) -> bool {
+        self.core.ops.shadow.is_on()
+    }
+
+    /// Turns the throttle's own shadow mode on or off, from the next hit on.
+    pub fn set_shadow(&self, shadow: bool) {
+        self.core.ops.shadow.set(shadow);
+    }
+
+    /// The clients this throttle denied most, most denied first; empty unless built
+    /// with [`track_top_denied`](crate::ThrottleBuilder::track_top_denied).
+    pub fn top_denied(&self) -> Vec<crate::throttles::DeniedClient> {
+        self.core.ops.top_denied()
     }
 }

@@ -4,8 +4,12 @@ mod builder;
 mod call;
 pub(crate) mod core;
 mod http;
-mod options;
+pub(crate) mod instruments;
+mod operating;
+pub(crate) mod options;
 mod split;
+mod top_denied;
+#[cfg(feature = "ws")]
 mod websocket;
 
 pub use self::core::Admitted;
@@ -13,6 +17,7 @@ pub use builder::{BuildThrottle, IntoRate, ThrottleBuilder};
 pub use call::{Call, CheckOp, CostedOp, HeadersOp, Hit, HitOp, StatOp};
 pub use http::HttpThrottle;
 pub use options::{ErrorAction, OnError};
-pub use websocket::{
-    MessageHandler, MessageHit, MessageVerdict, WebSocketThrottle, WsConnection, default_frame, is_throttled,
-};
+pub use top_denied::{DeniedClient, MAX_TOP_DENIED};
+#[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
+pub use websocket::{MessageHit, MessageVerdict, WebSocketThrottle, WsConnection, default_frame};

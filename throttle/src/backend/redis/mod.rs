@@ -1,22 +1,29 @@
-//! [`RedisBackend`]: state in Redis (standalone or Cluster) for throttles shared by
-//! many processes. One round trip per decision; see the type's documentation.
+//! [`RedisBackend`]: state in Redis (standalone, Cluster or Sentinel) for throttles
+//! shared by many processes. One round trip per decision, or per batch of concurrent
+//! decisions (`batch.rs`); see the type's documentation.
 
+mod batch;
+mod inflight;
 mod scripts;
+mod sentinel;
 
-use super::{Backend, BackendError, BoxFuture, HitRequest};
-use crate::strategy::{Decision, DynStrategy, NEVER, Snapshot, codec};
+pub use batch::Batching;
+
+use super::{Backend, BackendError, BoxFuture, HitRequest, Since};
+use crate::strategy::{Decision, DynStrategy, Metadata, NEVER, Snapshot, codec};
 use crate::{Clock, ConfigError, Rate};
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use ::redis::{FromRedisValue, ScriptInvocation, Value};
+use batch::{Batcher, ScriptHit};
 use scripts::Plan;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Throttle state in Redis, standalone or Cluster, shared by every process that uses
-/// the same Redis. Cloning is cheap and shares the connection. Needs the `redis`
-/// feature.
+/// Throttle state in Redis (standalone, Cluster, or through Sentinel), shared by every
+/// process that uses the same Redis. Cloning is cheap and shares the connection. Needs
+/// the `redis` feature.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,7 +45,8 @@ use std::time::Duration;
 /// loaded on first use and reloaded when Redis answers NOSCRIPT, for example after a
 /// restart or `SCRIPT FLUSH`. A decision is:
 ///
-/// - one round trip;
+/// - one round trip, shared with the other decisions in flight at the same moment
+///   when [batching](Self::with_batching) (on by default) carries them together;
 /// - atomic;
 /// - computed in integer milliseconds;
 /// - on Redis server time (`TIME`), so the clocks of the app instances cannot skew a
@@ -66,6 +74,13 @@ use std::time::Duration;
 /// That costs **two round trips** per admitted hit (one per rejected hit), plus one per
 /// conflict. A strategy without a codec fails with an error that says so.
 ///
+/// Refunds ([`Backend::refund`]) run through compare-and-set too, for every strategy
+/// stored as one string: two round trips. The sliding log and the queue keep their
+/// entries in a list beside the state, and a refund gives nothing back there (the hit
+/// stays counted). With Redis server time, the moment a refund measures from is the
+/// server's reading less the time elapsed here since the hit was sent, which is never
+/// later than the hit.
+///
 /// Stats and checks are one read-only script call; Rust computes the stat from the
 /// stored state.
 ///
@@ -83,6 +98,26 @@ use std::time::Duration;
 /// - Each key expires at the moment its state becomes equivalent to a fresh one, so
 ///   idle keys disappear by themselves.
 /// - Stored text that does not parse reads as a fresh state, never as an error.
+///
+/// The sliding log and the queue, whose state grows with the limit, keep it in two
+/// keys: the state key holds a header of 7 integers (the running total of cost, the
+/// count, the oldest entry), and `{state key}:entries`, a list beside it in the same
+/// slot, holds the entries oldest first: `ms, running total` pairs for the log,
+/// running totals for the queue. Both keys are written, and expire, together; reset
+/// deletes both; entries out of step with their header read as a fresh state.
+///
+/// # Cost per decision
+///
+/// No decision makes Redis work in proportion to the limit, rejections included. Every
+/// built-in strategy but those two reads and writes one short string. The log and
+/// the queue decide a rejection of cost 1 on a full bucket from their header alone;
+/// other calls read O(log d) entries near the old end of the list (a galloping
+/// search; d is how far in the answer lies, at most the cost of the hit on a full
+/// bucket); admissions trim what has aged out or drained, each entry once.
+/// `BENCHMARKS.md` gives the server CPU per decision.
+/// The exceptions are the compare-and-set paths, which move the whole codec text:
+/// strategies of your own, and `leaky_bucket_queue` at rates where
+/// `limit × period_ms` reaches 2^50 (e.g. 13 million a day).
 ///
 /// # Connections and failures
 ///
@@ -115,6 +150,11 @@ use std::time::Duration;
 /// [`connect_cluster`](Self::connect_cluster) takes any nodes of the cluster. Every
 /// decision touches one key, routed to its slot's master.
 /// [`reset_namespace`](Self::reset_namespace) scans every master.
+///
+/// # Sentinel
+///
+/// [`connect_sentinel`](Self::connect_sentinel) takes the master's name and the
+/// sentinels' addresses, and follows a failover to the promoted replica by itself.
 #[derive(Clone)]
 pub struct RedisBackend {
     namespace: String,
@@ -123,12 +163,15 @@ pub struct RedisBackend {
     clock: Option<Clock>,
     /// Shared by clones: they talk to one store, so stacked limits may be decided together.
     store: Arc<()>,
+    /// Shared by clones: their concurrent decisions travel together.
+    batcher: Arc<Batcher>,
 }
 
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(sentinel::SentinelConnection),
 }
 
 /// Attempts of one compare-and-set decision before giving up.
@@ -230,7 +273,13 @@ impl RedisBackend {
     }
 
     fn with_connection(connection: Connection) -> Self {
-        RedisBackend { namespace: "throttle".to_string(), connection, clock: None, store: Arc::new(()) }
+        RedisBackend {
+            namespace: "throttle".to_string(),
+            connection,
+            clock: None,
+            store: Arc::new(()),
+            batcher: Arc::new(Batcher::new(Batching::default())),
+        }
     }
 
     /// The key prefix (default `"throttle"`): letters, digits, `_`, `-` and `.`.
@@ -267,7 +316,63 @@ impl RedisBackend {
     /// ```
     pub fn with_clock(mut self, clock: impl Into<Clock>) -> Self {
         self.clock = Some(clock.into());
+        // A batch is decided at one time: only decisions on this clock may share it.
+        self.batcher = Arc::new(Batcher::new(self.batcher.batching()));
         self
+    }
+
+    /// How concurrent decisions share script calls: [`Batching::default()`] (on) unless
+    /// changed here. Clones made after this call share its queue.
+    ///
+    /// With batching on, a decision is sent at once, as its strategy's own script call,
+    /// when no call is waiting for Redis. Otherwise it queues, and as soon as a call
+    /// slot is free (at most [`max_calls_in_flight`](Batching::max_calls_in_flight))
+    /// the queue (up to [`max_decisions`](Batching::max_decisions)) goes out as **one**
+    /// script call, which decides each hit on its own, one after another, each on the
+    /// state the previous one left:
+    ///
+    /// - **Exact**: the answers are those of the same hits sent one by one in that
+    ///   order (the batch is atomic, like any script call).
+    /// - **No added latency at low load**: a lone decision never waits for company.
+    /// - **Cheaper under load**: a round trip and a script invocation are paid per
+    ///   batch, not per decision (`BENCHMARKS.md` measures it).
+    /// - **Cluster**: a batch is split by slot, one call per slot (keys are hash-tagged
+    ///   by client, so one client's decisions share a call).
+    /// - **Failures**: a decision whose own step fails inside Redis (a key holding
+    ///   another type, say) fails alone, and the others in its batch are decided; a
+    ///   call that fails as a whole (connection lost) fails every decision it carried,
+    ///   each then handled by its throttle's [`OnError`](crate::OnError) policy.
+    /// - **Timeouts**: a queued decision whose caller gave up (its throttle's
+    ///   [`timeout`](crate::ThrottleBuilder::timeout)) is never sent, so it never
+    ///   consumes quota after its policy has answered.
+    ///
+    /// Strategies of your own (compare-and-set) and stacked limits
+    /// ([`Backend::hit_all`]) are not batched.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use throttle::backend::{Batching, RedisBackend};
+    ///
+    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?.with_batching(Batching::new(64, 4)?);
+    /// let one_call_per_decision = redis.clone().with_batching(Batching::OFF);
+    /// # let _ = one_call_per_decision; Ok(()) }
+    /// ```
+    pub fn with_batching(mut self, batching: Batching) -> Self {
+        self.batcher = Arc::new(Batcher::new(batching));
+        self
+    }
+
+    /// The batching in use (see [`with_batching`](Self::with_batching)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use throttle::backend::{Batching, RedisBackend};
+    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
+    /// assert_eq!(redis.batching(), Batching::default());
+    /// # Ok(()) }
+    /// ```
+    pub fn batching(&self) -> Batching {
+        self.batcher.batching()
     }
 
     /// Forgets every key of this backend's namespace (`{namespace}:*`), on every
@@ -286,6 +391,7 @@ impl RedisBackend {
         let pattern = format!("{}:*", escape_glob(&self.namespace));
         match &self.connection {
             Connection::Single(manager) => scan_and_unlink(&mut manager.clone(), &pattern).await,
+            Connection::Sentinel(sentinel) => scan_and_unlink(&mut sentinel.clone(), &pattern).await,
             Connection::Cluster(cluster) => {
                 let mut cluster = cluster.clone();
                 let mut deleted = 0;
@@ -310,6 +416,7 @@ impl RedisBackend {
         match &self.connection {
             Connection::Single(manager) => invocation.invoke_async(&mut manager.clone()).await,
             Connection::Cluster(cluster) => invocation.invoke_async(&mut cluster.clone()).await,
+            Connection::Sentinel(sentinel) => invocation.invoke_async(&mut sentinel.clone()).await,
         }
         .map_err(failed)
     }
@@ -326,27 +433,37 @@ impl RedisBackend {
                 // Unlimited or closed: no state to read, the same answer everywhere.
                 Ok(strategy.decide_any(&mut strategy.new_state(), 0, rate, cost).0)
             }
-            Plan::Script(script, param, _) => {
-                let mut invocation = script.prepare_invoke();
-                invocation
-                    .key(redis_key(key))
-                    .arg(self.now_arg())
-                    .arg(rate.limit())
-                    .arg(rate.period_ms())
-                    .arg(cost)
-                    .arg(self.grace_ms());
-                if let Some(param) = param {
-                    invocation.arg(param);
-                }
-                let reply: Vec<i64> = self.invoke(&invocation).await?;
-                decision_from(&reply)
+            Plan::Script(scripted) => {
+                let hit =
+                    ScriptHit { key: redis_key(key), scripted, limit: rate.limit(), period_ms: rate.period_ms(), cost };
+                batch::decide(self, hit).await
             }
             Plan::CompareAndSet => self.compare_and_set(key, strategy, rate, cost).await,
         }
     }
 
+    /// One decision as one call of its strategy's script.
+    async fn decide_one(&self, hit: &ScriptHit) -> Result<Decision, BackendError> {
+        let mut invocation = hit.scripted.script.prepare_invoke();
+        invocation.key(&hit.key);
+        if hit.scripted.has_entries() {
+            invocation.key(entries_key(&hit.key));
+        }
+        invocation.arg(self.now_arg()).arg(hit.limit).arg(hit.period_ms).arg(hit.cost).arg(self.grace_ms());
+        if let Some(param) = hit.scripted.param {
+            invocation.arg(param);
+        }
+        let reply: Vec<i64> = self.invoke(&invocation).await?;
+        decision_from(&reply)
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.connection, Connection::Cluster(_))
+    }
+
     /// Several hits as one [`MULTI`](scripts::MULTI) call; `None` when a hit has no
-    /// script (user strategies, huge or degenerate rates) or, on a Cluster, when the
+    /// script (user strategies, huge or degenerate rates), when one key comes twice
+    /// (the script reads every state before it writes any), or, on a Cluster, when the
     /// keys belong to different clients (different slots).
     fn decide_all<'a>(
         &'a self,
@@ -354,18 +471,23 @@ impl RedisBackend {
     ) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
         let mut invocation = scripts::MULTI.prepare_invoke();
         invocation.arg(self.now_arg()).arg(hits.len());
-        let mut tags = Vec::with_capacity(hits.len());
+        let mut keys: Vec<String> = Vec::with_capacity(hits.len());
         for (key, strategy, rate, cost) in hits {
-            let Plan::Script(_, param, tag) = scripts::plan(*strategy, *rate) else { return None };
+            let Plan::Script(scripted) = scripts::plan(*strategy, *rate) else { return None };
             if is_degenerate(*rate) {
                 return None;
             }
             let key = redis_key(key);
-            tags.push(hash_tag(&key).to_string());
-            invocation.key(key).arg(tag).arg(rate.limit()).arg(rate.period_ms()).arg(*cost).arg(self.grace_ms());
-            invocation.arg(param.map(|p| p.to_string()).unwrap_or_default());
+            if keys.contains(&key) {
+                return None;
+            }
+            invocation.key(&key).key(entries_key(&key));
+            invocation.arg(scripted.tag).arg(rate.limit()).arg(rate.period_ms()).arg(*cost).arg(self.grace_ms());
+            invocation.arg(scripted.param.map(|p| p.to_string()).unwrap_or_default());
+            keys.push(key);
         }
-        if matches!(self.connection, Connection::Cluster(_)) && tags.windows(2).any(|pair| pair[0] != pair[1]) {
+        let cluster = matches!(self.connection, Connection::Cluster(_));
+        if cluster && keys.windows(2).any(|pair| hash_tag(&pair[0]) != hash_tag(&pair[1])) {
             return None;
         }
         Some(Box::pin(async move {
@@ -412,6 +534,51 @@ impl RedisBackend {
         Err(failed(format!("compare-and-set on `{key}` conflicted {CAS_ATTEMPTS} times in a row")))
     }
 
+    /// A refund through compare-and-set: read, let the strategy give back what the hit
+    /// still holds, write back if unchanged. The sliding log and the queue (header and
+    /// entries list) give nothing back here: a refund of theirs keeps the hit counted.
+    async fn give_back(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> Result<bool, BackendError> {
+        let scripted = match scripts::plan(strategy, rate) {
+            Plan::Script(..) if is_degenerate(rate) => return Ok(false),
+            Plan::Script(scripted) if scripted.has_entries() => return Ok(false),
+            Plan::Script(..) => true,
+            Plan::CompareAndSet if !strategy.has_codec() => return Err(no_codec(strategy)),
+            Plan::CompareAndSet => false,
+        };
+        let key = redis_key(key);
+        let (mut now, mut stored) = self.read_raw(&key).await?;
+        for _ in 0..CAS_ATTEMPTS {
+            // Measured after each read: the hit is at least this long before `now`.
+            let since_ms = since.as_ms_before(now);
+            let fields = parse_fields(&stored, scripted);
+            let Some((state, expires_at)) = strategy.refund_encoded(fields.as_deref(), now, rate, cost, since_ms)
+            else {
+                return Ok(false);
+            };
+            let mut invocation = scripts::STATE.prepare_invoke();
+            invocation
+                .key(&key)
+                .arg("cas")
+                .arg(self.now_arg())
+                .arg(&stored)
+                .arg(codec::to_text(&state))
+                .arg(self.ttl_arg(expires_at, now));
+            let (written, current_now, current): (i64, u64, String) = self.invoke(&invocation).await?;
+            if written == 1 {
+                return Ok(true);
+            }
+            (now, stored) = (current_now, current);
+        }
+        Err(failed(format!("compare-and-set on `{key}` conflicted {CAS_ATTEMPTS} times in a row")))
+    }
+
     /// Milliseconds to keep a state expiring at `expires_at`: "" for never (beyond
     /// what Redis can hold), 0 or less to delete it.
     fn ttl_arg(&self, expires_at: u64, now: u64) -> String {
@@ -429,6 +596,9 @@ impl RedisBackend {
     async fn read(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Result<Snapshot, BackendError> {
         let scripted = match scripts::plan(strategy, rate) {
             Plan::Script(..) if is_degenerate(rate) => return Ok(strategy.stat_any(None, 0, rate)),
+            Plan::Script(scripted) if scripted.has_entries() => {
+                return self.read_with_entries(&redis_key(key), scripted.tag, rate).await;
+            }
             Plan::Script(..) => true,
             Plan::CompareAndSet if !strategy.has_codec() => return Err(no_codec(strategy)),
             Plan::CompareAndSet => false,
@@ -437,12 +607,25 @@ impl RedisBackend {
         Ok(strategy.stat_encoded(parse_fields(&stored, scripted).as_deref(), now, rate))
     }
 
+    /// The stat of a strategy with an entries key, computed by the script from the
+    /// header and a few entries.
+    async fn read_with_entries(&self, redis_key: &str, tag: u8, rate: Rate) -> Result<Snapshot, BackendError> {
+        let mut invocation = scripts::ENTRIES_STAT.prepare_invoke();
+        invocation.key(redis_key).key(entries_key(redis_key));
+        invocation.arg(self.now_arg()).arg(tag).arg(rate.limit()).arg(rate.period_ms());
+        let reply: Vec<i64> = self.invoke(&invocation).await?;
+        snapshot_from(tag, &reply)
+    }
+
+    /// Forgets the state key and the entries key beside it (if the strategy has one).
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        let key = redis_key(key);
         let mut cmd = ::redis::cmd("DEL");
-        cmd.arg(redis_key(key));
+        cmd.arg(entries_key(&key)).arg(key);
         match &self.connection {
             Connection::Single(manager) => manager.clone().req_packed_command(&cmd).await,
             Connection::Cluster(cluster) => cluster.clone().req_packed_command(&cmd).await,
+            Connection::Sentinel(sentinel) => sentinel.clone().req_packed_command(&cmd).await,
         }
         .map(drop)
         .map_err(failed)
@@ -454,9 +637,12 @@ fn is_degenerate(rate: Rate) -> bool {
 }
 
 /// Stored text as codec fields; `None` (a fresh state) when absent or unreadable. For
-/// a strategy run by a script (`scripted`), a number the script could not read exactly
-/// is unreadable too, so a stat reads what the script would.
+/// a strategy run by a script (`scripted`), the script reads decimal digits joined by
+/// `,` only, each number below 2^53 (all any writer stores), and so does a stat.
 fn parse_fields(stored: &str, scripted: bool) -> Option<Vec<i64>> {
+    if scripted && !stored.bytes().all(|b| b.is_ascii_digit() || b == b',') {
+        return None;
+    }
     codec::from_text(stored)
         .filter(|fields| !fields.is_empty() && (!scripted || fields.iter().all(|v| v.unsigned_abs() < EXACT)))
 }
@@ -471,6 +657,16 @@ fn redis_key(key: &str) -> String {
     format!("{prefix}:{{{client}}}:{scope}")
 }
 
+/// The key beside a state key that holds the entries of a sliding log or a queue
+/// (a list): the same hash tag, so the same Cluster slot. No state key ends so: a
+/// state key's last segment follows its `{client}` one. `key::MAX_SUFFIX_LEN` keeps it
+/// within `key::MAX_KEY_LEN`.
+fn entries_key(redis_key: &str) -> String {
+    const SUFFIX: &str = ":entries";
+    const _: () = assert!(SUFFIX.len() <= crate::key::MAX_SUFFIX_LEN);
+    format!("{redis_key}{SUFFIX}")
+}
+
 /// `text` matched literally by a SCAN pattern.
 fn escape_glob(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -483,8 +679,8 @@ fn escape_glob(text: &str) -> String {
     out
 }
 
-/// SCAN + UNLINK on a standalone server.
-async fn scan_and_unlink(connection: &mut ConnectionManager, pattern: &str) -> Result<u64, BackendError> {
+/// SCAN + UNLINK on a standalone server (or Sentinel's master).
+async fn scan_and_unlink(connection: &mut impl ConnectionLike, pattern: &str) -> Result<u64, BackendError> {
     let mut cursor = 0u64;
     let mut deleted = 0;
     loop {
@@ -584,6 +780,25 @@ fn decision_from(reply: &[i64]) -> Result<Decision, BackendError> {
     }
 }
 
+/// The stat script's `{remaining, wait, reset, four metadata integers}` for the
+/// strategy with codec tag `tag`.
+fn snapshot_from(tag: u8, reply: &[i64]) -> Result<Snapshot, BackendError> {
+    let &[remaining, wait_ms, reset_ms, a, b, c, d] = reply else {
+        return Err(failed(format!("unexpected stat reply {reply:?}")));
+    };
+    let n = |v: i64| v.max(0) as u64;
+    let metadata = match tag {
+        3 => Metadata::SlidingWindowLog {
+            window_start_ms: n(a),
+            entry_count: n(b),
+            current_count: n(c),
+            oldest_entry_ms: n(d),
+        },
+        _ => Metadata::LeakyBucketQueue { queue_len: n(a), queue_cost: n(b), capacity: n(c), last_leak_ms: n(d) },
+    };
+    Ok(Snapshot { remaining: n(remaining), wait_ms: n(wait_ms), reset_ms: n(reset_ms), metadata })
+}
+
 /// What Redis Cluster hashes to pick the slot, by Redis's own rule: the text between
 /// the first `{` and the first `}` after it when that is not empty, else the whole key.
 fn hash_tag(key: &str) -> &str {
@@ -640,6 +855,24 @@ impl Backend for RedisBackend {
     fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(self.delete(key))
     }
+
+    fn since_now(&self) -> Since {
+        match &self.clock {
+            Some(clock) => Since::Ms(clock.now_ms()),
+            None => Since::Instant(std::time::Instant::now()),
+        }
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(self.give_back(key, strategy, rate, cost, since))
+    }
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -647,12 +880,14 @@ impl std::fmt::Debug for RedisBackend {
         let kind = match self.connection {
             Connection::Single(_) => "single",
             Connection::Cluster(_) => "cluster",
+            Connection::Sentinel(_) => "sentinel",
         };
         let time = if self.clock.is_some() { "clock" } else { "server" };
         f.debug_struct("RedisBackend")
             .field("namespace", &self.namespace)
             .field("connection", &kind)
             .field("time", &time)
+            .field("batching", &self.batching())
             .finish_non_exhaustive()
     }
 }
@@ -687,6 +922,9 @@ mod tests {
         assert_eq!(parse_fields("", true), None);
         assert_eq!(parse_fields("garbage", false), None);
         assert_eq!(parse_fields("1,9007199254740992,0", true), None);
+        for text in ["4, 5,6", "4,5.0,6", "4,1e3,6", "4,-5,6", "4,,6", "4,5,"] {
+            assert_eq!(parse_fields(text, true), None, "the scripts read {text:?} as fresh");
+        }
         assert_eq!(parse_fields("1,9007199254740992,0", false), Some(vec![1, 1 << 53, 0]), "Rust reads it exactly");
         assert_eq!(parse_fields("9,-5", false), Some(vec![9, -5]), "user codecs may store negatives");
     }

@@ -1,41 +1,96 @@
 
--- leaky_bucket_queue: fields 7, last_ms, head_leaked, cost1, cost2, ... (head first).
--- The meter decides on the queue's undrained cost; the queue changes only on admission.
-local function decide(state, now, limit, period, cost, params)
-  local last, head_leaked, queue = 0, 0, {}
-  if state and state[1] == 7 and #state >= 3 then
-    last, head_leaked = state[2], state[3]
-    for i = 4, #state do queue[#queue + 1] = state[i] end
-  end
-  local function level_of(from, leaked, extra)
-    local total = extra
-    for i = from, #queue do total = total + queue[i] end
-    local head = queue[from] or extra
-    return total * period - math.min(leaked, head * period)
-  end
-  local level = level_of(1, head_leaked, 0)
+-- leaky_bucket_queue: header fields 10, last_ms, head_leaked, total, base,
+-- head_total, count, and the running total of each queued hit in the entries list
+-- (see entries.lua), head first. The queue holds total - base of cost: `total` is
+-- the running total at the tail, `base` the one before the head, `head_total` the
+-- head's, and `head_leaked` how much of the head had drained at last_ms, in units.
+-- The meter decides on the queue's undrained cost, from the header alone; the queue
+-- changes only on admission.
+
+-- The header, or nil when absent or unreadable.
+local function queue_header(state)
+  if not (state and #state == 7 and state[1] == 10) then return nil end
+  local h = { last = state[2], head_leaked = state[3], total = state[4], base = state[5], head_total = state[6],
+    count = state[7] }
+  if h.count < 1 or h.base >= h.head_total or h.head_total > h.total then return nil end
+  if (h.count == 1) ~= (h.head_total == h.total) then return nil end
+  return h
+end
+
+-- last_ms, the undrained level at last_ms and how much of the head had drained then
+-- (never more than the head: state written under another rate may say otherwise).
+local function queue_level(h, period)
+  if not h then return 0, 0, 0 end
+  local drained = math.min(h.head_leaked, (h.head_total - h.base) * period)
+  return h.last, (h.total - h.base) * period - drained, drained
+end
+
+-- How many whole hits have left the queue once `pos` units past `base` have
+-- drained (less than all of it): those whose running total is at most
+-- base + floor(pos / period).
+local function queue_left(entries, h, pos, period)
+  local reach = h.base + idiv(pos, period)
+  if reach < h.head_total then return 0 end
+  check_size(h, entries, h.count)
+  return search(0, h.count - 1, function(i) return entry_number(redis.call('LINDEX', entries, i)) > reach end)
+end
+
+local function queue_decide(h, now, limit, period, cost, entries)
+  local last, level, drained = queue_level(h, period)
   local allowed, remaining, wait, reset, new_last = bucket_decide(last, level, now, limit, period, cost, limit * period)
   if allowed == 0 then return 0, remaining, wait, reset end
-  -- Drain what leaked since `last` from the head, whole hits first.
-  local budget = level - bucket_read(last, level, now, limit)
-  local head, leaked = 1, head_leaked
-  while true do
-    if head > #queue then
-      leaked = 0
-      break
+  -- Drain what leaked since `last` from the head, whole hits first; an empty queue
+  -- restarts its running total at 0.
+  local current = bucket_read(last, level, now, limit)
+  local count, total, base, head_total, head_leaked, popped = 0, 0, 0, 0, 0, 0
+  if h and current > 0 then
+    local pos = drained + level - current
+    popped = queue_left(entries, h, pos, period)
+    check_size(h, entries, h.count)
+    count, total, base, head_total = h.count - popped, h.total, h.base, h.head_total
+    if popped > 0 then
+      local pair = redis.call('LRANGE', entries, popped - 1, popped)
+      base, head_total = entry_number(pair[1]), entry_number(pair[2])
     end
-    local units = queue[head] * period
-    local drained = math.min(leaked, units)
-    if budget < units - drained then
-      leaked = drained + budget
-      break
-    end
-    budget = budget - (units - drained)
-    head = head + 1
-    leaked = 0
+    head_leaked = pos - (base - h.base) * period
   end
-  local fields = {7, new_last, leaked}
-  for i = head, #queue do fields[#fields + 1] = queue[i] end
-  fields[#fields + 1] = cost
-  return 1, remaining, 0, reset, fields, new_last + cdiv(level_of(head, leaked, cost), limit)
+  local new_total = total + cost
+  if count == 0 then head_total = new_total end
+  local shift = 0
+  if new_total >= REBASE_AT then shift = base end
+  local header = { 10, new_last, head_leaked, new_total - shift, base - shift, head_total - shift, count + 1 }
+  local function apply()
+    if count == 0 then
+      redis.call('DEL', entries) -- drained, or left beside an unreadable header
+    elseif popped > 0 then
+      redis.call('LTRIM', entries, popped, -1)
+    end
+    redis.call('RPUSH', entries, fmt(new_total))
+    if shift > 0 then rebase(entries, shift, 1) end
+  end
+  local level_after = (new_total - base) * period - math.min(head_leaked, (head_total - base) * period)
+  return 1, remaining, 0, reset, header, new_last + cdiv(level_after, limit), apply
+end
+
+-- remaining, wait_ms, reset_ms, queue_len, queue_cost, capacity, last_leak_ms
+local function queue_stat(h, now, limit, period, entries)
+  local last, level, drained = queue_level(h, period)
+  local admit = limit * period
+  local current, _, shift = bucket_read(last, level, now, limit)
+  local wait = 0
+  if current + period > admit then wait = shift + cdiv(current + period - admit, limit) end
+  local len, cost = 0, 0
+  if h and current > 0 then
+    len = h.count - queue_left(entries, h, drained + level - current, period)
+    cost = cdiv(current, period)
+  end
+  return bucket_remaining(current, admit, period, limit), wait, shift + cdiv(current, limit), len, cost, limit, last
+end
+
+local function decide(state, now, limit, period, cost, params, entries)
+  return or_fresh(queue_decide, queue_header(state), now, limit, period, cost, entries)
+end
+
+local function stat(state, now, limit, period, params, entries)
+  return or_fresh(queue_stat, queue_header(state), now, limit, period, entries)
 end

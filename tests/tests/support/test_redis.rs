@@ -1,0 +1,126 @@
+//! The backend the Redis suites test: a `RedisBackend`, behind a `DenyCache` when
+//! `THROTTLE_TEST_DENY_CACHE=1`, so every Redis test also runs with the cache on.
+
+use throttle::backend::{Backend, BackendError, BoxFuture, DenyCache, HitRequest, RedisBackend, Since};
+use throttle::strategy::{Decision, DynStrategy, Snapshot};
+use throttle::{ConfigError, ManualClock, Rate};
+
+/// Whether the Redis suites run behind the deny cache.
+pub fn deny_cache_on() -> bool {
+    std::env::var("THROTTLE_TEST_DENY_CACHE").as_deref() == Ok("1")
+}
+
+#[derive(Debug, Clone)]
+pub enum TestRedis {
+    Plain(RedisBackend),
+    Cached(DenyCache<RedisBackend>),
+}
+
+impl TestRedis {
+    /// `redis`, cached when the switch is on.
+    pub fn wrap(redis: RedisBackend) -> Self {
+        if deny_cache_on() { TestRedis::Cached(DenyCache::new(redis)) } else { TestRedis::Plain(redis) }
+    }
+
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
+        Ok(Self::wrap(RedisBackend::connect(url).await?))
+    }
+
+    pub async fn connect_cluster(urls: Vec<String>) -> Result<Self, BackendError> {
+        Ok(Self::wrap(RedisBackend::connect_cluster(urls).await?))
+    }
+
+    pub fn redis(&self) -> &RedisBackend {
+        match self {
+            TestRedis::Plain(redis) => redis,
+            TestRedis::Cached(cached) => cached.inner(),
+        }
+    }
+
+    /// Decisions on `clock`; a cache measures its deadlines on it too.
+    pub fn with_clock(self, clock: ManualClock) -> Self {
+        let redis = self.redis().clone().with_clock(clock.clone());
+        match self {
+            TestRedis::Plain(_) => TestRedis::Plain(redis),
+            TestRedis::Cached(_) => {
+                TestRedis::Cached(DenyCache::builder(redis).clock(clock).build().expect("valid cache"))
+            }
+        }
+    }
+
+    pub fn with_namespace(self, namespace: &str) -> Result<Self, ConfigError> {
+        let redis = self.redis().clone().with_namespace(namespace)?;
+        Ok(match self {
+            TestRedis::Plain(_) => TestRedis::Plain(redis),
+            TestRedis::Cached(_) => TestRedis::Cached(DenyCache::new(redis)),
+        })
+    }
+
+    /// `RedisBackend::reset_namespace`, and the cache forgets its rejections.
+    pub async fn reset_namespace(&self) -> Result<u64, BackendError> {
+        let deleted = self.redis().reset_namespace().await?;
+        if let TestRedis::Cached(cached) = self {
+            cached.clear();
+        }
+        Ok(deleted)
+    }
+
+    fn backend(&self) -> &dyn Backend {
+        match self {
+            TestRedis::Plain(redis) => redis,
+            TestRedis::Cached(cached) => cached,
+        }
+    }
+}
+
+impl Backend for TestRedis {
+    fn namespace(&self) -> &str {
+        self.backend().namespace()
+    }
+
+    fn hit<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
+        self.backend().hit(key, strategy, rate, cost)
+    }
+
+    fn stat<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
+        self.backend().stat(key, strategy, rate)
+    }
+
+    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        self.backend().reset(key)
+    }
+
+    fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+        self.backend().hit_all(hits)
+    }
+
+    fn store_id(&self) -> usize {
+        self.backend().store_id()
+    }
+
+    fn since_now(&self) -> Since {
+        self.backend().since_now()
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        self.backend().refund(key, strategy, rate, cost, since)
+    }
+}

@@ -1,0 +1,104 @@
+//! [`Guard`]: the extractor `#[throttle]` puts first in a handler's arguments.
+
+use crate::attribute::StaticThrottle;
+use crate::attribute::WithHeaders;
+use crate::headers::resolved::Resolved;
+use crate::{Admitted, AsConnection, HttpThrottle, ThrottleError};
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use core::fmt;
+use core::marker::PhantomData;
+use http::request::Parts;
+use smallvec::{SmallVec, smallvec};
+
+/// Ties a handler's marker type to the statics of its `#[throttle]` attributes.
+pub trait Site: 'static {
+    /// The handler's statics, top attribute first; never empty.
+    fn throttles() -> &'static [&'static StaticThrottle];
+}
+
+/// The one extractor `#[throttle]` adds to a handler, first in its arguments: it hits
+/// the handler's throttles before any other extractor runs, and rejects with the
+/// response of the first throttle that refuses (429, or 500 when a throttle could not
+/// be built).
+///
+/// Stacked attributes share this one guard: it hits their throttles as one
+/// ([`crate::hit_all`]), so a rejection by a lower limit consumes nothing in the higher
+/// ones when they share a store.
+pub struct Guard<M> {
+    /// Each throttle's resolved headers, the top attribute's first.
+    headers: SmallVec<[Resolved; 1]>,
+    /// The admissions that can be given back (throttles that count by outcome).
+    refundable: Vec<Admitted>,
+    site: PhantomData<fn() -> M>,
+}
+
+impl<M: Site, S: Send + Sync> FromRequestParts<S> for Guard<M> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let (headers, refundable) = hit(M::throttles(), parts).await.map_err(IntoResponse::into_response)?;
+        Ok(Guard { headers, refundable, site: PhantomData })
+    }
+}
+
+/// Hits the statics' throttles as one stack; the admitted hits' headers, the higher
+/// attribute's first, and the admissions that can be given back.
+async fn hit(
+    statics: &[&StaticThrottle],
+    parts: &Parts,
+) -> Result<(SmallVec<[Resolved; 1]>, Vec<Admitted>), ThrottleError> {
+    if let [only] = statics {
+        // A single attribute: the core's hit, with nothing to coordinate and no boxed future.
+        let mut admitted = built(only)?.core().hit(&parts.as_connection(), None, None).await?;
+        let headers = std::mem::take(&mut admitted.resolved);
+        let refundable = if admitted.is_refundable() { vec![admitted] } else { Vec::new() };
+        return Ok((smallvec![headers], refundable));
+    }
+    let throttles = statics.iter().map(|site| built(site).cloned()).collect::<Result<Vec<_>, _>>()?;
+    let mut headers = SmallVec::new();
+    let mut refundable = Vec::new();
+    for mut admitted in crate::stack::hit_each(&throttles, parts).await? {
+        headers.push(std::mem::take(&mut admitted.resolved));
+        if admitted.is_refundable() {
+            refundable.push(admitted);
+        }
+    }
+    Ok((headers, refundable))
+}
+
+/// The static's throttle, or the error (a 500) that names it.
+fn built(site: &StaticThrottle) -> Result<&HttpThrottle, ThrottleError> {
+    site.get().map_err(|error| site.not_built(error))
+}
+
+impl<M> fmt::Debug for Guard<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard").field("headers", &self.headers).finish_non_exhaustive()
+    }
+}
+
+/// The handler's output, for a handler without `headers = ...`. The bound reports a
+/// return type that is no response at the handler's `-> T`.
+pub fn respond<M, T: IntoResponse>(_guard: Guard<M>, output: T) -> T {
+    output
+}
+
+/// The handler's output with the admitted hit's headers, for `headers = ...`.
+pub fn with_headers<M, T: IntoResponse>(guard: Guard<M>, output: T) -> WithHeaders<T> {
+    WithHeaders::new(guard.headers, output)
+}
+
+/// The handler's output as a response, for `count = ...`: the hits of throttles whose
+/// [`CountWhen`](crate::CountWhen) does not count it are given back before it is
+/// returned; the throttles' headers are added as `with_headers` adds them.
+pub async fn settle<M, T: IntoResponse>(guard: Guard<M>, output: T) -> Response {
+    let Guard { headers, mut refundable, .. } = guard;
+    let mut response = output.into_response();
+    let refunds = crate::outcome::not_counted(&mut refundable, None, &response);
+    crate::outcome::settle_tickets(refunds).await;
+    for resolved in headers {
+        resolved.write_missing_into(response.headers_mut());
+    }
+    response
+}

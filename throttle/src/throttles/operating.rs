@@ -1,0 +1,122 @@
+//! What a throttle needs to be run in production, beside its decisions: the shadow
+//! switch, counting by outcome (refund tickets), metrics and the top denied clients.
+//! `Core` calls in here from `prepare` and `finish`.
+
+use super::core::{Admitted, Core};
+use super::instruments::{ErrorOutcome, Instruments};
+use super::top_denied::{DeniedClient, TopDenied};
+use crate::backend::{Backend, Since};
+use crate::outcome::{CountWhen, RefundTicket};
+use crate::shadow::Shadow;
+use crate::strategy::Decision;
+use crate::{Connection, Context, Cost, InvalidCost, Rate, ThrottleError};
+use std::sync::Weak;
+
+/// The options the builder hands over.
+#[derive(Debug, Default)]
+pub(crate) struct OperatingOptions {
+    pub(crate) shadow: bool,
+    pub(crate) shadow_headers: bool,
+    pub(crate) count: CountWhen,
+    pub(crate) top_denied: Option<usize>,
+}
+
+/// A throttle's operating state.
+pub(crate) struct Operating {
+    pub(crate) shadow: Shadow,
+    pub(crate) count: CountWhen,
+    pub(crate) instruments: Instruments,
+    top_denied: Option<TopDenied>,
+    /// The throttle itself, for refund tickets (which outlive the call).
+    me: Weak<Core>,
+}
+
+impl Operating {
+    pub(crate) fn new(uid: &str, options: OperatingOptions, me: Weak<Core>) -> Self {
+        Operating {
+            shadow: Shadow::new(options.shadow, options.shadow_headers),
+            count: options.count,
+            instruments: Instruments::new(uid),
+            top_denied: options.top_denied.map(TopDenied::new),
+            me,
+        }
+    }
+
+    /// The moment a refund will measure from, read before the decision: only for a
+    /// throttle that counts by outcome (other hits take no ticket).
+    pub(crate) fn since(&self, backend: &dyn Backend) -> Option<Since> {
+        (!self.count.is_all()).then(|| backend.since_now())
+    }
+
+    pub(crate) fn top_denied(&self) -> Vec<DeniedClient> {
+        self.top_denied.as_ref().map(TopDenied::top).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Operating {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operating")
+            .field("shadow", &self.shadow)
+            .field("count", &self.count)
+            .field("top_denied", &self.top_denied)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A hit that takes a refund ticket whatever the throttle counts.
+    pub(crate) async fn hit_refundable(
+        &self,
+        conn: &Connection<'_>,
+        cost: Option<Result<Cost, InvalidCost>>,
+        call_context: Option<&Context>,
+    ) -> Result<Admitted, ThrottleError> {
+        match self.prepare(conn, cost, call_context).await? {
+            None => Ok(Admitted::default()),
+            Some(mut prepared) => {
+                prepared.since.get_or_insert_with(|| self.backend.since_now());
+                let decision = self.decide(&prepared.key, prepared.rate, prepared.cost).await;
+                self.finish(conn, prepared, decision)
+            }
+        }
+    }
+
+    /// An admitted hit is counted; its refund ticket when a moment was read for one.
+    pub(crate) fn on_admitted(
+        &self,
+        decision: &Decision,
+        key: &str,
+        rate: Rate,
+        cost: u64,
+        since: Option<Since>,
+    ) -> Option<RefundTicket> {
+        self.ops.instruments.admitted(decision.remaining, rate);
+        let since = since?;
+        let me = self.ops.me.upgrade()?;
+        Some(RefundTicket::new(me, key.to_string(), rate, cost, since))
+    }
+
+    /// A rejection, over the limit or (`failed`) by the error policy of a failed
+    /// backend: `true` when shadow mode lets it through, logged and counted as
+    /// shadowed. Only rejections over the limit count as the client's denials.
+    pub(crate) fn on_rejected(&self, key: &str, decision: &Decision, failed: bool) -> bool {
+        if !failed {
+            if let Some(top) = &self.ops.top_denied {
+                top.record(key);
+            }
+        }
+        if self.ops.shadow.is_on() {
+            self.ops.instruments.shadow_rejected();
+            crate::shadow::log_would_reject(self.uid(), key, decision.wait_ms);
+            return true;
+        }
+        if !failed {
+            self.ops.instruments.rejected();
+        }
+        false
+    }
+
+    pub(crate) fn on_backend_error(&self, outcome: ErrorOutcome) {
+        self.ops.instruments.backend_error(outcome);
+    }
+}
