@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::*;
-use throttle::backend::{Backend, BackendError, BoxFuture};
+use throttle::backend::{Backend, BackendError, Hit, Key, Reply};
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
 use throttle::{ConfigError, Cost, ErrorAction, HttpThrottle, InvalidCost, OnError, Rate, ThrottleError};
 
@@ -119,26 +119,15 @@ impl Backend for SharedDown {
     fn namespace(&self) -> &str {
         "down"
     }
-    fn hit<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a dyn DynStrategy,
-        _: Rate,
-        _: u64,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
+    fn hit<'a>(&'a self, _: Hit<'a>) -> Reply<'a, Decision> {
         self.0.calls.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async { Err(BackendError::Failed(Box::new(Refused))) })
+        Reply::pending(async { Err(BackendError::Failed(Box::new(Refused))) })
     }
-    fn stat<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a dyn DynStrategy,
-        _: Rate,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
-        Box::pin(async { Err(BackendError::Failed(Box::new(Refused))) })
+    fn stat<'a>(&'a self, _: Key<'a>, _: &'a dyn DynStrategy, _: Rate) -> Reply<'a, Snapshot> {
+        Reply::pending(async { Err(BackendError::Failed(Box::new(Refused))) })
     }
-    fn reset<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async { Ok(()) })
+    fn reset<'a>(&'a self, _: Key<'a>) -> Reply<'a, ()> {
+        Reply::ready(Ok(()))
     }
 }
 
@@ -150,25 +139,14 @@ impl Backend for HungBackend {
     fn namespace(&self) -> &str {
         "hung"
     }
-    fn hit<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a dyn DynStrategy,
-        _: Rate,
-        _: u64,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
-        Box::pin(std::future::pending())
+    fn hit<'a>(&'a self, _: Hit<'a>) -> Reply<'a, Decision> {
+        Reply::pending(std::future::pending())
     }
-    fn stat<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a dyn DynStrategy,
-        _: Rate,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
-        Box::pin(std::future::pending())
+    fn stat<'a>(&'a self, _: Key<'a>, _: &'a dyn DynStrategy, _: Rate) -> Reply<'a, Snapshot> {
+        Reply::pending(std::future::pending())
     }
-    fn reset<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(std::future::pending())
+    fn reset<'a>(&'a self, _: Key<'a>) -> Reply<'a, ()> {
+        Reply::pending(std::future::pending())
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::redis_server::{RedisServer, UserStrategy};
 use support::*;
-use throttle::backend::{Backend, BackendError, BoxFuture, DenyCache, RedisBackend};
+use throttle::backend::{Backend, DenyCache, Hit, Key, RedisBackend, Reply};
 use throttle::strategy::{Decision, DynStrategy, Snapshot, StrategyKind, from_name};
 use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ManualClock, Rate, ThrottleError};
 
@@ -97,8 +97,8 @@ async fn twin_run(
     let before = server.command_calls("evalsha");
     for (i, &(step, cost)) in steps.iter().enumerate() {
         clock.advance(Duration::from_millis(step));
-        let expected = plain.hit(&twin, strategy, rate, cost).await.expect("redis answers");
-        let answered = cached.hit(&key, strategy, rate, cost).await.expect("redis answers");
+        let expected = plain.hit(Hit::new(&twin, strategy, rate, cost)).await.expect("redis answers");
+        let answered = cached.hit(Hit::new(&key, strategy, rate, cost)).await.expect("redis answers");
         let at = format!("{spec} at {rate}, step {i} (+{step} ms, cost {cost})");
         assert_eq!(answered, expected, "{at}");
     }
@@ -166,27 +166,27 @@ async fn a_smaller_cost_is_asked_of_redis() {
     let bucket = throttle::strategy::TokenBucket::new();
     let rate = Rate::per_second(10);
     let key = "throttle:cost:c:default";
-    assert!(cached.hit(key, &bucket, rate, 10).await.unwrap().allowed);
+    assert!(cached.hit(Hit::new(key, &bucket, rate, 10)).await.unwrap().allowed);
     clock.advance(Duration::from_millis(100)); // one token back
-    let one = cached.hit(key, &bucket, rate, 1).await.unwrap();
+    let one = cached.hit(Hit::new(key, &bucket, rate, 1)).await.unwrap();
     assert!(one.allowed);
-    let five = cached.hit(key, &bucket, rate, 5).await.unwrap();
+    let five = cached.hit(Hit::new(key, &bucket, rate, 5)).await.unwrap();
     assert_eq!((five.allowed, five.remaining, five.wait_ms), (false, 0, 500));
     // Remaining 0 is not 5 - 1 (it grows as tokens come back): not cached...
     assert!(cached.is_empty());
-    let one_again = cached.hit(key, &bucket, rate, 1).await.unwrap();
+    let one_again = cached.hit(Hit::new(key, &bucket, rate, 1)).await.unwrap();
     assert_eq!((one_again.allowed, one_again.wait_ms), (false, 100));
     // ...but a cost-1 rejection (remaining 0) is.
     assert_eq!(cached.len(), 1);
     let calls = server.command_calls("evalsha");
     clock.advance(Duration::from_millis(40));
-    assert_eq!(cached.hit(key, &bucket, rate, 1).await.unwrap().wait_ms, 60);
+    assert_eq!(cached.hit(Hit::new(key, &bucket, rate, 1)).await.unwrap().wait_ms, 60);
     assert_eq!(server.command_calls("evalsha"), calls, "cost 1 answered locally");
-    let two = cached.hit(key, &bucket, rate, 2).await.unwrap();
+    let two = cached.hit(Hit::new(key, &bucket, rate, 2)).await.unwrap();
     assert_eq!((two.allowed, two.wait_ms), (false, 160));
     assert_eq!(server.command_calls("evalsha"), calls + 1, "cost 2 asked Redis");
     clock.advance(Duration::from_millis(60));
-    assert!(cached.hit(key, &bucket, rate, 1).await.unwrap().allowed, "admitted the moment Redis would");
+    assert!(cached.hit(Hit::new(key, &bucket, rate, 1)).await.unwrap().allowed, "admitted the moment Redis would");
 }
 
 /// A strategy of your own makes no promise about its waits: never cached.
@@ -197,10 +197,10 @@ async fn a_user_strategy_is_never_cached() {
     let (_, cached) = on_clock(&server, &clock).await;
     let user = UserStrategy(StrategyKind::FixedWindow.build());
     let rate = Rate::per_minute(1);
-    assert!(cached.hit("throttle:user:c:default", &user, rate, 1).await.unwrap().allowed);
+    assert!(cached.hit(Hit::new("throttle:user:c:default", &user, rate, 1)).await.unwrap().allowed);
     let calls = server.command_calls("evalsha");
     for _ in 0..3 {
-        assert!(!cached.hit("throttle:user:c:default", &user, rate, 1).await.unwrap().allowed);
+        assert!(!cached.hit(Hit::new("throttle:user:c:default", &user, rate, 1)).await.unwrap().allowed);
     }
     assert_eq!(server.command_calls("evalsha"), calls + 3);
     assert!(cached.is_empty());
@@ -216,15 +216,18 @@ async fn reset_forgets_the_cached_rejection_and_stat_reads_redis() {
     let rate = Rate::per_hour(2);
     let key = "throttle:reset:c:default";
     for _ in 0..2 {
-        assert!(cached.hit(key, &gcra, rate, 1).await.unwrap().allowed);
+        assert!(cached.hit(Hit::new(key, &gcra, rate, 1)).await.unwrap().allowed);
     }
-    assert!(!cached.hit(key, &gcra, rate, 1).await.unwrap().allowed);
+    assert!(!cached.hit(Hit::new(key, &gcra, rate, 1)).await.unwrap().allowed);
     assert_eq!(cached.len(), 1);
-    assert_eq!(cached.stat(key, &gcra, rate).await.unwrap(), plain.stat(key, &gcra, rate).await.unwrap());
-    cached.reset(key).await.unwrap();
+    assert_eq!(
+        cached.stat(Key::from(key), &gcra, rate).await.unwrap(),
+        plain.stat(Key::from(key), &gcra, rate).await.unwrap()
+    );
+    cached.reset(Key::from(key)).await.unwrap();
     assert!(cached.is_empty());
-    assert_eq!(cached.stat(key, &gcra, rate).await.unwrap().remaining, 2);
-    assert!(cached.hit(key, &gcra, rate, 1).await.unwrap().allowed, "admitted right after the reset");
+    assert_eq!(cached.stat(Key::from(key), &gcra, rate).await.unwrap().remaining, 2);
+    assert!(cached.hit(Hit::new(key, &gcra, rate, 1)).await.unwrap().allowed, "admitted right after the reset");
 }
 
 /// A backend whose answers wait for a gate to open: lets a test deliver a rejection
@@ -239,28 +242,17 @@ impl Backend for Gated {
     fn namespace(&self) -> &str {
         self.inner.namespace()
     }
-    fn hit<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
-        Box::pin(async move {
-            let decision = self.inner.hit(key, strategy, rate, cost).await;
+    fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, Decision> {
+        Reply::pending(async move {
+            let decision = self.inner.hit(hit).await;
             self.gate.acquire().await.expect("gate").forget();
             decision
         })
     }
-    fn stat<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
+    fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
         self.inner.stat(key, strategy, rate)
     }
-    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()> {
         self.inner.reset(key)
     }
 }
@@ -277,11 +269,11 @@ async fn a_rejection_in_flight_during_a_reset_is_not_cached() {
     let window = throttle::strategy::FixedWindow;
     let rate = Rate::per_minute(1);
     let key = "throttle:race:c:default";
-    assert!(cached.hit(key, &window, rate, 1).await.unwrap().allowed); // uses the gate's one permit
+    assert!(cached.hit(Hit::new(key, &window, rate, 1)).await.unwrap().allowed); // uses the gate's one permit
     let calls = server.command_calls("evalsha");
     let in_flight = tokio::spawn({
         let cached = cached.clone();
-        async move { cached.hit(key, &throttle::strategy::FixedWindow, rate, 1).await.unwrap() }
+        async move { cached.hit(Hit::new(key, &throttle::strategy::FixedWindow, rate, 1)).await.unwrap() }
     });
     // Redis has rejected it (the key is at its limit) once the script ran.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -289,23 +281,25 @@ async fn a_rejection_in_flight_during_a_reset_is_not_cached() {
         assert!(Instant::now() < deadline, "the hit never reached Redis");
         tokio::task::yield_now().await;
     }
-    cached.reset(key).await.unwrap();
+    cached.reset(Key::from(key)).await.unwrap();
     gate.add_permits(1);
     assert!(!in_flight.await.unwrap().allowed, "Redis rejected it before the reset");
     assert!(cached.is_empty(), "a rejection older than the reset is not remembered");
     gate.add_permits(1);
-    assert!(cached.hit(key, &window, rate, 1).await.unwrap().allowed);
+    assert!(cached.hit(Hit::new(key, &window, rate, 1)).await.unwrap().allowed);
 }
 
-/// Stacked limits: delegated to Redis's one-call decision (`store_id` is Redis's, so a
-/// throttle on the plain backend stacks with one on the cache); a first limit whose
-/// rejection is cached answers locally; rejected requests consume nothing.
+/// Stacked limits: delegated to Redis's one-call decision (the cache decides in Redis's
+/// store, so a throttle on the plain backend stacks with one on the cache); a first
+/// limit whose rejection is cached answers locally; rejected requests consume nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stacked_limits_still_decide_together() {
     let Some(server) = RedisServer::start() else { return };
     let plain = redis(&server).await;
     let cached = DenyCache::new(plain.clone());
-    assert_eq!(cached.store_id(), plain.store_id());
+    assert!(cached.shares_store_with(&plain), "the cache decides in Redis's store");
+    assert!(cached.shares_store_with(&DenyCache::new(plain.clone())), "and so does another cache on it");
+    assert!(!plain.shares_store_with(&cached), "Redis knows only its own clones: throttles ask both ways");
     let daily = HttpThrottle::builder("cache:stack:daily").rate("3/min").backend(cached.clone()).build().unwrap();
     let burst = HttpThrottle::builder("cache:stack:burst")
         .rate("10/min")
@@ -363,7 +357,7 @@ async fn many_tasks_many_clients_exact_and_bounded() {
                     for n in 0..60u64 {
                         let client = ((task * 7 + n * 13) % 40) as usize;
                         let key = format!("throttle:many:{}-{client}:default", kind.name());
-                        let decision = cached.hit(&key, &*strategy, rate, 1).await.expect("redis answers");
+                        let decision = cached.hit(Hit::new(&key, &*strategy, rate, 1)).await.expect("redis answers");
                         admitted[client] += u64::from(decision.allowed);
                         peak = peak.max(cached.len());
                     }
@@ -402,13 +396,13 @@ async fn on_server_time_a_cached_wait_never_outlives_redis() {
         let started = Instant::now();
         while started.elapsed() < Duration::from_millis(600) {
             let sent = Instant::now();
-            let decision = cached.hit(&key, &*strategy, rate, 1).await.unwrap();
+            let decision = cached.hit(Hit::new(&key, &*strategy, rate, 1)).await.unwrap();
             if decision.allowed {
                 admitted += 1;
                 continue;
             }
             rejected += 1;
-            let redis_wait = plain.stat(&key, &*strategy, rate).await.unwrap().wait_ms;
+            let redis_wait = plain.stat(Key::from(&key), &*strategy, rate).await.unwrap().wait_ms;
             let asked = sent.elapsed().as_millis() as u64;
             assert!(
                 decision.wait_ms <= asked + redis_wait + 1,

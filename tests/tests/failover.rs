@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use support::redis_server::RedisServer;
 use support::*;
 use throttle::backend::{
-    Backend, BackendError, BoxFuture, CircuitState, DenyCache, Failover, InvalidBackendOption, RedisBackend,
+    Backend, BackendError, CircuitState, DenyCache, Failover, Hit, InvalidBackendOption, Key, RedisBackend, Reply,
 };
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
 use throttle::{HttpThrottle, ManualClock, MemoryBackend, OnError, Rate, ThrottleError};
@@ -61,34 +61,22 @@ impl Backend for Scripted {
     fn namespace(&self) -> &str {
         "throttle"
     }
-    fn hit<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
-        Box::pin(async move {
+    fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, Decision> {
+        Reply::pending(async move {
             self.gate().await?;
-            Ok(self.memory.hit_now(key, strategy, rate, cost))
+            self.memory.hit(hit).await
         })
     }
-    fn stat<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
-        Box::pin(async move {
+    fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
+        Reply::pending(async move {
             self.gate().await?;
-            Ok(self.memory.stat_now(key, strategy, rate))
+            self.memory.stat(key, strategy, rate).await
         })
     }
-    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async move {
+    fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()> {
+        Reply::pending(async move {
             self.gate().await?;
-            self.memory.reset_now(key);
-            Ok(())
+            self.memory.reset(key).await
         })
     }
 }

@@ -10,7 +10,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use std::time::Duration;
 use support::*;
-use throttle::backend::{Backend, BackendError, BoxFuture};
+use throttle::backend::{Backend, BackendError, Hit, Key, Reply};
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
 use throttle::{CountWhen, HttpThrottle, OnError, Rate, ThrottleLayer};
 
@@ -22,25 +22,14 @@ impl Backend for Down {
     fn namespace(&self) -> &str {
         "throttle"
     }
-    fn hit<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a dyn DynStrategy,
-        _: Rate,
-        _: u64,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
-        Box::pin(async { Err(BackendError::Failed("connection refused".into())) })
+    fn hit<'a>(&'a self, _: Hit<'a>) -> Reply<'a, Decision> {
+        Reply::pending(async { Err(BackendError::Failed("connection refused".into())) })
     }
-    fn stat<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a dyn DynStrategy,
-        _: Rate,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
-        Box::pin(async { Err(BackendError::Failed("connection refused".into())) })
+    fn stat<'a>(&'a self, _: Key<'a>, _: &'a dyn DynStrategy, _: Rate) -> Reply<'a, Snapshot> {
+        Reply::pending(async { Err(BackendError::Failed("connection refused".into())) })
     }
-    fn reset<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async { Err(BackendError::Failed("connection refused".into())) })
+    fn reset<'a>(&'a self, _: Key<'a>) -> Reply<'a, ()> {
+        Reply::pending(async { Err(BackendError::Failed("connection refused".into())) })
     }
 }
 

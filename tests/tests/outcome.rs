@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use support::redis_server::{RedisServer, UserStrategy};
 use support::test_redis::TestRedis;
 use support::*;
-use throttle::backend::{Backend, DenyCache, RedisBackend};
+use throttle::backend::{Backend, DenyCache, Hit, Key, RedisBackend, Reply};
 use throttle::{CountWhen, HttpThrottle, ManualClock, ThrottleLayer, throttle};
 use tokio::sync::Semaphore;
 
@@ -335,29 +335,18 @@ async fn a_backend_without_refunds_keeps_the_hit_counted() {
         fn namespace(&self) -> &str {
             self.0.namespace()
         }
-        fn hit<'a>(
-            &'a self,
-            key: &'a str,
-            strategy: &'a dyn throttle::strategy::DynStrategy,
-            rate: throttle::Rate,
-            cost: u64,
-        ) -> throttle::backend::BoxFuture<'a, Result<throttle::strategy::Decision, throttle::backend::BackendError>>
-        {
-            self.0.hit(key, strategy, rate, cost)
+        fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, throttle::strategy::Decision> {
+            self.0.hit(hit)
         }
         fn stat<'a>(
             &'a self,
-            key: &'a str,
+            key: Key<'a>,
             strategy: &'a dyn throttle::strategy::DynStrategy,
             rate: throttle::Rate,
-        ) -> throttle::backend::BoxFuture<'a, Result<throttle::strategy::Snapshot, throttle::backend::BackendError>>
-        {
+        ) -> Reply<'a, throttle::strategy::Snapshot> {
             self.0.stat(key, strategy, rate)
         }
-        fn reset<'a>(
-            &'a self,
-            key: &'a str,
-        ) -> throttle::backend::BoxFuture<'a, Result<(), throttle::backend::BackendError>> {
+        fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()> {
             self.0.reset(key)
         }
     }

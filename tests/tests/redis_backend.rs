@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use support::redis_server::{RedisServer, every_strategy, hammer};
 use support::test_redis::{TestRedis, deny_cache_on};
 use support::*;
-use throttle::backend::{Backend, RedisBackend};
+use throttle::backend::{Backend, Hit, Key, RedisBackend};
 use throttle::strategy::{Decision, Metadata, Snapshot, Strategy};
 use throttle::{HttpThrottle, ManualClock, MemoryBackend, OnError, Rate, ThrottleError};
 
@@ -69,15 +69,21 @@ async fn every_strategy_makes_one_script_call_per_decision() {
     let rate = Rate::per_hour(5);
     for (name, strategy) in every_strategy() {
         // Load the strategy's script and the state script first.
-        assert!(redis.hit(&format!("throttle:calls:warm-{name}:default"), &*strategy, rate, 1).await.unwrap().allowed);
-        redis.stat(&format!("throttle:calls:warm-{name}:default"), &*strategy, rate).await.unwrap();
+        assert!(
+            redis
+                .hit(Hit::new(&format!("throttle:calls:warm-{name}:default"), &*strategy, rate, 1))
+                .await
+                .unwrap()
+                .allowed
+        );
+        redis.stat(Key::from(&format!("throttle:calls:warm-{name}:default")), &*strategy, rate).await.unwrap();
         let key = format!("throttle:calls:{name}:default");
         let before = server.command_calls("evalsha");
         let mut admitted = 0;
         for _ in 0..8 {
-            admitted += u64::from(redis.hit(&key, &*strategy, rate, 1).await.unwrap().allowed);
+            admitted += u64::from(redis.hit(Hit::new(&key, &*strategy, rate, 1)).await.unwrap().allowed);
         }
-        let stat = redis.stat(&key, &*strategy, rate).await.unwrap();
+        let stat = redis.stat(Key::from(&key), &*strategy, rate).await.unwrap();
         assert_eq!((admitted, stat.remaining), (5, 0), "{name}");
         let per_admitted = if name == "user_cas" { 2 } else { 1 };
         // Behind the deny cache, a built-in's first rejection is remembered: the next
@@ -86,8 +92,8 @@ async fn every_strategy_makes_one_script_call_per_decision() {
         assert_eq!(server.command_calls("evalsha") - before, 5 * per_admitted + per_rejections + 1, "{name}");
 
         let before = server.command_calls("evalsha");
-        assert!(redis.hit(&key, &*strategy, Rate::UNLIMITED, 1).await.unwrap().allowed, "{name}");
-        assert!(!redis.hit(&key, &*strategy, Rate::per_minute(0), 1).await.unwrap().allowed, "{name}");
+        assert!(redis.hit(Hit::new(&key, &*strategy, Rate::UNLIMITED, 1)).await.unwrap().allowed, "{name}");
+        assert!(!redis.hit(Hit::new(&key, &*strategy, Rate::per_minute(0), 1)).await.unwrap().allowed, "{name}");
         // A built-in needs no state for them; a user strategy's meaning is its own
         // (here: read + write for unlimited, read for closed).
         let expected = if name == "user_cas" { 3 } else { 0 };
@@ -104,8 +110,8 @@ async fn connects_over_a_unix_socket() {
     let tcp = backend(&server).await;
     let strategy = throttle::strategy::TokenBucket::new();
     let rate = Rate::per_hour(3);
-    assert!(unix.hit("throttle:unix:c:default", &strategy, rate, 2).await.unwrap().allowed);
-    assert_eq!(tcp.stat("throttle:unix:c:default", &strategy, rate).await.unwrap().remaining, 1);
+    assert!(unix.hit(Hit::new("throttle:unix:c:default", &strategy, rate, 2)).await.unwrap().allowed);
+    assert_eq!(tcp.stat(Key::from("throttle:unix:c:default"), &strategy, rate).await.unwrap().remaining, 1);
     assert!(RedisBackend::connect("redis+unix:///nonexistent/redis.sock").await.is_err());
 }
 
@@ -135,7 +141,7 @@ async fn four_instances_admit_exactly_the_limit_for_every_strategy() {
         let key = format!("throttle:exact:{name}:default");
         let admitted = hammer(&instances, &key, strategy.clone(), rate, 8, 6).await;
         assert_eq!(admitted, 40, "{name}: 4 instances x 8 tasks x 6 hits");
-        assert_eq!(instances[0].stat(&key, &*strategy, rate).await.unwrap().remaining, 0, "{name}");
+        assert_eq!(instances[0].stat(Key::from(&key), &*strategy, rate).await.unwrap().remaining, 0, "{name}");
     }
 }
 
@@ -172,11 +178,11 @@ async fn corrupt_state_reads_as_fresh() {
             let fresh = MemoryBackend::builder().clock(clock.clone()).build().unwrap();
             let at = format!("{name} reading {text:?}");
             assert_eq!(
-                redis.stat(&key, &*strategy, rate).await.unwrap(),
+                redis.stat(Key::from(&key), &*strategy, rate).await.unwrap(),
                 fresh.stat_now(&key, &*strategy, rate),
                 "stat: {at}"
             );
-            let decision = redis.hit(&key, &*strategy, rate, 3).await.unwrap();
+            let decision = redis.hit(Hit::new(&key, &*strategy, rate, 3)).await.unwrap();
             assert_eq!(decision, fresh.hit_now(&key, &*strategy, rate, 3), "hit: {at}");
             assert_eq!((decision.allowed, decision.remaining), (true, 7), "{at}");
         }
@@ -195,7 +201,7 @@ async fn keys_expire_when_their_state_is_fresh_again() {
     let rate = Rate::per_millis(5, 2_000);
     for (name, strategy) in every_strategy() {
         let key = format!("throttle:ttl:{name}:default");
-        assert!(redis.hit(&key, &*strategy, rate, 1).await.unwrap().allowed);
+        assert!(redis.hit(Hit::new(&key, &*strategy, rate, 1)).await.unwrap().allowed);
         let horizon = match name.as_str() {
             "fixed_window" | "sliding_window_log" => 2_000,
             "sliding_window_counter" => 4_000,
@@ -208,7 +214,7 @@ async fn keys_expire_when_their_state_is_fresh_again() {
     let fast = Rate::per_millis(5, 100);
     let keys: Vec<String> = every_strategy().iter().map(|(name, _)| format!("throttle:gone:{name}:default")).collect();
     for ((_, strategy), key) in every_strategy().iter().zip(&keys) {
-        assert!(redis.hit(key, &**strategy, fast, 5).await.unwrap().allowed);
+        assert!(redis.hit(Hit::new(key, &**strategy, fast, 5)).await.unwrap().allowed);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     for key in &keys {
@@ -226,11 +232,11 @@ async fn reset_forgets_one_key_or_a_whole_namespace() {
     let strategy = throttle::strategy::Gcra::new();
     let key = "shop:api:1.2.3.4:default";
     for _ in 0..2 {
-        assert!(shop.hit(key, &strategy, rate, 1).await.unwrap().allowed);
+        assert!(shop.hit(Hit::new(key, &strategy, rate, 1)).await.unwrap().allowed);
     }
-    assert!(!shop.hit(key, &strategy, rate, 1).await.unwrap().allowed);
-    shop.reset(key).await.unwrap();
-    assert!(shop.hit(key, &strategy, rate, 1).await.unwrap().allowed, "reset restores the quota");
+    assert!(!shop.hit(Hit::new(key, &strategy, rate, 1)).await.unwrap().allowed);
+    shop.reset(Key::from(key)).await.unwrap();
+    assert!(shop.hit(Hit::new(key, &strategy, rate, 1)).await.unwrap().allowed, "reset restores the quota");
 
     // 2 500 more keys (several SCAN batches), one key of another namespace, one of none.
     let mut raw = raw(&server).await;
@@ -239,7 +245,7 @@ async fn reset_forgets_one_key_or_a_whole_namespace() {
         pipe.cmd("SET").arg(format!("shop:bulk:{{c{i}}}:default")).arg("1,0,0").ignore();
     }
     let _: () = pipe.query_async(&mut raw).await.unwrap();
-    assert!(blog.hit("blog:api:1.2.3.4:default", &strategy, rate, 1).await.unwrap().allowed);
+    assert!(blog.hit(Hit::new("blog:api:1.2.3.4:default", &strategy, rate, 1)).await.unwrap().allowed);
     let _: () = redis::cmd("SET").arg("shopping").arg("x").query_async(&mut raw).await.unwrap();
 
     let before = server.command_calls("keys");
@@ -279,11 +285,11 @@ async fn a_strategy_without_a_codec_is_a_clear_error() {
     }
     let Some(server) = RedisServer::start() else { return };
     let redis = backend(&server).await;
-    let error = redis.hit("throttle:nocodec:c:default", &Lifetime, Rate::per_minute(5), 1).await.unwrap_err();
+    let error = redis.hit(Hit::new("throttle:nocodec:c:default", &Lifetime, Rate::per_minute(5), 1)).await.unwrap_err();
     let message = error.to_string();
     assert!(message.contains("strategy `lifetime` has no codec"), "{message}");
     assert!(message.contains("implement `Strategy::encode` and `Strategy::decode`"), "{message}");
-    assert!(redis.stat("throttle:nocodec:c:default", &Lifetime, Rate::per_minute(5)).await.is_err());
+    assert!(redis.stat(Key::from("throttle:nocodec:c:default"), &Lifetime, Rate::per_minute(5)).await.is_err());
 
     let api = HttpThrottle::builder("redis:nocodec")
         .rate("5/min")

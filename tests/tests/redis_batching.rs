@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use support::redis_server::{RedisCluster, RedisServer, every_strategy};
 use support::test_redis::TestRedis;
 use support::{T0, get_from};
-use throttle::backend::{Backend, Batching, RedisBackend};
+use throttle::backend::{Backend, Batching, Hit, Key, RedisBackend};
 use throttle::strategy::{Decision, DynStrategy, StrategyKind, from_name};
 use throttle::{HttpThrottle, ManualClock, OnError, Rate, ThrottleError};
 
@@ -38,7 +38,8 @@ async fn pause_behind_a_call(server: &RedisServer, backend: &TestRedis) -> tokio
     let holder = tokio::spawn(async move {
         let strategy = StrategyKind::Gcra.build();
         let key = format!("{}:warm:holder:default", backend.namespace());
-        let decision = backend.hit(&key, &*strategy, Rate::per_day(1_000_000), 1).await.expect("redis answers");
+        let decision =
+            backend.hit(Hit::new(&key, &*strategy, Rate::per_day(1_000_000), 1)).await.expect("redis answers");
         assert!(decision.allowed);
     });
     tokio::time::sleep(SETTLE).await;
@@ -69,7 +70,9 @@ async fn concurrent_hits(
     let handles: Vec<_> = (0..tasks)
         .map(|_| {
             let (backend, strategy, key) = (backend.clone(), strategy.clone(), key.to_string());
-            tokio::spawn(async move { backend.hit(&key, &*strategy, rate, 1).await.expect("redis answers").allowed })
+            tokio::spawn(async move {
+                backend.hit(Hit::new(&key, &*strategy, rate, 1)).await.expect("redis answers").allowed
+            })
         })
         .collect();
     let mut admitted = 0;
@@ -115,7 +118,8 @@ async fn a_lone_decision_is_sent_at_once_as_its_own_script() {
     let rate = Rate::per_hour(5);
     let mut admitted = 0;
     for _ in 0..8 {
-        admitted += usize::from(redis.hit("throttle:lone:c:default", &*strategy, rate, 1).await.unwrap().allowed);
+        admitted +=
+            usize::from(redis.hit(Hit::new("throttle:lone:c:default", &*strategy, rate, 1)).await.unwrap().allowed);
     }
     assert_eq!(admitted, 5);
     assert_eq!(server.command_calls("script|load"), 1, "the strategy's script only");
@@ -143,7 +147,7 @@ async fn the_cluster_batches_by_slot_and_stays_exact() {
                 let (redis, strategy) = (redis.clone(), strategy.clone());
                 tokio::spawn(async move {
                     let key = format!("throttle:slots:{kind}:{client}:default");
-                    let decision = redis.hit(&key, &*strategy, rate, 1).await.expect("redis answers");
+                    let decision = redis.hit(Hit::new(&key, &*strategy, rate, 1)).await.expect("redis answers");
                     (client, decision.allowed)
                 })
             })
@@ -232,7 +236,7 @@ async fn a_mixed_batch_decides_each_hit_as_the_unbatched_path() {
             let (batched, requests) = (batched.clone(), requests.clone());
             handles.push(tokio::spawn(async move {
                 let r = &requests[index];
-                (index, batched.hit(&r.key, &*r.strategy, r.rate, r.cost).await.expect("redis answers"))
+                (index, batched.hit(Hit::new(&r.key, &*r.strategy, r.rate, r.cost)).await.expect("redis answers"))
             }));
         }
     }
@@ -249,7 +253,9 @@ async fn a_mixed_batch_decides_each_hit_as_the_unbatched_path() {
     for (request, mut got) in mixed("single").iter().zip(got) {
         let mut expected = Vec::new();
         for _ in 0..request.times {
-            expected.push(unbatched.hit(&request.key, &*request.strategy, request.rate, request.cost).await.unwrap());
+            expected.push(
+                unbatched.hit(Hit::new(&request.key, &*request.strategy, request.rate, request.cost)).await.unwrap(),
+            );
         }
         let name = request.strategy.name();
         let order = |d: &Decision| (!d.allowed, u64::MAX - d.remaining, d.wait_ms, d.reset_ms);
@@ -258,8 +264,8 @@ async fn a_mixed_batch_decides_each_hit_as_the_unbatched_path() {
         assert_eq!(got, expected, "{name} at {:?}, cost {}", request.rate, request.cost);
         let batched_key = request.key.replacen("single", "batched", 1);
         assert_eq!(
-            batched.stat(&batched_key, &*request.strategy, request.rate).await.unwrap(),
-            unbatched.stat(&request.key, &*request.strategy, request.rate).await.unwrap(),
+            batched.stat(Key::from(&batched_key), &*request.strategy, request.rate).await.unwrap(),
+            unbatched.stat(Key::from(&request.key), &*request.strategy, request.rate).await.unwrap(),
             "{name}: the state left behind"
         );
     }
@@ -290,7 +296,7 @@ async fn one_failing_decision_does_not_fail_its_batch() {
             } else {
                 format!("throttle:ok:c{i}:default")
             };
-            tokio::spawn(async move { (i, redis.hit(&key, &*strategy, rate, 1).await) })
+            tokio::spawn(async move { (i, redis.hit(Hit::new(&key, &*strategy, rate, 1)).await) })
         })
         .collect();
     tokio::time::sleep(SETTLE).await;
@@ -387,13 +393,15 @@ async fn decisions_abandoned_in_the_queue_are_never_sent() {
         .map(|_| {
             let (redis, strategy) = (redis.clone(), strategy.clone());
             tokio::spawn(async move {
-                tokio::time::timeout(Duration::from_millis(100), redis.hit(key, &*strategy, rate, 1)).await.is_err()
+                tokio::time::timeout(Duration::from_millis(100), redis.hit(Hit::new(key, &*strategy, rate, 1)))
+                    .await
+                    .is_err()
             })
         })
         .collect();
     let stayer = {
         let (redis, strategy) = (redis.clone(), strategy.clone());
-        tokio::spawn(async move { redis.hit(key, &*strategy, rate, 1).await.expect("redis answers") })
+        tokio::spawn(async move { redis.hit(Hit::new(key, &*strategy, rate, 1)).await.expect("redis answers") })
     };
     for quitter in quitters {
         assert!(quitter.await.expect("task"), "timed out in the queue");
@@ -401,7 +409,7 @@ async fn decisions_abandoned_in_the_queue_are_never_sent() {
     resume(&server, holder).await;
     let decision = stayer.await.expect("task");
     assert_eq!((decision.allowed, decision.remaining), (true, 49), "the one that waited was decided, alone");
-    let remaining = redis.stat(key, &*strategy, rate).await.unwrap().remaining;
+    let remaining = redis.stat(Key::from(key), &*strategy, rate).await.unwrap().remaining;
     assert_eq!(remaining, 49, "the abandoned decisions were never made");
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use support::get_from;
 use support::redis_server::{RedisCluster, every_strategy, hammer};
 use support::test_redis::{TestRedis, deny_cache_on};
-use throttle::backend::Backend;
+use throttle::backend::{Backend, Hit, Key};
 use throttle::{HttpThrottle, OnError, Rate, ThrottleError};
 
 /// The backend under test: behind a deny cache when `THROTTLE_TEST_DENY_CACHE=1`.
@@ -46,11 +46,11 @@ async fn cluster_admits_exactly_the_limit_and_resets_every_master() {
 
         // Once both scripts are loaded (SCRIPT LOAD reaches every master): one script
         // call per decision and per stat, summed over the masters.
-        instances[2].stat(&key, &*strategy, rate).await.unwrap();
+        instances[2].stat(Key::from(&key), &*strategy, rate).await.unwrap();
         let before = calls(&cluster, "evalsha");
-        let decision = instances[1].hit(&key, &*strategy, rate, 1).await.unwrap();
+        let decision = instances[1].hit(Hit::new(&key, &*strategy, rate, 1)).await.unwrap();
         assert!(!decision.allowed, "{name}");
-        assert_eq!(instances[2].stat(&key, &*strategy, rate).await.unwrap().remaining, 0, "{name}");
+        assert_eq!(instances[2].stat(Key::from(&key), &*strategy, rate).await.unwrap().remaining, 0, "{name}");
         let made = calls(&cluster, "evalsha") - before;
         // Behind the deny cache, instance 1 may remember this rejection from the hammer.
         let expected = if deny_cache_on() && name != "user_cas" { 1..=2 } else { 2..=2 };
@@ -64,10 +64,16 @@ async fn cluster_admits_exactly_the_limit_and_resets_every_master() {
     // A few hundred more keys, everywhere; another namespace survives.
     let strategy = throttle::strategy::FixedWindow;
     for i in 0..300 {
-        assert!(instances[0].hit(&format!("throttle:bulk:c{i}:default"), &strategy, rate, 1).await.unwrap().allowed);
+        assert!(
+            instances[0]
+                .hit(Hit::new(&format!("throttle:bulk:c{i}:default"), &strategy, rate, 1))
+                .await
+                .unwrap()
+                .allowed
+        );
     }
     let other = backend(&cluster).await.with_namespace("other").unwrap();
-    assert!(other.hit("other:api:c1:default", &strategy, rate, 1).await.unwrap().allowed);
+    assert!(other.hit(Hit::new("other:api:c1:default", &strategy, rate, 1)).await.unwrap().allowed);
     let deleted = instances[3].reset_namespace().await.unwrap();
     // The sliding log and the queue keep their entries in a second key.
     assert_eq!(deleted, 300 + every_strategy().len() as u64 + 2);
@@ -78,7 +84,9 @@ async fn cluster_admits_exactly_the_limit_and_resets_every_master() {
     assert_eq!(owner(&cluster, "other:api:{c1}:default").map(|_| ()), Some(()));
     // The instance that reset (a deny cache elsewhere only learns of a reset when its
     // cached wait ends).
-    assert!(instances[3].hit("throttle:exact:fixed_window:default", &strategy, rate, 1).await.unwrap().allowed);
+    assert!(
+        instances[3].hit(Hit::new("throttle:exact:fixed_window:default", &strategy, rate, 1)).await.unwrap().allowed
+    );
 }
 
 /// A master stopped, or paused, under a cluster connection: hits on its keys follow

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use support::redis_server::{RedisServer, UserStrategy};
 use support::test_redis::TestRedis;
-use throttle::backend::Backend;
+use throttle::backend::{Backend, Hit, Key};
 use throttle::strategy::{DynStrategy, StrategyKind, codec, from_name};
 use throttle::{ManualClock, MemoryBackend, Rate};
 
@@ -114,7 +114,7 @@ async fn run_case(
         let at = format!("{} at step {i} (t = {now}, cost {cost}, rate {rate})", case.spec);
 
         let in_memory = memory.hit_now(key, &*strategy, rate, cost);
-        let in_redis = redis.hit(key, &*strategy, rate, cost).await.expect("redis answers");
+        let in_redis = redis.hit(Hit::new(key, &*strategy, rate, cost)).await.expect("redis answers");
         let pure = strategy.decide_encoded(shadow.as_deref(), now, rate, cost).expect("a codec");
         assert_eq!(in_redis, in_memory, "decision: {at}");
         assert_eq!(pure.decision, in_memory, "codec step: {at}");
@@ -127,7 +127,7 @@ async fn run_case(
         assert_eq!(stored, shadow.as_deref().map(codec::to_text), "stored state: {at}");
 
         let stat_memory = memory.stat_now(key, &*strategy, rate);
-        let stat_redis = redis.stat(key, &*strategy, rate).await.expect("redis answers");
+        let stat_redis = redis.stat(Key::from(key), &*strategy, rate).await.expect("redis answers");
         if now < expires_at {
             assert_eq!(stat_redis, stat_memory, "stat: {at}");
         } else {

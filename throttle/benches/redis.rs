@@ -40,7 +40,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use throttle::Rate;
-use throttle::backend::{Backend, Batching, DenyCache, RedisBackend};
+use throttle::backend::{Backend, Batching, DenyCache, Hit, RedisBackend};
 use throttle::strategy::{DynStrategy, FixedWindow, Gcra};
 
 /// Keys of the write path, and of the clients under their limit in the attack.
@@ -176,7 +176,7 @@ fn main() {
         // The backend must run the SHA just loaded: no SCRIPT LOAD of its own.
         let loads = command_calls(&server, "script|load");
         runtime.block_on(async {
-            let decision = unbatched.hit("throttle:bench:warm:default", &*case.strategy, case.rate, 1).await;
+            let decision = unbatched.hit(Hit::new("throttle:bench:warm:default", &*case.strategy, case.rate, 1)).await;
             assert!(decision.expect("redis answers").allowed);
         });
         assert_eq!(command_calls(&server, "script|load"), loads, "the backend runs a different script than {sha}");
@@ -189,7 +189,13 @@ fn main() {
                 let (batched, strategy, rate) = (batched.clone(), attack.strategy.clone(), attack.rate);
                 tokio::spawn(async move {
                     for _ in 0..ATTACK_LIMIT {
-                        assert!(batched.hit(&attacker(n), &*strategy, rate, 1).await.expect("redis answers").allowed);
+                        assert!(
+                            batched
+                                .hit(Hit::new(&attacker(n), &*strategy, rate, 1))
+                                .await
+                                .expect("redis answers")
+                                .allowed
+                        );
                     }
                 })
             })
@@ -204,7 +210,13 @@ fn main() {
     let cached: Arc<dyn Backend> = Arc::new(DenyCache::new(batched.clone()));
     runtime.block_on(async {
         for n in 0..ATTACKERS {
-            assert!(!cached.hit(&attacker(n), &*attack.strategy, attack.rate, 1).await.expect("redis answers").allowed);
+            assert!(
+                !cached
+                    .hit(Hit::new(&attacker(n), &*attack.strategy, attack.rate, 1))
+                    .await
+                    .expect("redis answers")
+                    .allowed
+            );
         }
     });
 
@@ -411,7 +423,7 @@ async fn run_ours(
                 loop {
                     let (key, admitted) = workload.next(&mut rng);
                     let call = Instant::now();
-                    let decision = backend.hit(&key, &*strategy, rate, 1).await.expect("redis answers");
+                    let decision = backend.hit(Hit::new(&key, &*strategy, rate, 1)).await.expect("redis answers");
                     latencies.push(call.elapsed());
                     assert_eq!(decision.allowed, admitted, "{key}");
                     if Instant::now() >= deadline {

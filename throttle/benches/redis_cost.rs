@@ -30,7 +30,7 @@ mod redis_server;
 use redis_server::{Server, tools_found};
 use std::sync::Arc;
 use std::time::Duration;
-use throttle::backend::{Backend, RedisBackend};
+use throttle::backend::{Backend, Hit, RedisBackend};
 use throttle::strategy::{DynStrategy, StrategyKind};
 use throttle::{ManualClock, MemoryBackend, Rate};
 
@@ -123,7 +123,7 @@ async fn fill(server: &Server, backend: &RedisBackend, kind: StrategyKind, limit
     let key = format!("throttle:cost:{client}:default");
     let mut filled = 0;
     loop {
-        let decision = redis.hit(&key, &*strategy, rate, 1).await.expect("redis answers");
+        let decision = redis.hit(Hit::new(&key, &*strategy, rate, 1)).await.expect("redis answers");
         assert_eq!(decision, twin.hit_now(&key, &*strategy, rate, 1), "{client}: fill");
         if !decision.allowed {
             break;
@@ -140,7 +140,7 @@ async fn fill(server: &Server, backend: &RedisBackend, kind: StrategyKind, limit
 async fn reject(server: &Server, cell: &Cell, calls: u64) -> f64 {
     server.cli(&["CONFIG", "RESETSTAT"]);
     for _ in 0..calls {
-        let decision = cell.redis.hit(&cell.key, &*cell.strategy, cell.rate, 1).await.expect("redis answers");
+        let decision = cell.redis.hit(Hit::new(&cell.key, &*cell.strategy, cell.rate, 1)).await.expect("redis answers");
         assert!(!decision.allowed, "{}: reject", cell.client);
     }
     assert_eq!(server.command_stat("evalsha", "calls") as u64, calls, "{}: one EVALSHA per decision", cell.client);
@@ -164,7 +164,7 @@ async fn admit(server: &Server, cell: &Cell, calls: u64) -> f64 {
     server.cli(&["CONFIG", "RESETSTAT"]);
     for at in moments {
         cell.clock.set(at);
-        let decision = cell.redis.hit(&cell.key, &*cell.strategy, cell.rate, 1).await.expect("redis answers");
+        let decision = cell.redis.hit(Hit::new(&cell.key, &*cell.strategy, cell.rate, 1)).await.expect("redis answers");
         assert!(decision.allowed, "{}: admit", cell.client);
     }
     server.command_stat("evalsha", "usec_per_call")

@@ -27,6 +27,8 @@
 //! ```
 
 use crate::ConfigError;
+use crate::backend::Key;
+use core::ops::{Deref, Range};
 use sha2::{Digest, Sha256};
 use throttle_grammar::names::NameKind;
 pub use throttle_grammar::names::{MAX_NAMESPACE_LEN, MAX_UID_LEN};
@@ -185,21 +187,63 @@ pub(crate) fn scope_segment(parts: &[&str]) -> String {
 }
 
 /// `{prefix}{client}:{scope}` into `key` (cleared first), where `prefix` is
-/// `{namespace}:{uid}:`.
+/// `{namespace}:{uid}:`; returns where the client segment lies in it.
 ///
 /// The prefix is validated when the throttle is built and each segment is bounded,
 /// so the key always fits (see the assertion above `MAX_KEY_LEN`).
-pub(crate) fn build_into(key: &mut KeyBuf, prefix: &str, client: ClientSegment<'_>, scope: ScopeSegment<'_>) {
+pub(crate) fn build_into(
+    key: &mut KeyBuf,
+    prefix: &str,
+    client: ClientSegment<'_>,
+    scope: ScopeSegment<'_>,
+) -> Range<usize> {
     key.clear();
     key.push_str(prefix);
     match client {
         ClientSegment::Text(client) => push_segment(key, &[client]),
         ClientSegment::Readable(write) => write(key),
     }
+    let client = prefix.len()..key.len();
     key.push(':');
     match scope {
         ScopeSegment::Parts(parts) => push_segment(key, parts),
         ScopeSegment::Built(segment) => key.push_str(segment),
+    }
+    client
+}
+
+/// A key built on the stack, with the place of its client segment: what a backend
+/// receives as a [`Key`], with no text parsed again.
+#[derive(Clone, Copy)]
+pub(crate) struct BuiltKey {
+    text: KeyBuf,
+    /// The client segment's byte offsets (keys are at most [`MAX_KEY_LEN`] bytes).
+    client: (u16, u16),
+}
+
+impl BuiltKey {
+    /// `text`, whose client segment lies at `client` (as [`build_into`] returned it).
+    pub(crate) fn new(text: KeyBuf, client: Range<usize>) -> Self {
+        let offset = |at: usize| u16::try_from(at).unwrap_or(u16::MAX);
+        BuiltKey { text, client: (offset(client.start), offset(client.end)) }
+    }
+
+    pub(crate) fn as_key(&self) -> Key<'_> {
+        Key::with_client(&self.text, usize::from(self.client.0)..usize::from(self.client.1))
+    }
+}
+
+impl core::fmt::Debug for BuiltKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(&*self.text, f)
+    }
+}
+
+impl Deref for BuiltKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
     }
 }
 
@@ -214,15 +258,16 @@ pub(crate) fn build(prefix: &str, client: &str, scope: &[&str]) -> KeyBuf {
 /// `{prefix}{client}:#{tag}`: a key for another kind of state under a uid (in-flight
 /// leases). No throttle builds it: a throttle's scope segment is readable (a raw `#`
 /// is escaped), `#` alone, or `#` and 64 hex digits, and `tag` is none of these.
-pub(crate) fn build_tagged(prefix: &str, client: &str, tag: &'static str) -> String {
+pub(crate) fn build_tagged(prefix: &str, client: &str, tag: &'static str) -> BuiltKey {
     debug_assert!(!tag.is_empty() && tag.len() < 2 * 32 && !tag.contains([':', '{', '}']));
     let mut key = KeyBuf::new();
     key.push_str(prefix);
     push_segment(&mut key, &[client]);
+    let client = prefix.len()..key.len();
     key.push(':');
     key.push(DIGEST_MARKER);
     key.push_str(tag);
-    key.to_string()
+    BuiltKey::new(key, client)
 }
 
 #[cfg(test)]
@@ -268,11 +313,28 @@ mod tests {
 
     #[test]
     fn tagged_keys_never_meet_a_throttle_key() {
-        assert_eq!(build_tagged("ns:api:", "a:b", "inflight"), "ns:api:a%3Ab:#inflight");
-        assert_ne!(build_tagged("ns:api:", "a", "inflight"), build("ns:api:", "a", &["#inflight"]));
-        assert_ne!(build_tagged("ns:api:", "a", "inflight"), build("ns:api:", "a", &["inflight"]));
+        let tagged = build_tagged("ns:api:", "a:b", "inflight");
+        assert_eq!(&*tagged, "ns:api:a%3Ab:#inflight");
+        assert_eq!(tagged.as_key().client(), Some("a%3Ab"));
+        assert_ne!(&*build_tagged("ns:api:", "a", "inflight"), build("ns:api:", "a", &["#inflight"]));
+        assert_ne!(&*build_tagged("ns:api:", "a", "inflight"), build("ns:api:", "a", &["inflight"]));
         let long = "k".repeat(500);
         assert!(build_tagged(&longest_prefix(), &long, "inflight").len() + 2 <= MAX_KEY_LEN);
+    }
+
+    #[test]
+    fn a_built_key_carries_its_client_segment() {
+        for (client, scope) in
+            [("1.2.3.4", &["default"][..]), ("", &["a:b", "GET"]), ("x:y{z}", &[""]), ("k", &["x"; 40])]
+        {
+            let mut text = KeyBuf::new();
+            let span = build_into(&mut text, "ns:u:", ClientSegment::Text(client), ScopeSegment::Parts(scope));
+            let built = BuiltKey::new(text, span);
+            let key = built.as_key();
+            assert_eq!(key.as_str(), build("ns:u:", client, scope));
+            // The text read back by the grammar finds the same segment.
+            assert_eq!(key.around_client(), Key::from(key.as_str()).around_client(), "{client:?} {scope:?}");
+        }
     }
 
     #[test]

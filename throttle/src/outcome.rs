@@ -2,7 +2,8 @@
 //! while the request is pending; once the response is known it keeps them (counted)
 //! or gives them back (refunded). [`CountWhen`] says which responses count.
 
-use crate::backend::{BackendError, Since};
+use crate::backend::{Hit, Since};
+use crate::key::BuiltKey;
 use crate::throttles::core::Core;
 use crate::{Admitted, Rate, ThrottleError};
 use axum::response::Response;
@@ -103,14 +104,14 @@ pub(crate) struct RefundTicket(Box<Ticket>);
 
 struct Ticket {
     core: Arc<Core>,
-    key: String,
+    key: BuiltKey,
     rate: Rate,
     cost: u64,
     since: Since,
 }
 
 impl RefundTicket {
-    pub(crate) fn new(core: Arc<Core>, key: String, rate: Rate, cost: u64, since: Since) -> Self {
+    pub(crate) fn new(core: Arc<Core>, key: BuiltKey, rate: Rate, cost: u64, since: Since) -> Self {
         RefundTicket(Box::new(Ticket { core, key, rate, cost, since }))
     }
 
@@ -120,15 +121,8 @@ impl RefundTicket {
         // The state is read with the rate in force now (a rate set since the hit, e.g.
         // from the registry, is how the backend reads it from then on).
         let rate = core.static_rate().unwrap_or(rate);
-        let given = match core.backend.as_memory() {
-            Some(memory) => {
-                Ok(memory.refund_now(&key, &*core.strategy, rate, cost, since.as_ms_before(memory.clock().now_ms())))
-            }
-            None => {
-                let refund = core.backend.refund(&key, &*core.strategy, rate, cost, since);
-                tokio::time::timeout(core.timeout, refund).await.unwrap_or(Err(BackendError::Timeout(core.timeout)))
-            }
-        };
+        let hit = Hit { key: key.as_key(), strategy: &*core.strategy, rate, cost };
+        let given = core.backend.refund(hit, since).within(core.timeout).await;
         match given {
             Ok(true) => {
                 core.ops.instruments.refunded();

@@ -1,7 +1,7 @@
 //! Several throttles on one request: decided in order, the first rejection wins, a
 //! failing backend only ever answers for its own throttles.
 
-use crate::backend::{BackendError, HitRequest};
+use crate::backend::{BackendError, Hit, share_a_store};
 use crate::strategy::Decision;
 use crate::throttles::core::{Core, Prepared};
 use crate::throttles::instruments::Stopwatch;
@@ -113,9 +113,9 @@ pub(crate) async fn hit_each_with(
     let mut admitted = vec![Admitted::default(); calls.len()];
     let mut pending = pending.into_iter().peekable();
     while let Some(first) = pending.next() {
-        let store = first.core.backend.store_id();
+        let store = &*first.core.backend;
         let mut run = vec![first];
-        while let Some(next) = pending.next_if(|p| p.core.backend.store_id() == store) {
+        while let Some(next) = pending.next_if(|p| share_a_store(store, &*p.core.backend)) {
             run.push(next);
         }
         decide_run(run, &conn, &mut admitted).await?;
@@ -148,7 +148,7 @@ async fn decide_run(
         return Ok(());
     }
     for p in run {
-        let decision = p.core.decide(&p.prepared.key, p.prepared.rate, p.prepared.cost).await;
+        let decision = p.core.decide(p.prepared.key.as_key(), p.prepared.rate, p.prepared.cost).await;
         admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
     }
     Ok(())
@@ -170,15 +170,18 @@ fn ends_in_shadowed_rejection(run: &[Pending<'_>], decisions: &[Result<Decision,
 async fn decide_together(run: &[Pending<'_>]) -> Option<Vec<Result<Decision, BackendError>>> {
     let [first, _, ..] = run else { return None };
     let core = first.core;
-    let hits: Vec<HitRequest<'_>> =
-        run.iter().map(|p| (p.prepared.key.as_str(), &*p.core.strategy, p.prepared.rate, p.prepared.cost)).collect();
+    let hits: Vec<Hit<'_>> = run
+        .iter()
+        .map(|p| Hit {
+            key: p.prepared.key.as_key(),
+            strategy: &*p.core.strategy,
+            rate: p.prepared.rate,
+            cost: p.prepared.cost,
+        })
+        .collect();
     let started = Stopwatch::start();
-    let together = core.backend.hit_all(&hits)?;
-    // The in-memory answer is ready at once; only remote stores need the timeout.
-    let outcome = match core.backend.as_memory() {
-        Some(_) => together.await,
-        None => tokio::time::timeout(core.timeout, together).await.unwrap_or(Err(BackendError::Timeout(core.timeout))),
-    };
+    // A ready answer (in memory) is taken at once; only a pending one needs the timeout.
+    let outcome = core.backend.hit_all(&hits)?.within(core.timeout).await;
     for p in run {
         p.core.ops.instruments.decided(started);
     }

@@ -11,7 +11,7 @@ use super::support::get_from;
 use super::support::redis_server::RedisServer;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use throttle::backend::{Backend, RedisBackend};
+use throttle::backend::{Backend, Hit, Key, RedisBackend};
 use throttle::strategy::StrategyKind;
 use throttle::{HttpThrottle, ManualClock, MemoryBackend, OnError, Rate, ThrottleError};
 
@@ -234,7 +234,7 @@ async fn the_entries_expire_with_the_state() {
         let strategy = kind.build();
         let key = format!("throttle:expiry:{}:default", kind.name());
         for cost in [3, 4] {
-            assert!(redis.hit(&key, &*strategy, rate, cost).await.unwrap().allowed);
+            assert!(redis.hit(Hit::new(&key, &*strategy, rate, cost)).await.unwrap().allowed);
         }
         let state = format!("throttle:expiry:{{{}}}:default", kind.name());
         let at = |key: &str| server.cli(&["PEXPIRETIME", key]).trim().parse::<i64>().unwrap();
@@ -242,7 +242,7 @@ async fn the_entries_expire_with_the_state() {
         assert!(expires > 0, "{}", kind.name());
         assert_eq!(at(&format!("{state}:entries")), expires, "{}", kind.name());
         // Reset forgets both.
-        redis.reset(&key).await.unwrap();
+        redis.reset(Key::from(&key)).await.unwrap();
         assert_eq!(server.cli(&["EXISTS", &state, &format!("{state}:entries")]).trim(), "0");
     }
 }
@@ -267,7 +267,7 @@ async fn entries_out_of_step_with_their_header_read_as_fresh() {
             let key = format!("throttle:tamper:{}-{i}:default", kind.name());
             let entries = format!("throttle:tamper:{{{}-{i}}}:default:entries", kind.name());
             for _ in 0..10 {
-                assert!(redis.hit(&key, &*strategy, rate, 1).await.unwrap().allowed);
+                assert!(redis.hit(Hit::new(&key, &*strategy, rate, 1)).await.unwrap().allowed);
                 clock.advance(Duration::from_millis(1));
             }
             let mut args = vec![tampering[0], entries.as_str()];
@@ -276,10 +276,10 @@ async fn entries_out_of_step_with_their_header_read_as_fresh() {
             clock.advance(Duration::from_millis(150));
             let fresh = MemoryBackend::builder().clock(clock.clone()).build().unwrap();
             let at = format!("{} after {tampering:?}", kind.name());
-            let decision = redis.hit(&key, &*strategy, rate, cost).await.unwrap();
+            let decision = redis.hit(Hit::new(&key, &*strategy, rate, cost)).await.unwrap();
             assert_eq!(decision, fresh.hit_now(&key, &*strategy, rate, cost), "{at}");
             assert_eq!(
-                redis.stat(&key, &*strategy, rate).await.unwrap(),
+                redis.stat(Key::from(&key), &*strategy, rate).await.unwrap(),
                 fresh.stat_now(&key, &*strategy, rate),
                 "{at}"
             );
@@ -315,10 +315,10 @@ async fn running_totals_are_rebased_before_doubles_lose_them() {
             if i >= together {
                 clock.advance(Duration::from_millis(step));
             }
-            let decision = redis.hit(&key, &*strategy, rate, cost).await.unwrap();
+            let decision = redis.hit(Hit::new(&key, &*strategy, rate, cost)).await.unwrap();
             assert!(decision.allowed, "{} hit {i}", kind.name());
             assert_eq!(decision, memory.hit_now(&key, &*strategy, rate, cost), "{} hit {i}", kind.name());
-            let stat = redis.stat(&key, &*strategy, rate).await.unwrap();
+            let stat = redis.stat(Key::from(&key), &*strategy, rate).await.unwrap();
             assert_eq!(stat, memory.stat_now(&key, &*strategy, rate), "{} stat {i}", kind.name());
             let header: String = redis::cmd("GET").arg(&state).query_async(&mut raw).await.unwrap();
             let total: u64 = header.split(',').nth(field).unwrap().parse().unwrap();

@@ -1,7 +1,8 @@
 //! Hostile: stacked limits. A client who can make one backend fail (a slow or dead
 //! Redis) must not thereby open the other limits of a stack; each throttle applies its
 //! own error policy; a rejected stacked request consumes nothing, even when the
-//! in-memory sweep runs in the middle of the decision; memory taken by a spike of
+//! in-memory sweep runs in the middle of the decision, and whatever the strategy;
+//! memory taken by a spike of
 //! clients is given back; and the registry survives a uid rebuilt while dropped.
 
 use crate::support::redis_server::RedisServer;
@@ -12,7 +13,8 @@ use http::StatusCode;
 use std::sync::mpsc;
 use std::time::Duration;
 use throttle::backend::RedisBackend;
-use throttle::{HttpThrottle, Identifier, Identity, MemoryBackend, OnError, ThrottleLayer};
+use throttle::strategy::{Decision, Metadata, NEVER, Snapshot, Strategy};
+use throttle::{HttpThrottle, Identifier, Identity, MemoryBackend, OnError, Rate, ThrottleLayer};
 
 /// Each failing call is bounded by this; tests never wait on it beyond that.
 const SHORT: Duration = Duration::from_millis(100);
@@ -177,6 +179,52 @@ async fn a_rejected_stacked_request_consumes_nothing_even_when_the_memory_sweep_
     // The rejected second requests consumed nothing globally: it is exactly spent.
     let newcomer = send(&app, get_from("/", [192, 0, 2, 1])).await;
     assert_eq!(newcomer.status(), StatusCode::TOO_MANY_REQUESTS, "the global limit is spent exactly");
+}
+
+/// A strategy of one's own with no codec (in-memory only): cost spent, for good.
+#[derive(Debug)]
+struct Spent;
+
+#[derive(Debug, Default, Clone)]
+struct SpentState {
+    spent: u64,
+}
+
+impl Strategy for Spent {
+    type State = SpentState;
+    fn name(&self) -> &'static str {
+        "spent"
+    }
+    fn decide(&self, state: &mut SpentState, _: u64, rate: Rate, cost: u64) -> Decision {
+        let allowed = state.spent + cost <= rate.limit();
+        if allowed {
+            state.spent += cost;
+        }
+        let remaining = rate.limit() - state.spent;
+        Decision { allowed, remaining, wait_ms: if allowed { 0 } else { NEVER }, reset_ms: 0 }
+    }
+    fn stat(&self, state: &SpentState, _: u64, rate: Rate) -> Snapshot {
+        Snapshot { remaining: rate.limit() - state.spent, wait_ms: 0, reset_ms: 0, metadata: Metadata::None }
+    }
+    fn expires_at(&self, _: &SpentState, _: Rate) -> u64 {
+        u64::MAX
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rejected_stack_of_strategies_without_a_codec_consumes_nothing_in_memory() {
+    // Rollback used to go through the Redis codec: a strategy without one was decided
+    // one throttle after the other, and every rejection by the second charged the first.
+    let (memory, _clock) = manual_backend();
+    let on_memory = |uid: &str, rate: &str| {
+        HttpThrottle::builder(uid).rate(rate).strategy(Spent).backend(memory.clone()).build().expect("valid throttle")
+    };
+    let wide = on_memory("hostile:stack:nocodec:wide", "1000/min");
+    let narrow = on_memory("hostile:stack:nocodec:narrow", "5/min");
+    let app = app(ThrottleLayer::new(wide.clone()).and(narrow));
+    assert_eq!(burst(&app, "/", 200).await, (5, 195), "the narrow limit decides");
+    let stat = wide.stat(&get_from("/", [10, 0, 0, 1])).await.expect("stat").expect("counted");
+    assert_eq!(stat.hits_remaining, 995, "the wide limit paid for the 5 admitted requests only");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

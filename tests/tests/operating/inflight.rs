@@ -11,7 +11,7 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use std::convert::Infallible;
 use std::time::Duration;
-use throttle::backend::RedisBackend;
+use throttle::backend::{Key, RedisBackend};
 use throttle::inflight::{InFlightLayer, InFlightLimit, InFlightStore, MemoryInFlight};
 use throttle::{ManualClock, OnError};
 use tokio::sync::{mpsc, watch};
@@ -464,7 +464,7 @@ async fn a_lease_whose_acquire_timed_out_is_released_once_redis_answers() {
 #[tokio::test]
 async fn the_store_trait_is_usable_directly() {
     let store = MemoryInFlight::new();
-    let key = "throttle:direct:ip=1.2.3.4:#inflight";
+    let key = Key::from("throttle:direct:ip=1.2.3.4:#inflight");
     let ttl = Duration::from_secs(1);
     assert!(store.acquire(key, "a", 1, ttl).await.unwrap().admitted);
     assert!(!store.acquire(key, "b", 1, ttl).await.unwrap().admitted);

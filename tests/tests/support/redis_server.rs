@@ -353,10 +353,11 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 #[derive(Debug)]
 pub struct UserStrategy(pub std::sync::Arc<dyn throttle::strategy::DynStrategy>);
 
-/// [`UserStrategy`]'s state: the built-in's, and its expiry as of the last decision.
-#[derive(Default)]
+/// [`UserStrategy`]'s state: the built-in's, encoded (so it clones), and its expiry as
+/// of the last decision.
+#[derive(Default, Clone)]
 pub struct UserState {
-    inner: Option<throttle::strategy::AnyState>,
+    inner: Option<Vec<i64>>,
     expires_at: u64,
 }
 
@@ -374,14 +375,15 @@ impl throttle::strategy::Strategy for UserStrategy {
         rate: throttle::Rate,
         cost: u64,
     ) -> throttle::strategy::Decision {
-        let inner = state.inner.get_or_insert_with(|| self.0.new_state());
-        let (decision, expires_at) = self.0.decide_any(inner, now_ms, rate, cost);
-        state.expires_at = expires_at;
-        decision
+        let outcome = self.0.decide_encoded(state.inner.as_deref(), now_ms, rate, cost).expect("a built-in's codec");
+        if outcome.decision.allowed {
+            *state = UserState { inner: Some(outcome.state), expires_at: outcome.expires_at };
+        }
+        outcome.decision
     }
 
     fn stat(&self, state: &UserState, now_ms: u64, rate: throttle::Rate) -> throttle::strategy::Snapshot {
-        self.0.stat_any(state.inner.as_ref(), now_ms, rate)
+        self.0.stat_encoded(state.inner.as_deref(), now_ms, rate)
     }
 
     fn expires_at(&self, state: &UserState, _rate: throttle::Rate) -> u64 {
@@ -393,10 +395,9 @@ impl throttle::strategy::Strategy for UserStrategy {
     }
 
     fn refund(&self, state: &mut UserState, now_ms: u64, rate: throttle::Rate, cost: u64, since_ms: u64) -> bool {
-        let Some(inner) = state.inner.as_mut() else { return false };
-        match self.0.refund_any(inner, now_ms, rate, cost, since_ms) {
-            Some(expires_at) => {
-                state.expires_at = expires_at;
+        match self.0.refund_encoded(state.inner.as_deref(), now_ms, rate, cost, since_ms) {
+            Some((inner, expires_at)) => {
+                *state = UserState { inner: Some(inner), expires_at };
                 true
             }
             None => false,
@@ -405,13 +406,14 @@ impl throttle::strategy::Strategy for UserStrategy {
 
     fn encode(&self, state: &UserState) -> Option<Vec<i64>> {
         match &state.inner {
-            Some(inner) => self.0.encode_any(inner),
+            Some(inner) => Some(inner.clone()),
             None => self.0.encode_any(&self.0.new_state()),
         }
     }
 
     fn decode(&self, fields: &[i64]) -> Option<UserState> {
-        Some(UserState { inner: Some(self.0.decode_any(fields)?), expires_at: 0 })
+        self.0.decode_any(fields)?;
+        Some(UserState { inner: Some(fields.to_vec()), expires_at: 0 })
     }
 }
 
@@ -432,7 +434,10 @@ pub async fn hammer<B: throttle::backend::Backend + Clone>(
             handles.push(tokio::spawn(async move {
                 let mut admitted = 0;
                 for _ in 0..hits {
-                    let decision = instance.hit(&key, &*strategy, rate, 1).await.expect("redis answers");
+                    let decision = instance
+                        .hit(throttle::backend::Hit::new(&key, &*strategy, rate, 1))
+                        .await
+                        .expect("redis answers");
                     admitted += u64::from(decision.allowed);
                 }
                 admitted

@@ -1,7 +1,7 @@
 //! The backend the Redis suites test: a `RedisBackend`, behind a `DenyCache` when
 //! `THROTTLE_TEST_DENY_CACHE=1`, so every Redis test also runs with the cache on.
 
-use throttle::backend::{Backend, BackendError, BoxFuture, DenyCache, HitRequest, RedisBackend, Since};
+use throttle::backend::{Backend, BackendError, DenyCache, Hit, Key, RedisBackend, Reply, Since};
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
 use throttle::{ConfigError, ManualClock, Rate};
 
@@ -78,49 +78,33 @@ impl Backend for TestRedis {
         self.backend().namespace()
     }
 
-    fn hit<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
-        self.backend().hit(key, strategy, rate, cost)
+    fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, Decision> {
+        self.backend().hit(hit)
     }
 
-    fn stat<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
+    fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
         self.backend().stat(key, strategy, rate)
     }
 
-    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()> {
         self.backend().reset(key)
     }
 
-    fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+    fn hit_all<'a>(&'a self, hits: &'a [Hit<'a>]) -> Option<Reply<'a, Vec<Decision>>> {
         self.backend().hit_all(hits)
     }
 
-    fn store_id(&self) -> usize {
-        self.backend().store_id()
+    /// The wrapped backend's store, and that of any other `TestRedis` on it.
+    fn shares_store_with(&self, other: &dyn Backend) -> bool {
+        let other = other.downcast_ref::<TestRedis>().map_or(other, TestRedis::backend);
+        self.backend().shares_store_with(other)
     }
 
     fn since_now(&self) -> Since {
         self.backend().since_now()
     }
 
-    fn refund<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-        since: Since,
-    ) -> BoxFuture<'a, Result<bool, BackendError>> {
-        self.backend().refund(key, strategy, rate, cost, since)
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since) -> Reply<'a, bool> {
+        self.backend().refund(hit, since)
     }
 }

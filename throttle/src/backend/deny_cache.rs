@@ -1,7 +1,7 @@
 //! [`DenyCache`]: a remote backend's rejections remembered in-process, so a client over
 //! its limit is turned away without a round trip until its wait has passed.
 
-use super::{Backend, BackendError, BoxFuture, HitRequest, InvalidBackendOption, Since};
+use super::{Backend, Hit, InvalidBackendOption, Key, Reply, Since};
 use crate::strategy::{
     Decision, DynStrategy, FixedWindow, Gcra, LeakyBucket, LeakyBucketQueue, NEVER, SlidingWindowCounter,
     SlidingWindowLog, Snapshot, TokenBucket, TokenBucketDebt,
@@ -76,8 +76,10 @@ const DENIALS_PER_KEY: usize = 4;
 ///   against a decision that was in flight meanwhile.
 /// - [`stat`](Backend::stat) always asks the backend.
 /// - Stacked limits ([`Backend::hit_all`]) are delegated; a first limit already
-///   rejected locally answers at once. [`store_id`](Backend::store_id) is the inner
-///   backend's, so throttles on the cached and the plain backend still decide together.
+///   rejected locally answers at once. The cache decides in the inner backend's store
+///   ([`shares_store_with`](Backend::shares_store_with)), so throttles on the cached
+///   and the plain backend still decide together.
+/// - A rejection the cache repeats is a ready [`Reply`]: the throttle waits for nothing.
 /// - What the cache cannot see: a key reset *elsewhere* (another process, `redis-cli`)
 ///   is still rejected here until its cached wait ends, at most one window. When the
 ///   backend admits a hit the cache still rejects, the key's rejections are dropped.
@@ -417,92 +419,72 @@ impl<B: Backend> Backend for DenyCache<B> {
         self.inner.namespace()
     }
 
-    fn hit<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
-        if !is_built_in(strategy) {
-            return self.inner.hit(key, strategy, rate, cost);
+    fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, Decision> {
+        if !is_built_in(hit.strategy) {
+            return self.inner.hit(hit);
         }
+        let key = hit.key.as_str();
         let slot = self.slot(key);
-        if let Some(decision) = self.lookup(slot, key, rate, cost) {
-            return Box::pin(core::future::ready(Ok(decision)));
+        if let Some(decision) = self.lookup(slot, key, hit.rate, hit.cost) {
+            return Reply::ready(Ok(decision));
         }
         let ticket = self.ticket(slot);
-        let call = self.inner.hit(key, strategy, rate, cost);
-        Box::pin(async move {
-            let decision = call.await?;
-            self.learn(ticket, key, rate, cost, &decision);
-            Ok(decision)
+        self.inner.hit(hit).inspect(move |decision| {
+            if let Ok(decision) = decision {
+                self.learn(ticket, key, hit.rate, hit.cost, decision);
+            }
         })
     }
 
-    fn stat<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
+    fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
         self.inner.stat(key, strategy, rate)
     }
 
-    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async move {
-            let outcome = self.inner.reset(key).await;
-            // Forgotten even if the backend failed: dropping a rejection is always safe.
-            self.forget(key);
-            outcome
-        })
+    fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()> {
+        // Forgotten even if the backend failed: dropping a rejection is always safe.
+        self.inner.reset(key).inspect(move |_| self.forget(key.as_str()))
     }
 
-    fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+    fn hit_all<'a>(&'a self, hits: &'a [Hit<'a>]) -> Option<Reply<'a, Vec<Decision>>> {
         // Decisions stop at the first rejection: a first hit rejected here is the answer.
-        let first = hits.first().filter(|(_, strategy, ..)| is_built_in(*strategy));
-        if let Some(decision) = first.and_then(|&(key, _, rate, cost)| self.lookup(self.slot(key), key, rate, cost)) {
-            return Some(Box::pin(core::future::ready(Ok(vec![decision]))));
+        let first = hits.first().filter(|hit| is_built_in(hit.strategy));
+        let cached = first.and_then(|hit| {
+            let key = hit.key.as_str();
+            self.lookup(self.slot(key), key, hit.rate, hit.cost)
+        });
+        if let Some(decision) = cached {
+            return Some(Reply::ready(Ok(vec![decision])));
         }
-        let tickets: Vec<Ticket> = hits.iter().map(|(key, ..)| self.ticket(self.slot(key))).collect();
-        let call = self.inner.hit_all(hits)?;
-        Some(Box::pin(async move {
-            let decisions = call.await?;
-            for (i, ((key, strategy, rate, cost), decision)) in hits.iter().zip(&decisions).enumerate() {
+        let tickets: Vec<Ticket> = hits.iter().map(|hit| self.ticket(self.slot(hit.key.as_str()))).collect();
+        let reply = self.inner.hit_all(hits)?;
+        Some(reply.inspect(move |decisions| {
+            let Ok(decisions) = decisions else { return };
+            for (i, (hit, decision)) in hits.iter().zip(decisions).enumerate() {
                 // A key hit twice in one call was decided after its own earlier hit,
                 // which a rejection rolls back: not a fact about the key alone.
-                let repeated = hits[..i].iter().any(|(earlier, ..)| earlier == key);
-                if is_built_in(*strategy) && (decision.allowed || !repeated) {
-                    self.learn(tickets[i], key, *rate, *cost, decision);
+                let key = hit.key.as_str();
+                let repeated = hits[..i].iter().any(|earlier| earlier.key.as_str() == key);
+                if is_built_in(hit.strategy) && (decision.allowed || !repeated) {
+                    self.learn(tickets[i], key, hit.rate, hit.cost, decision);
                 }
             }
-            Ok(decisions)
         }))
     }
 
-    fn store_id(&self) -> usize {
-        self.inner.store_id()
+    /// The inner backend's store: the cache decides nowhere else.
+    fn shares_store_with(&self, other: &dyn Backend) -> bool {
+        self.inner.shares_store_with(other)
+            || other.downcast_ref::<Self>().is_some_and(|other| self.inner.shares_store_with(&other.inner))
     }
 
     fn since_now(&self) -> Since {
         self.inner.since_now()
     }
 
-    fn refund<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-        since: Since,
-    ) -> BoxFuture<'a, Result<bool, BackendError>> {
-        Box::pin(async move {
-            let outcome = self.inner.refund(key, strategy, rate, cost, since).await;
-            // After the refund lands: a rejection cached (or in flight) from before it
-            // may no longer hold. Forgotten even on failure, as dropping one is safe.
-            self.forget(key);
-            outcome
-        })
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since) -> Reply<'a, bool> {
+        // After the refund lands: a rejection cached (or in flight) from before it may
+        // no longer hold. Forgotten even on failure, as dropping one is safe.
+        self.inner.refund(hit, since).inspect(move |_| self.forget(hit.key.as_str()))
     }
 }
 
@@ -611,18 +593,18 @@ mod tests {
         let rate = Rate::per_second(2);
         block(async {
             for _ in 0..2 {
-                assert!(cache.hit("k", &TokenBucket::new(), rate, 1).await.unwrap().allowed);
+                assert!(cache.hit(Hit::new("k", &TokenBucket::new(), rate, 1)).await.unwrap().allowed);
             }
-            let first = cache.hit("k", &TokenBucket::new(), rate, 1).await.unwrap();
+            let first = cache.hit(Hit::new("k", &TokenBucket::new(), rate, 1)).await.unwrap();
             assert_eq!((first.allowed, first.remaining, first.wait_ms), (false, 0, 500));
             // The memory backend is not asked again: resetting it behind the cache's
             // back shows the answer is the cache's.
             memory.reset_now("k");
             clock.advance(Duration::from_millis(200));
-            let cached = cache.hit("k", &TokenBucket::new(), rate, 1).await.unwrap();
+            let cached = cache.hit(Hit::new("k", &TokenBucket::new(), rate, 1)).await.unwrap();
             assert_eq!((cached.allowed, cached.wait_ms, cached.reset_ms), (false, 300, first.reset_ms - 200));
             clock.advance(Duration::from_millis(300));
-            assert!(cache.hit("k", &TokenBucket::new(), rate, 1).await.unwrap().allowed);
+            assert!(cache.hit(Hit::new("k", &TokenBucket::new(), rate, 1)).await.unwrap().allowed);
         });
         assert!(cache.is_empty(), "the ended rejection was dropped");
     }
@@ -634,8 +616,8 @@ mod tests {
         block(async {
             for client in 0..1_000 {
                 let key = format!("k{client}");
-                assert!(cache.hit(&key, &FixedWindow, rate, 1).await.unwrap().allowed);
-                assert!(!cache.hit(&key, &FixedWindow, rate, 1).await.unwrap().allowed);
+                assert!(cache.hit(Hit::new(&key, &FixedWindow, rate, 1)).await.unwrap().allowed);
+                assert!(!cache.hit(Hit::new(&key, &FixedWindow, rate, 1)).await.unwrap().allowed);
                 assert!(cache.len() <= 37, "{} keys", cache.len());
                 clock.advance(Duration::from_millis(1));
             }

@@ -2,7 +2,7 @@
 //! backend (in memory) that decides while the primary is failing.
 
 use super::circuit_breaker::{Attempt, BreakerConfig, CircuitBreaker, CircuitState};
-use super::{Backend, BackendError, BoxFuture, HitRequest, InvalidBackendOption};
+use super::{Backend, BackendError, Hit, InvalidBackendOption, Key, Reply};
 use crate::strategy::{Decision, DynStrategy, NEVER, Snapshot};
 use crate::{Clock, Rate};
 use core::fmt;
@@ -142,23 +142,23 @@ impl<P: Backend, F: Backend> Failover<P, F> {
 impl<P: Backend, F: Backend> Shared<P, F> {
     /// The primary's answer within the timeout, reported to the breaker; `None` when
     /// it failed (and the fallback must decide).
-    async fn try_primary<T>(&self, attempt: Attempt<'_>, call: BoxFuture<'_, Result<T, BackendError>>) -> Option<T> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(answer)) => {
+    async fn try_primary<T>(&self, attempt: Attempt<'_>, call: Reply<'_, T>) -> Option<T> {
+        match call.within(self.timeout).await {
+            Ok(answer) => {
                 attempt.succeeded();
                 Some(answer)
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 attempt.failed();
                 crate::log::event!(debug, "failover: primary backend failed: {error}");
                 None
             }
-            Err(_) => {
-                attempt.failed();
-                crate::log::event!(debug, "failover: primary backend timed out after {:?}", self.timeout);
-                None
-            }
         }
+    }
+
+    /// `hit` as the fallback decides it: at the fallback's rate.
+    fn on_fallback_rate<'h>(&self, hit: Hit<'h>) -> Hit<'h> {
+        Hit { rate: (self.fallback_rate)(hit.rate), ..hit }
     }
 
     /// The fallback's decision, at the fallback's rate. A cost it can never admit
@@ -170,24 +170,17 @@ impl<P: Backend, F: Backend> Shared<P, F> {
         decision
     }
 
-    async fn hit(
-        &self,
-        key: &str,
-        strategy: &dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-    ) -> Result<Decision, BackendError> {
+    async fn hit(&self, hit: Hit<'_>) -> Result<Decision, BackendError> {
         if let Some(attempt) = self.breaker.attempt() {
-            let call = self.primary.hit(key, strategy, rate, cost);
-            if let Some(decision) = self.try_primary(attempt, call).await {
+            if let Some(decision) = self.try_primary(attempt, self.primary.hit(hit)).await {
                 return Ok(decision);
             }
         }
-        let decision = self.fallback.hit(key, strategy, (self.fallback_rate)(rate), cost).await?;
+        let decision = self.fallback.hit(self.on_fallback_rate(hit)).await?;
         Ok(self.on_fallback(decision))
     }
 
-    async fn stat(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Result<Snapshot, BackendError> {
+    async fn stat(&self, key: Key<'_>, strategy: &dyn DynStrategy, rate: Rate) -> Result<Snapshot, BackendError> {
         if let Some(attempt) = self.breaker.attempt() {
             let call = self.primary.stat(key, strategy, rate);
             if let Some(snapshot) = self.try_primary(attempt, call).await {
@@ -197,25 +190,24 @@ impl<P: Backend, F: Backend> Shared<P, F> {
         self.fallback.stat(key, strategy, (self.fallback_rate)(rate)).await
     }
 
-    async fn reset(&self, key: &str) -> Result<(), BackendError> {
+    async fn reset(&self, key: Key<'_>) -> Result<(), BackendError> {
         // An administrative call: the primary is tried whatever the breaker says, and
         // its failure is reported, not hidden.
-        let primary = tokio::time::timeout(self.timeout, self.primary.reset(key)).await;
+        let primary = self.primary.reset(key).within(self.timeout).await;
         self.fallback.reset(key).await?;
-        primary.unwrap_or(Err(BackendError::Timeout(self.timeout)))
+        primary
     }
 
     /// Several hits on the fallback, as one when it can, else one by one up to the
     /// first rejection.
-    async fn hit_all_on_fallback(&self, hits: &[HitRequest<'_>]) -> Result<Vec<Decision>, BackendError> {
-        let mapped: Vec<HitRequest<'_>> =
-            hits.iter().map(|&(key, strategy, rate, cost)| (key, strategy, (self.fallback_rate)(rate), cost)).collect();
+    async fn hit_all_on_fallback(&self, hits: &[Hit<'_>]) -> Result<Vec<Decision>, BackendError> {
+        let mapped: Vec<Hit<'_>> = hits.iter().map(|&hit| self.on_fallback_rate(hit)).collect();
         let decisions = match self.fallback.hit_all(&mapped) {
             Some(together) => together.await?,
             None => {
                 let mut decisions = Vec::with_capacity(mapped.len());
-                for &(key, strategy, rate, cost) in &mapped {
-                    let decision = self.fallback.hit(key, strategy, rate, cost).await?;
+                for &hit in &mapped {
+                    let decision = self.fallback.hit(hit).await?;
                     decisions.push(decision);
                     if !decision.allowed {
                         break;
@@ -233,40 +225,29 @@ impl<P: Backend, F: Backend> Backend for Failover<P, F> {
         self.shared.primary.namespace()
     }
 
-    fn hit<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
-        Box::pin(self.shared.hit(key, strategy, rate, cost))
+    fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, Decision> {
+        Reply::pending(self.shared.hit(hit))
     }
 
-    fn stat<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
-        Box::pin(self.shared.stat(key, strategy, rate))
+    fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
+        Reply::pending(self.shared.stat(key, strategy, rate))
     }
 
-    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(self.shared.reset(key))
+    fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()> {
+        Reply::pending(self.shared.reset(key))
     }
 
-    fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+    fn hit_all<'a>(&'a self, hits: &'a [Hit<'a>]) -> Option<Reply<'a, Vec<Decision>>> {
         let shared = &*self.shared;
         let Some(attempt) = shared.breaker.attempt() else {
-            return Some(Box::pin(shared.hit_all_on_fallback(hits)));
+            return Some(Reply::pending(shared.hit_all_on_fallback(hits)));
         };
         let Some(call) = shared.primary.hit_all(hits) else {
             // One by one instead, each through `hit` (and the breaker).
             attempt.release();
             return None;
         };
-        Some(Box::pin(async move {
+        Some(Reply::pending(async move {
             match shared.try_primary(attempt, call).await {
                 Some(decisions) => Ok(decisions),
                 None => shared.hit_all_on_fallback(hits).await,
@@ -274,10 +255,10 @@ impl<P: Backend, F: Backend> Backend for Failover<P, F> {
         }))
     }
 
-    /// Its own: clones of one failover decide stacked limits together; a throttle on
-    /// the bare primary does not join them (it would not fail over).
-    fn store_id(&self) -> usize {
-        Arc::as_ptr(&self.shared).cast::<()>() as usize
+    /// Clones of one failover decide stacked limits together; a throttle on the bare
+    /// primary does not join them (it would not fail over).
+    fn shares_store_with(&self, other: &dyn Backend) -> bool {
+        other.downcast_ref::<Self>().is_some_and(|other| Arc::ptr_eq(&self.shared, &other.shared))
     }
 }
 

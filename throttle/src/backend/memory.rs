@@ -4,7 +4,7 @@
 mod packed;
 
 use self::packed::{Digest, Packed, PackedOp, Pair};
-use super::{Backend, BackendError, BoxFuture, HitRequest, Since};
+use super::{Backend, Hit, Key, Reply, Since};
 use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot, Strategy};
 use crate::{Clock, Rate};
 use core::fmt;
@@ -128,8 +128,9 @@ struct Located {
 enum Saved {
     Absent,
     Packed(Packed),
-    /// A boxed state, encoded; `None` when unreadable (it reads as new then).
-    Boxed(Option<(Vec<i64>, u64)>),
+    /// A copy of a boxed state and its expiry; `None` when it is another strategy's
+    /// (it reads as new then).
+    Boxed(Option<(AnyState, u64)>),
 }
 
 impl Default for MemoryBackend {
@@ -256,16 +257,12 @@ impl MemoryBackend {
         decision
     }
 
-    /// Decides several hits as one: either every hit is admitted, or the state of
-    /// every key is left as it was and the decisions stop at the first rejection.
-    /// `None` when a strategy has no state codec to roll back with; then nothing was
-    /// touched.
-    fn hit_all_now(&self, hits: &[HitRequest<'_>]) -> Option<Vec<Decision>> {
-        if !hits.iter().all(|(_, strategy, _, _)| strategy.has_codec()) {
-            return None;
-        }
+    /// Decides several hits as one, for any strategy: either every hit is admitted,
+    /// or the state of every key is left as it was and the decisions stop at the
+    /// first rejection.
+    fn hit_all_now(&self, hits: &[Hit<'_>]) -> Vec<Decision> {
         let now = self.inner.clock.now_ms();
-        let mut located: Vec<Located> = hits.iter().map(|(key, ..)| self.locate(key)).collect();
+        let mut located: Vec<Located> = hits.iter().map(|hit| self.locate(hit.key.as_str())).collect();
         let mut shards: Vec<usize> = located.iter().map(|at| at.shard).collect();
         shards.sort_unstable();
         shards.dedup();
@@ -283,7 +280,7 @@ impl MemoryBackend {
         }
         drop(guards);
         self.sweep_if_due(now);
-        Some(decisions)
+        decisions
     }
 
     /// Reads a key's state synchronously.
@@ -322,19 +319,19 @@ const SWEEP_PERIOD_MS: u64 = MemoryBackend::SWEEP_PERIOD.as_millis() as u64;
 fn decide_jointly(
     guards: &mut [MutexGuard<'_, ShardMap>],
     located: &[Located],
-    hits: &[HitRequest<'_>],
+    hits: &[Hit<'_>],
     now: u64,
 ) -> Vec<Decision> {
     let mut undo: Vec<Saved> = Vec::with_capacity(hits.len());
     let mut decisions = Vec::with_capacity(hits.len());
-    for (&(_, strategy, rate, cost), &at) in hits.iter().zip(located) {
+    for (hit, &at) in hits.iter().zip(located) {
         let map = &mut *guards[at.shard];
-        undo.push(map.save(at, strategy));
-        let decision = map.hit(at, strategy, rate, cost, now);
+        undo.push(map.save(at, hit.strategy));
+        let decision = map.hit(at, hit.strategy, hit.rate, hit.cost, now);
         decisions.push(decision);
         if !decision.allowed {
-            for ((before, &(_, strategy, ..)), &at) in undo.into_iter().zip(hits).zip(located).rev() {
-                guards[at.shard].restore(at, strategy, before);
+            for (before, &at) in undo.into_iter().zip(located).rev() {
+                guards[at.shard].restore(at, before);
             }
             break;
         }
@@ -557,24 +554,20 @@ impl ShardMap {
             return Saved::Packed(*entry);
         }
         match self.boxed.find(at.hash, |e| e.id == at.id) {
-            Some(entry) => Saved::Boxed(strategy.encode_any(&entry.state).map(|fields| (fields, entry.expires_at))),
+            Some(entry) => Saved::Boxed(strategy.clone_state(&entry.state).map(|state| (state, entry.expires_at))),
             None => Saved::Absent,
         }
     }
 
     /// Puts back what a key held before a multi-hit (removes it if it was new, or if
-    /// its old state was unreadable, which reads as new).
-    fn restore(&mut self, at: Located, strategy: &dyn DynStrategy, before: Saved) {
+    /// its old state was another strategy's, which reads as new).
+    fn restore(&mut self, at: Located, before: Saved) {
         self.remove(at);
         match before {
             Saved::Packed(entry) => {
                 self.packed.insert_unique(at.hash, entry, packed_hash);
             }
-            Saved::Boxed(Some((fields, expires_at))) => {
-                if let Some(state) = strategy.decode_any(&fields) {
-                    self.insert_boxed(at, state, expires_at);
-                }
-            }
+            Saved::Boxed(Some((state, expires_at))) => self.insert_boxed(at, state, expires_at),
             Saved::Boxed(None) | Saved::Absent => {}
         }
     }
@@ -605,64 +598,42 @@ impl ShardMap {
     }
 }
 
+/// Every answer is ready at once: throttles on this backend box no future and arm no
+/// timer.
 impl Backend for MemoryBackend {
     fn namespace(&self) -> &str {
         &self.inner.namespace
     }
 
-    fn hit<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>> {
-        Box::pin(async move { Ok(self.hit_now(key, strategy, rate, cost)) })
+    fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, Decision> {
+        Reply::ready(Ok(self.hit_now(hit.key.as_str(), hit.strategy, hit.rate, hit.cost)))
     }
 
-    fn stat<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>> {
-        Box::pin(async move { Ok(self.stat_now(key, strategy, rate)) })
+    fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
+        Reply::ready(Ok(self.stat_now(key.as_str(), strategy, rate)))
     }
 
-    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async move {
-            self.reset_now(key);
-            Ok(())
-        })
+    fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()> {
+        self.reset_now(key.as_str());
+        Reply::ready(Ok(()))
     }
 
-    fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
-        let decisions = self.hit_all_now(hits)?;
-        Some(Box::pin(async move { Ok(decisions) }))
+    fn hit_all<'a>(&'a self, hits: &'a [Hit<'a>]) -> Option<Reply<'a, Vec<Decision>>> {
+        Some(Reply::ready(Ok(self.hit_all_now(hits))))
     }
 
-    fn store_id(&self) -> usize {
-        Arc::as_ptr(&self.inner).cast::<()>() as usize
-    }
-
-    fn as_memory(&self) -> Option<&MemoryBackend> {
-        Some(self)
+    /// Clones share their store.
+    fn shares_store_with(&self, other: &dyn Backend) -> bool {
+        other.downcast_ref::<MemoryBackend>().is_some_and(|other| Arc::ptr_eq(&self.inner, &other.inner))
     }
 
     fn since_now(&self) -> Since {
         Since::Ms(self.inner.clock.now_ms())
     }
 
-    fn refund<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-        since: Since,
-    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since) -> Reply<'a, bool> {
         let since_ms = since.as_ms_before(self.inner.clock.now_ms());
-        Box::pin(core::future::ready(Ok(self.refund_now(key, strategy, rate, cost, since_ms))))
+        Reply::ready(Ok(self.refund_now(hit.key.as_str(), hit.strategy, hit.rate, hit.cost, since_ms)))
     }
 }
 
@@ -776,6 +747,58 @@ mod tests {
         assert_eq!(backend.hit_now("k", &FixedWindow, rate, 1).remaining, 2);
         assert_eq!(backend.len(), 1);
         assert_eq!(backend.stat_now("k", &log, rate).remaining, 3);
+    }
+
+    /// Admits up to the limit, for good: a boxed state with no codec.
+    #[derive(Debug)]
+    struct Spent;
+
+    impl Strategy for Spent {
+        type State = Vec<u64>;
+        fn name(&self) -> &'static str {
+            "spent"
+        }
+        fn decide(&self, costs: &mut Vec<u64>, _: u64, rate: Rate, cost: u64) -> Decision {
+            let spent: u64 = costs.iter().sum();
+            let allowed = spent + cost <= rate.limit();
+            if allowed {
+                costs.push(cost);
+            }
+            let remaining = rate.limit() - costs.iter().sum::<u64>();
+            Decision { allowed, remaining, wait_ms: if allowed { 0 } else { crate::strategy::NEVER }, reset_ms: 0 }
+        }
+        fn stat(&self, costs: &Vec<u64>, _: u64, rate: Rate) -> Snapshot {
+            let remaining = rate.limit() - costs.iter().sum::<u64>();
+            Snapshot { remaining, wait_ms: 0, reset_ms: 0, metadata: crate::strategy::Metadata::None }
+        }
+        fn expires_at(&self, _: &Vec<u64>, _: Rate) -> u64 {
+            u64::MAX
+        }
+    }
+
+    #[test]
+    fn a_rejected_multi_hit_puts_back_every_key_whatever_the_strategy() {
+        let backend = MemoryBackend::builder().clock(ManualClock::new(0)).build().unwrap();
+        let (wide, narrow) = (Rate::per_minute(10), Rate::per_minute(2));
+        // Keys of every kind: boxed with state, packed with state, new.
+        assert!(backend.hit_now("boxed", &Spent, wide, 3).allowed);
+        assert!(backend.hit_now("packed", &FixedWindow, wide, 4).allowed);
+        let hits = [
+            Hit::new("boxed", &Spent, wide, 1),
+            Hit::new("packed", &FixedWindow, wide, 1),
+            Hit::new("new", &Spent, wide, 1),
+            Hit::new("narrow", &Spent, narrow, 3),
+        ];
+        let decisions = backend.hit_all_now(&hits);
+        assert_eq!(decisions.iter().map(|d| d.allowed).collect::<Vec<_>>(), [true, true, true, false]);
+        assert_eq!(backend.stat_now("boxed", &Spent, wide).remaining, 7, "the boxed state is as it was");
+        assert_eq!(backend.stat_now("packed", &FixedWindow, wide).remaining, 6);
+        assert_eq!(backend.len(), 2, "the new keys are gone");
+        // The same hits admitted change every key.
+        let decisions = backend.hit_all_now(&hits[..3]);
+        assert!(decisions.iter().all(|d| d.allowed));
+        assert_eq!(backend.stat_now("boxed", &Spent, wide).remaining, 6);
+        assert_eq!(backend.stat_now("new", &Spent, wide).remaining, 9);
     }
 
     #[test]

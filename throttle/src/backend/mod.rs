@@ -5,10 +5,13 @@ mod circuit_breaker;
 mod default;
 mod deny_cache;
 mod failover;
+mod hit;
 mod invalid_option;
+mod key;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod reply;
 mod since;
 
 #[cfg(feature = "redis")]
@@ -18,69 +21,107 @@ pub use circuit_breaker::CircuitState;
 pub use default::{DefaultBackendInUse, default_backend, set_default_backend};
 pub use deny_cache::{DenyCache, DenyCacheBuilder};
 pub use failover::{Failover, FailoverBuilder};
+pub use hit::Hit;
 pub use invalid_option::InvalidBackendOption;
+pub use key::Key;
 pub use memory::{MemoryBackend, MemoryBackendBuilder};
+pub use reply::Reply;
 pub use since::Since;
 
 use crate::Rate;
 use crate::strategy::{Decision, DynStrategy, Snapshot};
+use core::any::Any;
 use core::fmt::Debug;
 use core::future::Future;
 use core::pin::Pin;
 
-/// One hit of [`Backend::hit_all`]: key, strategy, rate and cost.
-pub type HitRequest<'a> = (&'a str, &'a dyn DynStrategy, Rate, u64);
-
-/// A boxed, `Send` future, as backend methods return.
+/// A boxed, `Send` future, as in-flight stores return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A store that runs strategy decisions atomically per key.
 ///
 /// Every method must be atomic per key: `hit` reads the state, runs
 /// [`DynStrategy::decide_any`] and writes it back with no other hit interleaved.
+///
+/// Each call returns a [`Reply`]: [`Reply::ready`] from a store in this process (the
+/// throttle then takes it as it is, with no future and no timer), [`Reply::pending`]
+/// from a store it must wait for (bounded by the throttle's timeout).
+///
+/// ```
+/// use throttle::backend::{Backend, Hit, Key, Reply};
+/// use throttle::strategy::{Decision, DynStrategy, Snapshot};
+/// use throttle::{MemoryBackend, Rate};
+///
+/// /// Logs every hit, and decides in memory.
+/// #[derive(Debug, Default)]
+/// struct Logged(MemoryBackend);
+///
+/// impl Backend for Logged {
+///     fn namespace(&self) -> &str {
+///         self.0.namespace()
+///     }
+///     fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, Decision> {
+///         println!("hit {} by {}", hit.key, hit.cost);
+///         self.0.hit(hit)
+///     }
+///     fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
+///         self.0.stat(key, strategy, rate)
+///     }
+///     fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()> {
+///         self.0.reset(key)
+///     }
+/// }
+///
+/// let api = throttle::HttpThrottle::builder("docs:logged").rate("5/s").backend(Logged::default()).build()?;
+/// # let _ = api;
+/// # Ok::<(), throttle::ConfigError>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a throttle backend",
     note = "use `throttle::MemoryBackend` or implement `throttle::backend::Backend`"
 )]
-pub trait Backend: Debug + Send + Sync + 'static {
+pub trait Backend: sealed::AsAny + Debug + Send + Sync + 'static {
     /// Prefix of every key this backend stores (`"throttle"` by default): letters,
     /// digits, `_`, `-`, `.`, at most [`MAX_NAMESPACE_LEN`](crate::key::MAX_NAMESPACE_LEN)
     /// bytes. A throttle on a backend with another namespace fails to build.
     fn namespace(&self) -> &str;
 
-    /// Records a hit of `cost` on `key` and returns the decision.
-    fn hit<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-    ) -> BoxFuture<'a, Result<Decision, BackendError>>;
+    /// Records `hit` and returns the decision.
+    fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, Decision>;
 
     /// Reads `key`'s state without changing it.
-    fn stat<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-    ) -> BoxFuture<'a, Result<Snapshot, BackendError>>;
+    fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot>;
 
     /// Forgets `key`, restoring its full quota.
-    fn reset<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
+    fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()>;
 
     /// Decides several hits as one (stacked limits): either all are admitted, or
     /// nothing changes and the decisions stop at the first rejection. `None` when this
     /// backend cannot for these hits; they then run one by one, and a later rejection
     /// leaves the earlier hits counted.
-    fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+    fn hit_all<'a>(&'a self, hits: &'a [Hit<'a>]) -> Option<Reply<'a, Vec<Decision>>> {
         let _ = hits;
         None
     }
 
-    /// Equal for handles on one store (clones of one backend), so hits on throttles
-    /// that share it can be decided together.
-    fn store_id(&self) -> usize {
-        (self as *const Self).cast::<()>() as usize
+    /// Whether `other` decides in the same store as this backend, so that stacked hits
+    /// on throttles of both can be decided together, by one [`hit_all`](Self::hit_all)
+    /// on either. By default only the same handle does.
+    ///
+    /// Throttles ask both ways (`a.shares_store_with(b) || b.shares_store_with(a)`), so
+    /// a backend in front of another (a cache) need only recognise the one it wraps;
+    /// clones of a store recognise each other with [`downcast_ref`](dyn Backend::downcast_ref).
+    ///
+    /// ```
+    /// use throttle::MemoryBackend;
+    /// use throttle::backend::Backend;
+    ///
+    /// let store = MemoryBackend::new();
+    /// assert!(store.shares_store_with(&store.clone()));
+    /// assert!(!store.shares_store_with(&MemoryBackend::new()));
+    /// ```
+    fn shares_store_with(&self, other: &dyn Backend) -> bool {
+        core::ptr::addr_eq(self, other)
     }
 
     /// A moment before a hit, for a later refund of it: [`Since::Instant`] by default
@@ -90,30 +131,55 @@ pub trait Backend: Debug + Send + Sync + 'static {
         Since::Instant(std::time::Instant::now())
     }
 
-    /// Gives back `cost` of a hit on `key` admitted after `since`, as far as the
-    /// strategy's [`refund`](crate::strategy::Strategy::refund) finds the hit still
-    /// holds it; `Ok(true)` when something was given back. Atomic per key, like `hit`.
+    /// Gives back the cost of `hit`, admitted after `since`, as far as the strategy's
+    /// [`refund`](crate::strategy::Strategy::refund) finds the hit still holds it;
+    /// `Ok(true)` when something was given back. Atomic per key, like `hit`.
     ///
     /// The default gives nothing back (`Ok(false)`): the hit stays counted. The
     /// in-memory and Redis backends implement it, and a [`DenyCache`] forgets the
     /// key's cached rejection before passing it on.
-    fn refund<'a>(
-        &'a self,
-        key: &'a str,
-        strategy: &'a dyn DynStrategy,
-        rate: Rate,
-        cost: u64,
-        since: Since,
-    ) -> BoxFuture<'a, Result<bool, BackendError>> {
-        let _ = (key, strategy, rate, cost, since);
-        Box::pin(core::future::ready(Ok(false)))
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since) -> Reply<'a, bool> {
+        let _ = (hit, since);
+        Reply::ready(Ok(false))
+    }
+}
+
+impl dyn Backend {
+    /// The backend as its concrete type `B`, if it is one: how a backend recognises a
+    /// clone of itself in [`shares_store_with`](Backend::shares_store_with).
+    ///
+    /// ```
+    /// use throttle::MemoryBackend;
+    /// use throttle::backend::Backend;
+    ///
+    /// let backend: &dyn Backend = &MemoryBackend::new();
+    /// assert!(backend.downcast_ref::<MemoryBackend>().is_some());
+    /// ```
+    pub fn downcast_ref<B: Backend>(&self) -> Option<&B> {
+        self.as_any().downcast_ref()
+    }
+}
+
+/// Whether throttles on `a` and `b` can be decided together (see
+/// [`Backend::shares_store_with`]).
+pub(crate) fn share_a_store(a: &dyn Backend, b: &dyn Backend) -> bool {
+    a.shares_store_with(b) || b.shares_store_with(a)
+}
+
+mod sealed {
+    use super::Any;
+
+    /// Any backend as [`Any`], for [`downcast_ref`](super::Backend::downcast_ref):
+    /// implemented for every type, so no backend writes it.
+    #[allow(unreachable_pub, reason = "a supertrait of `Backend` that no one can name")]
+    pub trait AsAny: Any {
+        fn as_any(&self) -> &dyn Any;
     }
 
-    /// The in-memory backend answers synchronously; throttles use this to skip the
-    /// boxed future and the timeout on the hot path.
-    #[doc(hidden)]
-    fn as_memory(&self) -> Option<&MemoryBackend> {
-        None
+    impl<T: Any> AsAny for T {
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use super::release::Releases;
 use super::store::{InFlightStore, MemoryInFlight, Release};
 use super::{InFlightError, InFlightFull};
 use crate::backend::BackendError;
+use crate::key::BuiltKey;
 use crate::throttles::{ErrorAction, OnError};
 use crate::{AsConnection, ConfigError, Connection, Context, Identifier, Identity, Rule, key};
 use core::future::Future;
@@ -149,17 +150,17 @@ impl InFlightLimit {
         let lease = next_lease();
         inner.releases.remember_runtime();
         let acquired = if inner.store.is_remote() {
-            let attempt = inner.store.acquire(&key, &lease, inner.max, inner.lease_ttl);
+            let attempt = inner.store.acquire(key.as_key(), &lease, inner.max, inner.lease_ttl);
             match tokio::time::timeout(inner.timeout, attempt).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
                     // The lease may have landed after all: give it back, whatever happened.
-                    inner.releases.run(inner.store.release(&key, &lease));
+                    inner.releases.run(inner.store.release(key.as_key(), &lease));
                     Err(BackendError::Timeout(inner.timeout))
                 }
             }
         } else {
-            inner.store.acquire(&key, &lease, inner.max, inner.lease_ttl).await
+            inner.store.acquire(key.as_key(), &lease, inner.max, inner.lease_ttl).await
         };
         match acquired {
             Ok(acquired) if acquired.admitted => {
@@ -195,7 +196,7 @@ impl InFlightLimit {
         let conn = conn.as_connection();
         async move {
             match self.key(&conn).await {
-                Some(key) => self.inner.store.in_flight(&key).await.map(Some),
+                Some(key) => self.inner.store.in_flight(key.as_key()).await.map(Some),
                 None => Ok(None),
             }
         }
@@ -209,7 +210,7 @@ impl InFlightLimit {
     }
 
     /// The client's key, or `None` when exempted.
-    async fn key(&self, conn: &Connection<'_>) -> Option<String> {
+    async fn key(&self, conn: &Connection<'_>) -> Option<BuiltKey> {
         match self.inner.identifier.identify(conn).await {
             Identity::Exempted => None,
             Identity::Client(id) => Some(key::build_tagged(&self.inner.key_prefix, &id, KEY_TAG)),
@@ -224,12 +225,12 @@ impl InFlightLimit {
 
     /// A task that renews the lease while the permit lives (aborted when it is
     /// dropped), for stores whose leases expire.
-    fn start_renewal(&self, key: &str, lease: &str) -> Option<AbortHandle> {
+    fn start_renewal(&self, key: &BuiltKey, lease: &str) -> Option<AbortHandle> {
         let inner = self.inner.clone();
         if !inner.store.leases_expire() {
             return None;
         }
-        let (key, lease) = (key.to_string(), lease.to_string());
+        let (key, lease) = (*key, lease.to_string());
         let handle = tokio::runtime::Handle::try_current().ok()?;
         let task = handle.spawn(async move {
             let mut ticks = tokio::time::interval(inner.renew_every);
@@ -237,7 +238,7 @@ impl InFlightLimit {
             ticks.tick().await; // the first tick is now
             loop {
                 ticks.tick().await;
-                let renewal = inner.store.renew(&key, &lease, inner.lease_ttl);
+                let renewal = inner.store.renew(key.as_key(), &lease, inner.lease_ttl);
                 match tokio::time::timeout(inner.timeout, renewal).await {
                     Ok(Ok(true)) => {}
                     Ok(Ok(false)) => {
@@ -426,7 +427,7 @@ pub struct InFlightPermit {
 #[derive(Debug)]
 struct Held {
     limit: Arc<Inner>,
-    key: String,
+    key: BuiltKey,
     lease: String,
     renewal: Option<AbortHandle>,
 }
@@ -454,7 +455,7 @@ impl Drop for InFlightPermit {
             if let Some(renewal) = renewal {
                 renewal.abort();
             }
-            limit.releases.run(limit.store.release(&key, &lease));
+            limit.releases.run(limit.store.release(key.as_key(), &lease));
         }
     }
 }

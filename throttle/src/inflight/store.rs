@@ -1,7 +1,7 @@
 //! Where in-flight units live: [`InFlightStore`], and the in-process
 //! [`MemoryInFlight`].
 
-use crate::backend::{BackendError, BoxFuture};
+use crate::backend::{BackendError, BoxFuture, Key};
 use core::fmt;
 use core::hash::BuildHasher;
 use parking_lot::Mutex;
@@ -64,7 +64,7 @@ pub trait InFlightStore: fmt::Debug + Send + Sync + 'static {
     /// the process may ignore it). Atomic per key.
     fn acquire<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         lease: &'a str,
         max: u64,
         ttl: Duration,
@@ -73,7 +73,7 @@ pub trait InFlightStore: fmt::Debug + Send + Sync + 'static {
     /// Gives the unit of `lease` back. Called when a response ends or is dropped, so
     /// it must not block: return [`Release::Pending`] for work that waits. Releasing
     /// a lease that is gone (expired, released) is not an error.
-    fn release(&self, key: &str, lease: &str) -> Release;
+    fn release(&self, key: Key<'_>, lease: &str) -> Release;
 
     /// Whether leases expire after their TTL (`false` by default). Live permits on such
     /// a store [`renew`](Self::renew) their leases.
@@ -83,13 +83,13 @@ pub trait InFlightStore: fmt::Debug + Send + Sync + 'static {
 
     /// Pushes `lease`'s expiry to `ttl` from now; `Ok(false)` when it is gone (it
     /// expired). Only called when [`leases_expire`](Self::leases_expire).
-    fn renew(&self, key: &str, lease: &str, ttl: Duration) -> BoxFuture<'static, Result<bool, BackendError>> {
+    fn renew(&self, key: Key<'_>, lease: &str, ttl: Duration) -> BoxFuture<'static, Result<bool, BackendError>> {
         let _ = (key, lease, ttl);
         Box::pin(async { Ok(true) })
     }
 
     /// Units held on `key` now (live leases only).
-    fn in_flight<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, BackendError>>;
+    fn in_flight<'a>(&'a self, key: Key<'a>) -> BoxFuture<'a, Result<u64, BackendError>>;
 
     /// Whether calls leave the process (they then get the limit's timeout).
     fn is_remote(&self) -> bool {
@@ -167,16 +167,17 @@ impl InFlightStore for MemoryInFlight {
 
     fn acquire<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         _lease: &'a str,
         max: u64,
         _ttl: Duration,
     ) -> BoxFuture<'a, Result<Acquired, BackendError>> {
-        let acquired = self.acquire_now(key, max);
+        let acquired = self.acquire_now(key.as_str(), max);
         Box::pin(async move { Ok(acquired) })
     }
 
-    fn release(&self, key: &str, _lease: &str) -> Release {
+    fn release(&self, key: Key<'_>, _lease: &str) -> Release {
+        let key = key.as_str();
         let mut shard = self.shard(key).lock();
         match shard.get_mut(key) {
             Some(held) if *held > 1 => *held -= 1,
@@ -188,7 +189,8 @@ impl InFlightStore for MemoryInFlight {
         Release::Done
     }
 
-    fn in_flight<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, BackendError>> {
+    fn in_flight<'a>(&'a self, key: Key<'a>) -> BoxFuture<'a, Result<u64, BackendError>> {
+        let key = key.as_str();
         let held = self.shard(key).lock().get(key).copied().unwrap_or(0);
         Box::pin(async move { Ok(held) })
     }

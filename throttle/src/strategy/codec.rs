@@ -57,6 +57,24 @@
 
 use super::Decision;
 
+/// The tag of each layout above, and of the Redis backend's own two headers: written
+/// here only. The strategies encode and decode with it, and the Redis backend hands
+/// it to their Lua twins (as `TAG` and `HEADER_TAG`), which never spell a tag out.
+pub(crate) mod tags {
+    pub(crate) const FIXED_WINDOW: i64 = 1;
+    pub(crate) const SLIDING_WINDOW_COUNTER: i64 = 2;
+    pub(crate) const SLIDING_WINDOW_LOG: i64 = 3;
+    pub(crate) const TOKEN_BUCKET: i64 = 4;
+    pub(crate) const TOKEN_BUCKET_DEBT: i64 = 5;
+    pub(crate) const LEAKY_BUCKET: i64 = 6;
+    pub(crate) const LEAKY_BUCKET_QUEUE: i64 = 7;
+    pub(crate) const GCRA: i64 = 8;
+    /// The Redis sliding log's header (its entries in a list beside it).
+    pub(crate) const SLIDING_WINDOW_LOG_HEADER: i64 = 9;
+    /// The Redis queue's header (its entries in a list beside it).
+    pub(crate) const LEAKY_BUCKET_QUEUE_HEADER: i64 = 10;
+}
+
 /// The outcome of [`DynStrategy::decide_encoded`](super::DynStrategy::decide_encoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]

@@ -24,6 +24,9 @@ pub trait DynStrategy: Debug + Send + Sync + 'static {
     fn decide_any(&self, state: &mut AnyState, now_ms: u64, rate: Rate, cost: u64) -> (Decision, u64);
     /// Runs [`Strategy::stat`]; `None` or a state of the wrong type reads as fresh.
     fn stat_any(&self, state: Option<&AnyState>, now_ms: u64, rate: Rate) -> Snapshot;
+    /// A copy of `state`, to put a key back as it was; `None` for a state of the
+    /// wrong type.
+    fn clone_state(&self, state: &AnyState) -> Option<AnyState>;
     /// Whether the strategy implements [`Strategy::encode`], so backends that store
     /// state outside the process can run it.
     fn has_codec(&self) -> bool;
@@ -134,6 +137,10 @@ impl<S: Strategy> DynStrategy for S {
             Some(typed) => self.stat(typed, now_ms, rate),
             None => self.stat(&S::State::default(), now_ms, rate),
         }
+    }
+
+    fn clone_state(&self, state: &AnyState) -> Option<AnyState> {
+        state.downcast_ref::<S::State>().map(|typed| Box::new(typed.clone()) as AnyState)
     }
 
     fn has_codec(&self) -> bool {

@@ -1,5 +1,6 @@
 //! Fixed window: a counter per epoch-aligned window.
 
+use super::codec::tags;
 use super::math::{decode_pair, encode_pair};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat, never};
 use crate::Rate;
@@ -97,11 +98,12 @@ impl Strategy for FixedWindow {
 
     /// `[1, window_start_ms, count]`.
     fn encode(&self, state: &FixedWindowState) -> Option<Vec<i64>> {
-        encode_pair(1, state.window_start_ms, state.count)
+        encode_pair(tags::FIXED_WINDOW, state.window_start_ms, state.count)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<FixedWindowState> {
-        decode_pair(1, fields).map(|(window_start_ms, count)| FixedWindowState { window_start_ms, count })
+        decode_pair(tags::FIXED_WINDOW, fields)
+            .map(|(window_start_ms, count)| FixedWindowState { window_start_ms, count })
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::InvalidStrategyParam;
 use super::bucket;
+use super::codec::tags;
 use super::math::{ceil_div, decode_pair, div, encode_pair, rem, sat};
 use super::token_bucket::{burst_or_limit, check_burst};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat, never};
@@ -184,11 +185,11 @@ impl Strategy for Gcra {
 
     /// `[8, tat_ms, tat_rem]`.
     fn encode(&self, state: &GcraState) -> Option<Vec<i64>> {
-        encode_pair(8, state.tat_ms, state.tat_rem)
+        encode_pair(tags::GCRA, state.tat_ms, state.tat_rem)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<GcraState> {
-        decode_pair(8, fields).map(|(tat_ms, tat_rem)| GcraState { tat_ms, tat_rem })
+        decode_pair(tags::GCRA, fields).map(|(tat_ms, tat_rem)| GcraState { tat_ms, tat_rem })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Leaky bucket: a level that leaks at the rate and must stay within the limit.
 
 use super::bucket;
+use super::codec::tags;
 use super::math::{ceil_div, decode_pair, encode_pair, sat};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat};
 use crate::Rate;
@@ -89,11 +90,11 @@ impl Strategy for LeakyBucket {
 
     /// `[6, last_ms, level]`.
     fn encode(&self, state: &LeakyBucketState) -> Option<Vec<i64>> {
-        encode_pair(6, state.last_ms, state.level)
+        encode_pair(tags::LEAKY_BUCKET, state.last_ms, state.level)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<LeakyBucketState> {
-        decode_pair(6, fields).map(|(last_ms, level)| LeakyBucketState { last_ms, level })
+        decode_pair(tags::LEAKY_BUCKET, fields).map(|(last_ms, level)| LeakyBucketState { last_ms, level })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Leaky bucket with a queue: admitted hits wait in a FIFO that drains at the rate.
 
 use super::bucket;
+use super::codec::tags;
 use super::math::{ceil_div, field, sat, to_field};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat};
 use crate::Rate;
@@ -179,13 +180,13 @@ impl Strategy for LeakyBucketQueue {
     /// `[7, last_ms, head_leaked, cost₁, cost₂, …]`, head first.
     fn encode(&self, state: &LeakyBucketQueueState) -> Option<Vec<i64>> {
         let mut fields = Vec::with_capacity(3 + state.queue.len());
-        fields.extend([7, to_field(state.last_ms), to_field(state.head_leaked)]);
+        fields.extend([tags::LEAKY_BUCKET_QUEUE, to_field(state.last_ms), to_field(state.head_leaked)]);
         fields.extend(state.queue.iter().map(|&c| to_field(c)));
         Some(fields)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<LeakyBucketQueueState> {
-        if fields.first() != Some(&7) {
+        if fields.first() != Some(&tags::LEAKY_BUCKET_QUEUE) {
             return None;
         }
         let queue = (3..fields.len()).map(|i| field(fields, i)).collect::<Option<VecDeque<u64>>>()?;

@@ -158,8 +158,10 @@ use core::fmt::Debug;
 /// [`decode`](Self::decode); see [`codec`].
 pub trait Strategy: Debug + Send + Sync + 'static {
     /// Per-key state. `Default` is the state of a key never seen (or expired, or
-    /// unreadable: corrupt state is treated as fresh).
-    type State: Default + Send + 'static;
+    /// unreadable: corrupt state is treated as fresh). `Clone` lets the in-memory
+    /// backend put a key back as it was when a stacked limit rejects (see
+    /// [`hit_all`](crate::hit_all)).
+    type State: Default + Clone + Send + 'static;
 
     /// A short snake_case name (`"fixed_window"`), used in keys, stats and logs.
     fn name(&self) -> &'static str;
@@ -269,7 +271,7 @@ mod math {
 
 /// The decision for rates no algorithm needs to run on: [`Rate::UNLIMITED`] admits
 /// everything, a limit of 0 rejects everything (for one period at a time).
-fn degenerate(rate: Rate) -> Option<Decision> {
+pub(crate) fn degenerate(rate: Rate) -> Option<Decision> {
     if rate.is_unlimited() {
         return Some(Decision { allowed: true, remaining: u64::MAX, wait_ms: 0, reset_ms: 0 });
     }
@@ -281,7 +283,7 @@ fn degenerate(rate: Rate) -> Option<Decision> {
 }
 
 /// [`degenerate`] for stats.
-fn degenerate_stat(rate: Rate) -> Option<Snapshot> {
+pub(crate) fn degenerate_stat(rate: Rate) -> Option<Snapshot> {
     degenerate(rate).map(|d| Snapshot {
         remaining: d.remaining,
         wait_ms: d.wait_ms,

@@ -1,6 +1,7 @@
 //! Sliding window counter: two epoch-aligned windows, the previous one weighted by
 //! how much of it the sliding window still covers.
 
+use super::codec::tags;
 use super::math::{ceil_div, div, field, sat, to_field};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat, never};
 use crate::Rate;
@@ -222,12 +223,17 @@ impl Strategy for SlidingWindowCounter {
 
     /// `[2, window_start_ms, current, previous]`.
     fn encode(&self, state: &SlidingWindowCounterState) -> Option<Vec<i64>> {
-        Some(vec![2, to_field(state.window_start_ms), to_field(state.current), to_field(state.previous)])
+        Some(vec![
+            tags::SLIDING_WINDOW_COUNTER,
+            to_field(state.window_start_ms),
+            to_field(state.current),
+            to_field(state.previous),
+        ])
     }
 
     fn decode(&self, fields: &[i64]) -> Option<SlidingWindowCounterState> {
         match fields {
-            [2, _, _, _] => Some(SlidingWindowCounterState {
+            [tags::SLIDING_WINDOW_COUNTER, _, _, _] => Some(SlidingWindowCounterState {
                 window_start_ms: field(fields, 1)?,
                 current: field(fields, 2)?,
                 previous: field(fields, 3)?,

@@ -1,5 +1,6 @@
 //! Sliding window log: every admitted hit is logged for one period.
 
+use super::codec::tags;
 use super::math::{field, sat, to_field};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat, never};
 use crate::Rate;
@@ -213,7 +214,7 @@ impl Strategy for SlidingWindowLog {
     /// `[3, ms₁, cost₁, ms₂, cost₂, …]`, oldest first.
     fn encode(&self, state: &SlidingWindowLogState) -> Option<Vec<i64>> {
         let mut fields = Vec::with_capacity(1 + 2 * state.entries.len());
-        fields.push(3);
+        fields.push(tags::SLIDING_WINDOW_LOG);
         for &(t, c) in &state.entries {
             fields.extend([to_field(t), to_field(c)]);
         }
@@ -223,7 +224,7 @@ impl Strategy for SlidingWindowLog {
     /// Refuses entries out of time order, as no valid log has them.
     fn decode(&self, fields: &[i64]) -> Option<SlidingWindowLogState> {
         let (&tag, pairs) = fields.split_first()?;
-        if tag != 3 || pairs.len() % 2 != 0 {
+        if tag != tags::SLIDING_WINDOW_LOG || pairs.len() % 2 != 0 {
             return None;
         }
         let entries = (0..pairs.len() / 2)

@@ -2,6 +2,7 @@
 
 use super::InvalidStrategyParam;
 use super::bucket;
+use super::codec::tags;
 use super::math::{decode_pair, encode_pair};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat};
 use crate::Rate;
@@ -153,11 +154,11 @@ impl Strategy for TokenBucket {
 
     /// `[4, last_ms, missing]`.
     fn encode(&self, state: &TokenBucketState) -> Option<Vec<i64>> {
-        encode_pair(4, state.last_ms, state.missing)
+        encode_pair(tags::TOKEN_BUCKET, state.last_ms, state.missing)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<TokenBucketState> {
-        decode_pair(4, fields).map(|(last_ms, missing)| TokenBucketState { last_ms, missing })
+        decode_pair(tags::TOKEN_BUCKET, fields).map(|(last_ms, missing)| TokenBucketState { last_ms, missing })
     }
 }
 

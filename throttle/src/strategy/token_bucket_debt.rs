@@ -2,6 +2,7 @@
 
 use super::InvalidStrategyParam;
 use super::bucket;
+use super::codec::tags;
 use super::math::{decode_pair, encode_pair};
 use super::token_bucket::{burst_or_limit, check_burst};
 use super::{Decision, Metadata, Snapshot, Strategy, TokenBucketState, degenerate, degenerate_stat};
@@ -144,11 +145,11 @@ impl Strategy for TokenBucketDebt {
 
     /// `[5, last_ms, missing]`.
     fn encode(&self, state: &TokenBucketState) -> Option<Vec<i64>> {
-        encode_pair(5, state.last_ms, state.missing)
+        encode_pair(tags::TOKEN_BUCKET_DEBT, state.last_ms, state.missing)
     }
 
     fn decode(&self, fields: &[i64]) -> Option<TokenBucketState> {
-        decode_pair(5, fields).map(|(last_ms, missing)| TokenBucketState { last_ms, missing })
+        decode_pair(tags::TOKEN_BUCKET_DEBT, fields).map(|(last_ms, missing)| TokenBucketState { last_ms, missing })
     }
 }
 

@@ -4,12 +4,12 @@ use super::instruments::{ErrorOutcome, Stopwatch};
 use super::operating::Operating;
 use super::options::{CostSource, ErrorAction, OnError, RateSource};
 use super::split::KeySplit;
-use crate::backend::{Backend, BackendError, Since};
+use crate::backend::{Backend, BackendError, Hit, Key, Since};
 use crate::headers::Headers;
 use crate::headers::header::{Figures, Input};
 use crate::headers::resolved::Resolved;
 use crate::identity::ClientId;
-use crate::key::{ClientSegment, KeyBuf, ScopeSegment};
+use crate::key::{BuiltKey, ClientSegment, KeyBuf, ScopeSegment};
 use crate::outcome::RefundTicket;
 use crate::rejection::{Throttled, ThrottledHandler};
 use crate::rules::{self, Rule};
@@ -121,7 +121,7 @@ impl axum::response::IntoResponseParts for Admitted {
 
 /// A hit ready for the backend.
 pub(crate) struct Prepared<'c> {
-    pub(crate) key: KeyBuf,
+    pub(crate) key: BuiltKey,
     pub(crate) rate: Rate,
     pub(crate) cost: u64,
     pub(crate) context: Cow<'c, Context>,
@@ -190,7 +190,7 @@ impl Core {
 
     /// The bucket's key, built on the stack: bounded whatever the client sends (see
     /// [`key`]). A peer address goes into it as bytes, with no text of its own.
-    async fn client_key(&self, conn: &Connection<'_>, context: &Context) -> Option<KeyBuf> {
+    async fn client_key(&self, conn: &Connection<'_>, context: &Context) -> Option<BuiltKey> {
         let id = self.identifier.client_id(conn).await;
         let scope_text;
         let parts;
@@ -203,37 +203,28 @@ impl Core {
             }
         };
         let mut key = KeyBuf::new();
-        match id {
+        let client = match id {
             ClientId::Exempted => return None,
             ClientId::Ip(ip) => {
                 key::build_into(&mut key, &self.key_prefix, ClientSegment::Readable(&|k| ip.write_segment(k)), scope)
             }
             ClientId::Inline(id) => key::build_into(&mut key, &self.key_prefix, ClientSegment::Text(&id), scope),
             ClientId::Text(id) => key::build_into(&mut key, &self.key_prefix, ClientSegment::Text(&id), scope),
-        }
-        Some(key)
+        };
+        Some(BuiltKey::new(key, client))
     }
 
-    pub(crate) async fn decide(&self, key: &str, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
+    /// The backend's decision; an answer it gives at once (in memory) is taken as it
+    /// is, a pending one within the timeout.
+    pub(crate) async fn decide(&self, key: Key<'_>, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
         let started = Stopwatch::start();
-        if let Some(memory) = self.backend.as_memory() {
-            let decision = memory.hit_now(key, &*self.strategy, rate, cost);
-            self.ops.instruments.decided(started);
-            return Ok(decision);
-        }
-        let hit = self.backend.hit(key, &*self.strategy, rate, cost);
-        let decision =
-            tokio::time::timeout(self.timeout, hit).await.unwrap_or(Err(BackendError::Timeout(self.timeout)));
+        let decision = self.backend.hit(Hit { key, strategy: &*self.strategy, rate, cost }).within(self.timeout).await;
         self.ops.instruments.decided(started);
         decision
     }
 
-    async fn snapshot(&self, key: &str, rate: Rate) -> Result<Snapshot, BackendError> {
-        if let Some(memory) = self.backend.as_memory() {
-            return Ok(memory.stat_now(key, &*self.strategy, rate));
-        }
-        let stat = self.backend.stat(key, &*self.strategy, rate);
-        tokio::time::timeout(self.timeout, stat).await.unwrap_or(Err(BackendError::Timeout(self.timeout)))
+    async fn snapshot(&self, key: Key<'_>, rate: Rate) -> Result<Snapshot, BackendError> {
+        self.backend.stat(key, &*self.strategy, rate).within(self.timeout).await
     }
 
     pub(crate) async fn hit(
@@ -245,7 +236,7 @@ impl Core {
         match self.prepare(conn, cost, call_context).await? {
             None => Ok(Admitted::default()),
             Some(prepared) => {
-                let decision = self.decide(&prepared.key, prepared.rate, prepared.cost).await;
+                let decision = self.decide(prepared.key.as_key(), prepared.rate, prepared.cost).await;
                 self.finish(conn, prepared, decision)
             }
         }
@@ -405,7 +396,7 @@ impl Core {
             let unlimited = Decision { allowed: true, remaining: u64::MAX, wait_ms: 0, reset_ms: 0 };
             return Ok(Some(self.stat_from(key.to_string(), rate, unlimited)));
         }
-        let snapshot = self.snapshot(&key, rate).await?;
+        let snapshot = self.snapshot(key.as_key(), rate).await?;
         Ok(Some(StrategyStat {
             uid: self.uid.clone(),
             key: key.to_string(),

@@ -6,6 +6,7 @@ use super::core::{Admitted, Core};
 use super::instruments::{ErrorOutcome, Instruments};
 use super::top_denied::{DeniedClient, TopDenied};
 use crate::backend::{Backend, Since};
+use crate::key::BuiltKey;
 use crate::outcome::{CountWhen, RefundTicket};
 use crate::shadow::Shadow;
 use crate::strategy::Decision;
@@ -75,7 +76,7 @@ impl Core {
             None => Ok(Admitted::default()),
             Some(mut prepared) => {
                 prepared.since.get_or_insert_with(|| self.backend.since_now());
-                let decision = self.decide(&prepared.key, prepared.rate, prepared.cost).await;
+                let decision = self.decide(prepared.key.as_key(), prepared.rate, prepared.cost).await;
                 self.finish(conn, prepared, decision)
             }
         }
@@ -85,7 +86,7 @@ impl Core {
     pub(crate) fn on_admitted(
         &self,
         decision: &Decision,
-        key: &str,
+        key: &BuiltKey,
         rate: Rate,
         cost: u64,
         since: Option<Since>,
@@ -93,7 +94,7 @@ impl Core {
         self.ops.instruments.admitted(decision.remaining, rate);
         let since = since?;
         let me = self.ops.me.upgrade()?;
-        Some(RefundTicket::new(me, key.to_string(), rate, cost, since))
+        Some(RefundTicket::new(me, *key, rate, cost, since))
     }
 
     /// A rejection, over the limit or (`failed`) by the error policy of a failed

@@ -5,8 +5,10 @@
 //! [`Batching::max_calls_in_flight`]) yields once, so that every caller woken in the
 //! same moment queues too, then sends the queue as one call.
 
+use super::decide::decision_from;
+use super::keys::{entries_key, hash_tag};
 use super::scripts::{self, Scripted};
-use super::{RedisBackend, decision_from, entries_key, failed, hash_tag};
+use super::{RedisBackend, failed};
 use crate::backend::{BackendError, InvalidBackendOption};
 use crate::strategy::Decision;
 use ::redis::Value;
@@ -379,7 +381,7 @@ impl RedisBackend {
             return vec![self.decide_one(&hits[*only]).await];
         }
         // Each distinct strategy and rate ("plan") is sent once; a hit names its plan.
-        let mut plans: Vec<(u8, u64, u64, Option<u64>)> = Vec::new();
+        let mut plans: Vec<(i64, u64, u64, Option<u64>)> = Vec::new();
         let mut plan_of = Vec::with_capacity(indices.len());
         for &index in indices {
             let hit = &hits[index];

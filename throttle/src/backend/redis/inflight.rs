@@ -1,12 +1,15 @@
 //! [`RedisBackend`] as an [`InFlightStore`]: one sorted set of lease id → expiry per
 //! client, so in-flight limits hold across processes and a dead process's leases
 //! expire.
+//!
+//! Lua: `lua/inflight.lua`. Tests: `tests/tests/operating/inflight.rs`, on a real
+//! redis-server.
 
-use super::{Connection, RedisBackend, failed, redis_key};
-use crate::backend::{BackendError, BoxFuture};
+use super::RedisBackend;
+use super::keys::stored_key;
+use crate::backend::{BackendError, BoxFuture, Key};
 use crate::inflight::{Acquired, InFlightStore, Release};
 use ::redis::Script;
-use ::redis::aio::ConnectionLike;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -20,14 +23,14 @@ fn ttl_ms(ttl: Duration) -> u64 {
 impl RedisBackend {
     async fn inflight_acquire(
         &self,
-        key: &str,
+        key: Key<'_>,
         lease: &str,
         max: u64,
         ttl: Duration,
     ) -> Result<Acquired, BackendError> {
         let mut invocation = INFLIGHT.prepare_invoke();
         invocation
-            .key(redis_key(key))
+            .key(stored_key(key))
             .arg("acquire")
             .arg(self.now_arg())
             .arg(max.min(1 << 50))
@@ -38,36 +41,24 @@ impl RedisBackend {
         Ok(Acquired::new(admitted == 1, held))
     }
 
-    async fn inflight_renew(&self, key: &str, lease: &str, ttl: Duration) -> Result<bool, BackendError> {
+    async fn inflight_renew(&self, stored_key: &str, lease: &str, ttl: Duration) -> Result<bool, BackendError> {
         let mut invocation = INFLIGHT.prepare_invoke();
-        invocation
-            .key(redis_key(key))
-            .arg("renew")
-            .arg(self.now_arg())
-            .arg(lease)
-            .arg(ttl_ms(ttl))
-            .arg(self.grace_ms());
+        invocation.key(stored_key).arg("renew").arg(self.now_arg()).arg(lease).arg(ttl_ms(ttl)).arg(self.grace_ms());
         let renewed: i64 = self.invoke(&invocation).await?;
         Ok(renewed == 1)
     }
 
-    async fn inflight_count(&self, key: &str) -> Result<u64, BackendError> {
+    async fn inflight_count(&self, key: Key<'_>) -> Result<u64, BackendError> {
         let mut invocation = INFLIGHT.prepare_invoke();
-        invocation.key(redis_key(key)).arg("count").arg(self.now_arg());
+        invocation.key(stored_key(key)).arg("count").arg(self.now_arg());
         self.invoke(&invocation).await
     }
 
     /// `ZREM`: the lease's unit is free at once (a gone lease is no error).
-    async fn inflight_release(&self, redis_key: String, lease: String) -> Result<(), BackendError> {
+    async fn inflight_release(&self, stored_key: String, lease: String) -> Result<(), BackendError> {
         let mut cmd = ::redis::cmd("ZREM");
-        cmd.arg(redis_key).arg(lease);
-        match &self.connection {
-            Connection::Single(manager) => manager.clone().req_packed_command(&cmd).await,
-            Connection::Cluster(cluster) => cluster.clone().req_packed_command(&cmd).await,
-            Connection::Sentinel(sentinel) => sentinel.clone().req_packed_command(&cmd).await,
-        }
-        .map(drop)
-        .map_err(failed)
+        cmd.arg(stored_key).arg(lease);
+        self.connection.query(&cmd).await.map(drop)
     }
 }
 
@@ -81,7 +72,7 @@ impl InFlightStore for RedisBackend {
 
     fn acquire<'a>(
         &'a self,
-        key: &'a str,
+        key: Key<'a>,
         lease: &'a str,
         max: u64,
         ttl: Duration,
@@ -89,9 +80,9 @@ impl InFlightStore for RedisBackend {
         Box::pin(self.inflight_acquire(key, lease, max, ttl))
     }
 
-    fn release(&self, key: &str, lease: &str) -> Release {
+    fn release(&self, key: Key<'_>, lease: &str) -> Release {
         let backend = self.clone();
-        let (key, lease) = (redis_key(key), lease.to_string());
+        let (key, lease) = (stored_key(key), lease.to_string());
         Release::Pending(Box::pin(async move { backend.inflight_release(key, lease).await }))
     }
 
@@ -99,13 +90,13 @@ impl InFlightStore for RedisBackend {
         true
     }
 
-    fn renew(&self, key: &str, lease: &str, ttl: Duration) -> BoxFuture<'static, Result<bool, BackendError>> {
+    fn renew(&self, key: Key<'_>, lease: &str, ttl: Duration) -> BoxFuture<'static, Result<bool, BackendError>> {
         let backend = self.clone();
-        let (key, lease) = (key.to_string(), lease.to_string());
+        let (key, lease) = (stored_key(key), lease.to_string());
         Box::pin(async move { backend.inflight_renew(&key, &lease, ttl).await })
     }
 
-    fn in_flight<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, BackendError>> {
+    fn in_flight<'a>(&'a self, key: Key<'a>) -> BoxFuture<'a, Result<u64, BackendError>> {
         Box::pin(self.inflight_count(key))
     }
 }

@@ -1,98 +1,153 @@
-//! The Lua script of each built-in strategy, its parameters, and the generic state
-//! script (reads and compare-and-set).
+//! The Lua twins of the built-in strategies, assembled from `lua/`, and how each
+//! decision runs (a script, or compare-and-set in Rust).
+//!
+//! Each built-in strategy has a file in `lua/` that reproduces its Rust twin in
+//! `strategy/` step for step (each file names its twin);
+//! `tests/tests/redis_differential.rs` checks that both decide alike. The codec tags
+//! that name the stored layouts are written once, in `strategy::codec::tags`: the
+//! scripts receive them here as `TAG` and `HEADER_TAG`, and `HAS_ENTRIES`, and never
+//! spell a tag out (a test below holds them to it).
 
+use super::compare_and_set::EXACT;
 use crate::Rate;
+use crate::strategy::codec::tags;
 use crate::strategy::{
     DynStrategy, FixedWindow, Gcra, LeakyBucket, LeakyBucketQueue, SlidingWindowCounter, SlidingWindowLog, TokenBucket,
     TokenBucketDebt,
 };
 use ::redis::Script;
+use std::fmt::Write;
 use std::sync::LazyLock;
 
-macro_rules! script {
-    ($($file:literal),+) => {
-        LazyLock::new(|| Script::new(concat!(include_str!("lua/prelude.lua"), $(include_str!($file)),+)))
-    };
+const PRELUDE: &str = include_str!("lua/prelude.lua");
+const BUCKET: &str = include_str!("lua/bucket.lua");
+const ENTRIES: &str = include_str!("lua/entries.lua");
+
+/// A built-in strategy's Lua twin.
+struct Twin {
+    /// Its file in `lua/`: a `decide` (and a `stat`, for those with entries).
+    lua: &'static str,
+    /// The helpers it calls, from `lua/`.
+    helpers: &'static [&'static str],
+    /// Its codec tag.
+    tag: i64,
+    /// The tag of Redis's own header, for the two whose entries sit in a list beside it.
+    header_tag: Option<i64>,
 }
 
-static FIXED_WINDOW: LazyLock<Script> = script!("lua/fixed_window.lua", "lua/main.lua");
-static SLIDING_WINDOW_COUNTER: LazyLock<Script> = script!("lua/sliding_window_counter.lua", "lua/main.lua");
-static SLIDING_WINDOW_LOG: LazyLock<Script> = script!("lua/entries.lua", "lua/sliding_window_log.lua", "lua/main.lua");
-static TOKEN_BUCKET: LazyLock<Script> = script!("lua/bucket.lua", "lua/token_bucket.lua", "lua/main.lua");
-static TOKEN_BUCKET_DEBT: LazyLock<Script> = script!("lua/bucket.lua", "lua/token_bucket_debt.lua", "lua/main.lua");
-static LEAKY_BUCKET: LazyLock<Script> = script!("lua/bucket.lua", "lua/leaky_bucket.lua", "lua/main.lua");
-static LEAKY_BUCKET_QUEUE: LazyLock<Script> =
-    script!("lua/bucket.lua", "lua/entries.lua", "lua/leaky_bucket_queue.lua", "lua/main.lua");
-static GCRA: LazyLock<Script> = script!("lua/bucket.lua", "lua/gcra.lua", "lua/main.lua");
+/// Every twin, in the order [`plan`] recognises the strategies.
+static TWINS: [Twin; 8] = [
+    Twin { lua: include_str!("lua/fixed_window.lua"), helpers: &[], tag: tags::FIXED_WINDOW, header_tag: None },
+    Twin {
+        lua: include_str!("lua/sliding_window_counter.lua"),
+        helpers: &[],
+        tag: tags::SLIDING_WINDOW_COUNTER,
+        header_tag: None,
+    },
+    Twin {
+        lua: include_str!("lua/sliding_window_log.lua"),
+        helpers: &[ENTRIES],
+        tag: tags::SLIDING_WINDOW_LOG,
+        header_tag: Some(tags::SLIDING_WINDOW_LOG_HEADER),
+    },
+    Twin { lua: include_str!("lua/token_bucket.lua"), helpers: &[BUCKET], tag: tags::TOKEN_BUCKET, header_tag: None },
+    Twin {
+        lua: include_str!("lua/token_bucket_debt.lua"),
+        helpers: &[BUCKET],
+        tag: tags::TOKEN_BUCKET_DEBT,
+        header_tag: None,
+    },
+    Twin { lua: include_str!("lua/leaky_bucket.lua"), helpers: &[BUCKET], tag: tags::LEAKY_BUCKET, header_tag: None },
+    Twin {
+        lua: include_str!("lua/leaky_bucket_queue.lua"),
+        helpers: &[BUCKET, ENTRIES],
+        tag: tags::LEAKY_BUCKET_QUEUE,
+        header_tag: Some(tags::LEAKY_BUCKET_QUEUE_HEADER),
+    },
+    Twin { lua: include_str!("lua/gcra.lua"), helpers: &[BUCKET], tag: tags::GCRA, header_tag: None },
+];
 
-/// The prelude, the shared helpers and `DECIDE[tag]`: every built-in strategy's
-/// `decide`, by codec tag, for the scripts that decide several hits in one call.
-macro_rules! decide_by_tag {
-    ($($tail:expr),*) => {
-        concat!(
-            include_str!("lua/prelude.lua"),
-            include_str!("lua/bucket.lua"),
-            include_str!("lua/entries.lua"),
-            "local DECIDE = {}\n",
-            "DECIDE[1] = (function()\n",
-            include_str!("lua/fixed_window.lua"),
-            "\nreturn decide end)()\nDECIDE[2] = (function()\n",
-            include_str!("lua/sliding_window_counter.lua"),
-            "\nreturn decide end)()\nDECIDE[3] = (function()\n",
-            include_str!("lua/sliding_window_log.lua"),
-            "\nreturn decide end)()\nDECIDE[4] = (function()\n",
-            include_str!("lua/token_bucket.lua"),
-            "\nreturn decide end)()\nDECIDE[5] = (function()\n",
-            include_str!("lua/token_bucket_debt.lua"),
-            "\nreturn decide end)()\nDECIDE[6] = (function()\n",
-            include_str!("lua/leaky_bucket.lua"),
-            "\nreturn decide end)()\nDECIDE[7] = (function()\n",
-            include_str!("lua/leaky_bucket_queue.lua"),
-            "\nreturn decide end)()\nDECIDE[8] = (function()\n",
-            include_str!("lua/gcra.lua"),
-            "\nreturn decide end)()\n",
-            $($tail),*
-        )
-    };
+impl Twin {
+    /// `TAG` and `HEADER_TAG` for this twin's file, and the file.
+    fn with_tags(&self, out: &mut String) {
+        let _ = writeln!(out, "local TAG = {}", self.tag);
+        if let Some(header) = self.header_tag {
+            let _ = writeln!(out, "local HEADER_TAG = {header}");
+        }
+        out.push_str(self.lua);
+        out.push('\n');
+    }
+}
+
+/// The prelude of every strategy script, with the bound it checks numbers against.
+fn prelude() -> String {
+    format!("local MAX_EXACT = {EXACT}\n{PRELUDE}")
+}
+
+/// The script of one strategy: prelude, helpers, the twin, and `main.lua` calling it.
+fn strategy_script(twin: &Twin) -> Script {
+    let mut lua = prelude();
+    for helper in twin.helpers {
+        lua.push_str(helper);
+    }
+    twin.with_tags(&mut lua);
+    lua.push_str(include_str!("lua/main.lua"));
+    Script::new(&lua)
+}
+
+/// One script per twin, in the order of [`TWINS`].
+static STRATEGY_SCRIPTS: LazyLock<Vec<Script>> = LazyLock::new(|| TWINS.iter().map(strategy_script).collect());
+
+/// The prelude, every helper, `DECIDE[tag]` (every twin's `decide`, by codec tag),
+/// `HAS_ENTRIES[tag]`, then `tail`: for the scripts that decide several hits in one call.
+fn decide_by_tag(tail: &str) -> Script {
+    let mut lua = prelude();
+    lua.push_str(BUCKET);
+    lua.push_str(ENTRIES);
+    lua.push_str("local DECIDE, HAS_ENTRIES = {}, {}\n");
+    for twin in &TWINS {
+        let _ = writeln!(lua, "DECIDE[{}] = (function()", twin.tag);
+        twin.with_tags(&mut lua);
+        lua.push_str("return decide end)()\n");
+        if twin.header_tag.is_some() {
+            let _ = writeln!(lua, "HAS_ENTRIES[{}] = true", twin.tag);
+        }
+    }
+    lua.push_str(tail);
+    Script::new(&lua)
 }
 
 /// Every built-in strategy in one script, by codec tag: several hits decided as one
 /// (stacked limits on one client's keys, which share a hash tag and so a slot).
-pub(super) static MULTI: LazyLock<Script> =
-    LazyLock::new(|| Script::new(decide_by_tag!(include_str!("lua/multi.lua"))));
+pub(super) static MULTI: LazyLock<Script> = LazyLock::new(|| decide_by_tag(include_str!("lua/multi.lua")));
 
 /// Every built-in strategy in one script, by codec tag: independent decisions of
 /// concurrent callers carried by one call and made in order (see [`batch`](super::batch)).
-pub(super) static BATCH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(decide_by_tag!(include_str!("lua/batch.lua"))));
+pub(super) static BATCH: LazyLock<Script> = LazyLock::new(|| decide_by_tag(include_str!("lua/batch.lua")));
 
 /// Stats of the strategies with an entries key (the sliding log and the queue), by
 /// codec tag, computed in the script from a few entries.
 pub(super) static ENTRIES_STAT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("lua/prelude.lua"),
-        include_str!("lua/bucket.lua"),
-        include_str!("lua/entries.lua"),
-        "local STAT = {}\n",
-        "STAT[3] = (function()\n",
-        include_str!("lua/sliding_window_log.lua"),
-        "\nreturn stat end)()\nSTAT[7] = (function()\n",
-        include_str!("lua/leaky_bucket_queue.lua"),
-        "\nreturn stat end)()\n",
-        include_str!("lua/stat.lua"),
-    ))
+    let mut lua = prelude();
+    lua.push_str(BUCKET);
+    lua.push_str(ENTRIES);
+    lua.push_str("local STAT = {}\n");
+    for twin in TWINS.iter().filter(|twin| twin.header_tag.is_some()) {
+        let _ = writeln!(lua, "STAT[{}] = (function()", twin.tag);
+        twin.with_tags(&mut lua);
+        lua.push_str("return stat end)()\n");
+    }
+    lua.push_str(include_str!("lua/stat.lua"));
+    Script::new(&lua)
 });
 
 /// Reads (for stats) and compare-and-set (for strategies decided in Rust).
-pub(super) static STATE: LazyLock<Script> = script!("lua/state.lua");
+pub(super) static STATE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{}{}", prelude(), include_str!("lua/state.lua"))));
 
 /// Products a script computes must stay below this for doubles to be exact: 2^53,
 /// with room for the additions and timestamps around them.
 const EXACT_PRODUCT: u128 = 1 << 50;
-
-/// Codec tags of the strategies that keep their entries in a second key.
-const LOG_TAG: u8 = 3;
-const QUEUE_TAG: u8 = 7;
 
 /// A built-in strategy's script and how to call it.
 #[derive(Clone, Copy)]
@@ -100,16 +155,18 @@ pub(super) struct Scripted {
     pub(super) script: &'static Script,
     /// `ARGV[6]`, if the script takes a parameter.
     pub(super) param: Option<u64>,
-    /// The strategy's codec tag, which names it in [`MULTI`] and [`ENTRIES_STAT`].
-    pub(super) tag: u8,
+    /// The strategy's codec tag, which names it in [`MULTI`], [`BATCH`] and
+    /// [`ENTRIES_STAT`].
+    pub(super) tag: i64,
+    has_entries: bool,
 }
 
 impl Scripted {
-    /// Whether the strategy keeps its entries in a sorted set beside the state key
-    /// (`KEYS[2]`, see [`entries_key`](super::entries_key)): the sliding log and the
-    /// queue, so that no call reads more than a few of them.
+    /// Whether the strategy keeps its entries in a list beside the state key
+    /// (`KEYS[2]`, see [`entries_key`](super::keys::entries_key)): the sliding log and
+    /// the queue, so that no call reads more than a few of them.
     pub(super) fn has_entries(&self) -> bool {
-        matches!(self.tag, LOG_TAG | QUEUE_TAG)
+        self.has_entries
     }
 }
 
@@ -127,39 +184,81 @@ pub(super) enum Plan {
 pub(super) fn plan(strategy: &dyn DynStrategy, rate: Rate) -> Plan {
     let any = strategy.as_any();
     let capacity = strategy.capacity(rate);
-    let (script, param, tag): (&'static Script, Option<u64>, u8) = if any.is::<FixedWindow>() {
-        (&FIXED_WINDOW, None, 1)
+    // The index in `TWINS`, and the parameter the script takes.
+    let (twin, param) = if any.is::<FixedWindow>() {
+        (0, None)
     } else if any.is::<SlidingWindowCounter>() {
-        (&SLIDING_WINDOW_COUNTER, None, 2)
+        (1, None)
     } else if any.is::<SlidingWindowLog>() {
-        (&SLIDING_WINDOW_LOG, None, LOG_TAG)
+        (2, None)
     } else if any.is::<TokenBucket>() {
-        (&TOKEN_BUCKET, Some(capacity), 4)
+        (3, Some(capacity))
     } else if any.is::<TokenBucketDebt>() {
-        (&TOKEN_BUCKET_DEBT, Some(capacity), 5)
+        (4, Some(capacity))
     } else if any.is::<LeakyBucket>() {
-        (&LEAKY_BUCKET, None, 6)
+        (5, None)
     } else if any.is::<LeakyBucketQueue>() {
-        (&LEAKY_BUCKET_QUEUE, None, QUEUE_TAG)
+        (6, None)
     } else if any.is::<Gcra>() {
-        (&GCRA, Some(capacity), 8)
+        (7, Some(capacity))
     } else {
         return Plan::CompareAndSet;
     };
+    let tag = TWINS[twin].tag;
     // The log multiplies nothing: it adds costs (running totals stay below 2^52) and
     // periods to times. Every other script multiplies a limit by the period.
-    let exact = if tag == LOG_TAG {
+    let exact = if tag == tags::SLIDING_WINDOW_LOG {
         u128::from(rate.limit()) < EXACT_PRODUCT && u128::from(rate.period_ms()) < EXACT_PRODUCT
     } else {
         u128::from(rate.limit().max(capacity)) * u128::from(rate.period_ms()) < EXACT_PRODUCT
     };
-    if exact { Plan::Script(Scripted { script, param, tag }) } else { Plan::CompareAndSet }
+    if !exact {
+        return Plan::CompareAndSet;
+    }
+    let has_entries = TWINS[twin].header_tag.is_some();
+    Plan::Script(Scripted { script: &STRATEGY_SCRIPTS[twin], param, tag, has_entries })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::strategy::{StrategyKind, from_name};
+
+    #[test]
+    fn each_twin_is_its_strategy_by_codec_tag() {
+        // `plan` recognises each built-in as the twin that carries its codec's tag.
+        for kind in StrategyKind::ALL {
+            let strategy = kind.build();
+            let fresh = strategy.encode_any(&strategy.new_state()).expect("built-ins have a codec");
+            let Plan::Script(scripted) = plan(&*strategy, Rate::per_minute(100)) else { panic!("{kind} has a script") };
+            assert_eq!(scripted.tag, fresh[0], "{kind}");
+        }
+        let mut seen: Vec<i64> = TWINS.iter().flat_map(|twin| [Some(twin.tag), twin.header_tag]).flatten().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 10, "every layout has a tag of its own");
+    }
+
+    #[test]
+    fn no_lua_file_spells_a_tag_out() {
+        // A tag compared or written as a number would drift from the codec's table.
+        for twin in &TWINS {
+            for (at, _) in twin.lua.match_indices("state[1] == ") {
+                let rest = &twin.lua[at + "state[1] == ".len()..];
+                assert!(rest.starts_with("TAG") || rest.starts_with("HEADER_TAG"), "{}", &twin.lua[..80]);
+            }
+            for line in twin.lua.lines().filter(|line| !line.trim_start().starts_with("--")) {
+                for opening in ["{ ", "{", "meter_decide("] {
+                    if let Some(rest) = line.split(opening).nth(1) {
+                        let first = rest.split([',', ' ']).next().unwrap_or("");
+                        assert!(first.parse::<i64>().is_err(), "a tag spelled out in: {line}");
+                    }
+                }
+            }
+            assert!(twin.lua.contains("TAG"), "every twin reads its tag: {}", &twin.lua[..80]);
+        }
+        assert!(include_str!("lua/batch.lua").contains("HAS_ENTRIES[plan.tag]"));
+    }
 
     #[test]
     fn every_built_in_has_a_script_and_a_lookalike_does_not() {

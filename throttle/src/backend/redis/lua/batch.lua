@@ -1,8 +1,12 @@
+-- Batched decisions: throttle/src/backend/redis/batch.rs builds the call (DECIDE[tag] and
+-- HAS_ENTRIES come from scripts.rs); tests/tests/redis_batching.rs checks the answers are
+-- those of the same hits one by one.
+--
 -- Independent hits of concurrent callers, decided one after another in one call
 -- (appended after DECIDE[tag] for every built-in strategy). Each is admitted or
 -- rejected on its own, and an admitted hit is written before the next is decided, so
 -- the answers are those of the same hits sent one by one in this order.
--- KEYS     per hit: its state key, then its entries key when its tag has one (3, 7)
+-- KEYS     per hit: its state key, then its entries key when its tag has one
 -- ARGV[1]  now in ms, or "" for Redis server time   ARGV[2] grace_ms
 -- ARGV[3]  the number of hits   ARGV[4] the number of plans (distinct strategy and rate)
 -- then per plan: tag, limit, period_ms, parameter ("" for none)
@@ -42,7 +46,7 @@ for i = 1, tonumber(ARGV[3]) do
   local plan = plans[tonumber(ARGV[at])]
   local key, entries = KEYS[k], nil
   k = k + 1
-  if plan.tag == 3 or plan.tag == 7 then
+  if HAS_ENTRIES[plan.tag] then
     entries = KEYS[k]
     k = k + 1
   end

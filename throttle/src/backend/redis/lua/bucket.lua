@@ -1,4 +1,5 @@
-
+-- Lua twin of throttle/src/strategy/bucket.rs (the meter of the token and leaky
+-- buckets and GCRA); tests/tests/redis_differential.rs checks that both decide alike.
 -- The meter shared by the token and leaky buckets: a level in units of 1 / period of
 -- a hit (a hit of cost c adds c * period units) that drains `limit` units per ms.
 

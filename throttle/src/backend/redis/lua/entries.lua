@@ -1,4 +1,6 @@
-
+-- The entries lists of the sliding log and the queue, which Redis keeps beside their
+-- header (in Rust the whole state is one value: strategy/sliding_window_log.rs and
+-- strategy/leaky_bucket_queue.rs). tests/tests/redis_differential.rs checks both alike.
 -- Entries in a list beside the state key, oldest first, for the sliding log (two
 -- elements per entry: its time and its running total) and the queue (one: its
 -- running total). An entry's running total is the cost up to and including it, so

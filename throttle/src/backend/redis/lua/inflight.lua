@@ -1,4 +1,5 @@
--- throttle: in-flight leases. One sorted set per client and limit: lease id -> expiry
+-- throttle: in-flight leases (throttle/src/backend/redis/inflight.rs; tested by
+-- tests/tests/operating/inflight.rs). One sorted set per client and limit: lease id -> expiry
 -- in ms since the epoch. Every call is atomic.
 --
 -- KEYS[1]  the set

@@ -1,5 +1,7 @@
-
--- leaky_bucket_queue: header fields 10, last_ms, head_leaked, total, base,
+-- Lua twin of throttle/src/strategy/leaky_bucket_queue.rs, step for step;
+-- tests/tests/redis_differential.rs checks that both decide alike. TAG (and
+-- HEADER_TAG) come from the codec's tag table (strategy/codec.rs, `tags`).
+-- leaky_bucket_queue: header fields HEADER_TAG, last_ms, head_leaked, total, base,
 -- head_total, count, and the running total of each queued hit in the entries list
 -- (see entries.lua), head first. The queue holds total - base of cost: `total` is
 -- the running total at the tail, `base` the one before the head, `head_total` the
@@ -9,7 +11,7 @@
 
 -- The header, or nil when absent or unreadable.
 local function queue_header(state)
-  if not (state and #state == 7 and state[1] == 10) then return nil end
+  if not (state and #state == 7 and state[1] == HEADER_TAG) then return nil end
   local h = { last = state[2], head_leaked = state[3], total = state[4], base = state[5], head_total = state[6],
     count = state[7] }
   if h.count < 1 or h.base >= h.head_total or h.head_total > h.total then return nil end
@@ -58,7 +60,7 @@ local function queue_decide(h, now, limit, period, cost, entries)
   if count == 0 then head_total = new_total end
   local shift = 0
   if new_total >= REBASE_AT then shift = base end
-  local header = { 10, new_last, head_leaked, new_total - shift, base - shift, head_total - shift, count + 1 }
+  local header = { HEADER_TAG, new_last, head_leaked, new_total - shift, base - shift, head_total - shift, count + 1 }
   local function apply()
     if count == 0 then
       redis.call('DEL', entries) -- drained, or left beside an unreadable header

@@ -1,3 +1,5 @@
+-- Called by throttle/src/backend/redis/decide.rs (`decide_one`); the strategy's twin
+-- comes before it, and tests/tests/redis_differential.rs checks its answers.
 
 -- Dispatch (appended after the strategy's
 -- `decide(state, now, limit, period, cost, params, entries)`, which returns allowed

@@ -1,4 +1,5 @@
-
+-- Stacked limits as one call: throttle/src/backend/redis/decide.rs (`decide_all`);
+-- tests/tests/redis_backend.rs and tests/tests/hostile/stack.rs check it is all or nothing.
 -- Several hits decided as one (appended after DECIDE[tag] for every built-in strategy).
 -- KEYS[2i - 1], KEYS[2i]  the state key of hit i and its entries key (one client's
 --                         keys share a hash tag, so one slot; no key twice)

@@ -1,4 +1,5 @@
--- throttle: one atomic decision per call. Shared prelude of every script.
+-- throttle: one atomic decision per call. Shared prelude of every script, which
+-- throttle/src/backend/redis/scripts.rs assembles from these files.
 --
 -- Strategy scripts (prelude, [bucket], strategy, main):
 -- KEYS[1]  the state key
@@ -16,7 +17,7 @@
 -- are exact (the backend checks the bound before choosing a script).
 
 local NEVER = -1
-local MAX_EXACT = 9007199254740992 -- 2^53
+-- MAX_EXACT (2^53) comes before this file, from the Rust bound (scripts.rs).
 
 local function server_now()
   local t = redis.call('TIME')

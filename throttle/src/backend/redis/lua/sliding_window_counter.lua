@@ -1,10 +1,12 @@
-
--- sliding_window_counter: fields 2, window_start_ms, current, previous. The previous
+-- Lua twin of throttle/src/strategy/sliding_window_counter.rs, step for step;
+-- tests/tests/redis_differential.rs checks that both decide alike. TAG (and
+-- HEADER_TAG) come from the codec's tag table (strategy/codec.rs, `tags`).
+-- sliding_window_counter: fields TAG, window_start_ms, current, previous. The previous
 -- window weighs (period - elapsed) / period; everything is scaled by the period.
 local function decide(state, now, limit, period, cost, params)
   local start = now - (now % period)
   local s_start, s_current, s_previous = 0, 0, 0
-  if state and #state == 4 and state[1] == 2 then s_start, s_current, s_previous = state[2], state[3], state[4] end
+  if state and #state == 4 and state[1] == TAG then s_start, s_current, s_previous = state[2], state[3], state[4] end
   local previous, current = 0, 0
   if s_start == start then
     previous, current = s_previous, s_current
@@ -39,5 +41,5 @@ local function decide(state, now, limit, period, cost, params)
   end
   if wait > 0 then return 0, remaining(current), wait, reset(current) end
   current = current + cost
-  return 1, remaining(current), 0, reset(current), {2, start, current, previous}, start + 2 * period
+  return 1, remaining(current), 0, reset(current), {TAG, start, current, previous}, start + 2 * period
 end

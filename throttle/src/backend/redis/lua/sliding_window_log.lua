@@ -1,5 +1,7 @@
-
--- sliding_window_log: header fields 9, newest_ms, total, base, count, oldest_ms,
+-- Lua twin of throttle/src/strategy/sliding_window_log.rs, step for step;
+-- tests/tests/redis_differential.rs checks that both decide alike. TAG (and
+-- HEADER_TAG) come from the codec's tag table (strategy/codec.rs, `tags`).
+-- sliding_window_log: header fields HEADER_TAG, newest_ms, total, base, count, oldest_ms,
 -- oldest_total, and one entry (ms, running total) per admitting millisecond in the
 -- entries list (see entries.lua). The log holds total - base of cost: `total` is the
 -- running total at the newest entry and `base` the one before the oldest. A hit
@@ -7,7 +9,7 @@
 
 -- The header, or nil when absent or unreadable.
 local function log_header(state)
-  if not (state and #state == 7 and state[1] == 9) then return nil end
+  if not (state and #state == 7 and state[1] == HEADER_TAG) then return nil end
   local h = { newest = state[2], total = state[3], base = state[4], count = state[5], oldest = state[6],
     oldest_total = state[7] }
   if h.count < 1 or h.base >= h.oldest_total or h.oldest_total > h.total or h.oldest > h.newest then return nil end
@@ -79,7 +81,7 @@ local function log_decide(h, now, limit, period, cost, entries)
   if new_total >= REBASE_AT then shift = base end
   local new_count = live + 1
   if coalesce then new_count = live end
-  local header = { 9, now_eff, new_total - shift, base - shift, new_count, oldest, oldest_total - shift }
+  local header = { HEADER_TAG, now_eff, new_total - shift, base - shift, new_count, oldest, oldest_total - shift }
   local function apply()
     if live == 0 then
       redis.call('DEL', entries) -- aged out, or left beside an unreadable header

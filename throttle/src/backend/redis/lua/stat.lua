@@ -1,4 +1,4 @@
-
+-- Called by throttle/src/backend/redis/stat.rs; tests/tests/redis_differential.rs checks the stats match Rust's.
 -- Stats of the strategies with an entries key (appended after STAT[tag] for each),
 -- read without changing anything.
 -- KEYS[1] the state key   KEYS[2] its entries key

@@ -1,4 +1,5 @@
-
+-- Called by throttle/src/backend/redis/compare_and_set.rs (and stat.rs);
+-- tests/tests/redis_backend.rs and tests/tests/redis_differential.rs run it.
 -- The generic state script: reads for stats, and compare-and-set for strategies
 -- decided in Rust (any strategy with a codec but no script of its own).
 --
