@@ -228,8 +228,9 @@ impl BuiltKey {
         BuiltKey { text, client: (offset(client.start), offset(client.end)) }
     }
 
+    #[inline]
     pub(crate) fn as_key(&self) -> Key<'_> {
-        Key::with_client(&self.text, usize::from(self.client.0)..usize::from(self.client.1))
+        Key::built(&self.text, self.client)
     }
 }
 

@@ -39,6 +39,15 @@ impl<'a> Key<'a> {
         Key { text, client: span.filter(|_| fits) }
     }
 
+    /// [`with_client`](Self::with_client) for a span the key builder just made, so
+    /// known to be a segment of `text`: nothing to check on the hot path (a wrong span
+    /// would only read as no client: the text is the key).
+    #[inline]
+    pub(crate) fn built(text: &'a str, client: (u16, u16)) -> Self {
+        debug_assert!(text.get(usize::from(client.0)..usize::from(client.1)).is_some());
+        Key { text, client: Some((u32::from(client.0), u32::from(client.1))) }
+    }
+
     /// The whole key.
     pub fn as_str(&self) -> &'a str {
         self.text
@@ -53,7 +62,7 @@ impl<'a> Key<'a> {
     pub fn around_client(&self) -> Option<(&'a str, &'a str, &'a str)> {
         let (start, end) = self.client?;
         let (start, end) = (start as usize, end as usize);
-        Some((&self.text[..start], &self.text[start..end], &self.text[end..]))
+        Some((self.text.get(..start)?, self.text.get(start..end)?, self.text.get(end..)?))
     }
 }
 

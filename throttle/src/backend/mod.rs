@@ -110,7 +110,7 @@ pub trait Backend: sealed::AsAny + Debug + Send + Sync + 'static {
     ///
     /// Throttles ask both ways (`a.shares_store_with(b) || b.shares_store_with(a)`), so
     /// a backend in front of another (a cache) need only recognise the one it wraps;
-    /// clones of a store recognise each other with [`downcast_ref`](dyn Backend::downcast_ref).
+    /// clones of a store recognise each other with [`downcast_ref`](#method.downcast_ref).
     ///
     /// ```
     /// use throttle::MemoryBackend;
@@ -169,7 +169,7 @@ pub(crate) fn share_a_store(a: &dyn Backend, b: &dyn Backend) -> bool {
 mod sealed {
     use super::Any;
 
-    /// Any backend as [`Any`], for [`downcast_ref`](super::Backend::downcast_ref):
+    /// Any backend as [`Any`], for `<dyn Backend>::downcast_ref`:
     /// implemented for every type, so no backend writes it.
     #[allow(unreachable_pub, reason = "a supertrait of `Backend` that no one can name")]
     pub trait AsAny: Any {

@@ -35,6 +35,7 @@ enum State<'a, T> {
 
 impl<'a, T> Reply<'a, T> {
     /// An answer given at once.
+    #[inline]
     pub fn ready(result: Result<T, BackendError>) -> Self {
         Reply(State::Ready(Some(result)))
     }
@@ -50,6 +51,7 @@ impl<'a, T> Reply<'a, T> {
     }
 
     /// The answer at once, or the reply back when it is pending.
+    #[inline]
     pub(crate) fn now(self) -> Result<Result<T, BackendError>, Self> {
         match self.0 {
             State::Ready(Some(result)) => Ok(result),
@@ -62,8 +64,13 @@ impl<'a, T> Reply<'a, T> {
     pub(crate) async fn within(self, timeout: Duration) -> Result<T, BackendError> {
         match self.now() {
             Ok(result) => result,
-            Err(pending) => tokio::time::timeout(timeout, pending).await.unwrap_or(Err(BackendError::Timeout(timeout))),
+            Err(pending) => pending.timed(timeout).await,
         }
+    }
+
+    /// A pending answer within `timeout`.
+    async fn timed(self, timeout: Duration) -> Result<T, BackendError> {
+        tokio::time::timeout(timeout, self).await.unwrap_or(Err(BackendError::Timeout(timeout)))
     }
 }
 

@@ -70,8 +70,10 @@ pub(crate) mod tags {
     pub(crate) const LEAKY_BUCKET_QUEUE: i64 = 7;
     pub(crate) const GCRA: i64 = 8;
     /// The Redis sliding log's header (its entries in a list beside it).
+    #[cfg(feature = "redis")]
     pub(crate) const SLIDING_WINDOW_LOG_HEADER: i64 = 9;
     /// The Redis queue's header (its entries in a list beside it).
+    #[cfg(feature = "redis")]
     pub(crate) const LEAKY_BUCKET_QUEUE_HEADER: i64 = 10;
 }
 

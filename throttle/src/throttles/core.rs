@@ -218,7 +218,10 @@ impl Core {
     /// is, a pending one within the timeout.
     pub(crate) async fn decide(&self, key: Key<'_>, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
         let started = Stopwatch::start();
-        let decision = self.backend.hit(Hit { key, strategy: &*self.strategy, rate, cost }).within(self.timeout).await;
+        let decision = match self.backend.hit(Hit { key, strategy: &*self.strategy, rate, cost }).now() {
+            Ok(decision) => decision,
+            Err(pending) => pending.within(self.timeout).await,
+        };
         self.ops.instruments.decided(started);
         decision
     }

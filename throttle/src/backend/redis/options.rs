@@ -76,7 +76,7 @@ impl RedisBackend {
     ///   consumes quota after its policy has answered.
     ///
     /// Strategies of your own (compare-and-set) and stacked limits
-    /// ([`Backend::hit_all`]) are not batched.
+    /// ([`Backend::hit_all`](crate::backend::Backend::hit_all)) are not batched.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
