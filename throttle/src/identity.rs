@@ -8,6 +8,7 @@
 use crate::backend::BoxFuture;
 use crate::key::{self, KeyBuf};
 use crate::{ClientIp, Connection};
+use core::future::Future;
 use http::{Extensions, HeaderName};
 use std::borrow::Cow;
 use std::fmt;
@@ -70,12 +71,12 @@ type ExtensionFn = dyn Fn(&Extensions) -> Option<String> + Send + Sync;
 /// // Asynchronously: read what you need, then return a `'static` future.
 /// let by_lookup = Identifier::from_async_fn(|conn| {
 ///     let token = conn.headers().get("authorization").cloned();
-///     Box::pin(async move {
+///     async move {
 ///         match token {
 ///             Some(t) => Identity::client(format!("user:{}", t.len())),
 ///             None => Identity::client("guest"),
 ///         }
-///     })
+///     }
 /// });
 /// # let _ = (by_key, by_lookup);
 /// ```
@@ -172,10 +173,15 @@ impl Identifier {
         Identifier(Kind::Sync(Arc::new(f)))
     }
 
-    /// An asynchronous function: it reads what it needs from the request and returns a
-    /// `'static` future.
-    pub fn from_async_fn(f: impl Fn(&Connection<'_>) -> BoxFuture<'static, Identity> + Send + Sync + 'static) -> Self {
-        Identifier(Kind::Async(Arc::new(f)))
+    /// An asynchronous function: it reads what it needs from the request right away
+    /// and returns a `'static` future (an `async move` block), e.g. a session lookup.
+    pub fn from_async_fn<F, Fut>(f: F) -> Self
+    where
+        F: Fn(&Connection<'_>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Identity> + Send + 'static,
+    {
+        let boxed = move |conn: &Connection<'_>| -> BoxFuture<'static, Identity> { Box::pin(f(conn)) };
+        Identifier(Kind::Async(Arc::new(boxed)))
     }
 
     /// Runs the identifier: the client id, prefixed with its kind (see the table above).

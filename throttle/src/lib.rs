@@ -33,8 +33,8 @@
 //! ```
 //!
 //! - [`Rate`]: `"100/min"`, `"5 per 10s"`, `"1000/1h30m"`, `"unlimited"`.
-//! - [`HttpThrottle`]: `hit`, `check`, `stat`, `get_headers`, with `.cost(n)` and
-//!   `.context(ctx)`; [`WebSocketThrottle`] for messages (`hit`) and handshakes
+//! - [`HttpThrottle`]: `hit`, `check`, `stat`, `get_headers`, with `.cost(n)`,
+//!   `.scope(..)` and `.context(ctx)`; [`WebSocketThrottle`] for messages (`hit`) and handshakes
 //!   (`hit_upgrade`), with the [`WsConnection`] extractor.
 //! - [`ThrottleLayer`]: throttles for a whole router; [`hit_all`] for stacked limits.
 //! - [`Identifier`], [`ClientIp`] and [`Rule`]: who is limited, and where.
@@ -56,6 +56,7 @@
 //! | --- | --- | --- |
 //! | `macros` | yes | `#[throttle]` and `rate!` |
 //! | `ws` | yes | [`WebSocketThrottle`]: per-message limits and the `rate_limit` frame (axum's `ws`) |
+//! | `json` | yes | `serde_json`: problem-details rejections ([`ThrottleBuilder::problem_details`], RFC 9457) and extra fields in the WebSocket frame (`frame_extra`) |
 //! | `tracing` | yes | warnings through `tracing` (a failing backend, a misconfigured proxy) |
 //! | `redis` | no | `RedisBackend`: standalone, Cluster and Sentinel |
 //! | `limits-file` | no | `limits`: limits in a TOML file, reloaded on change |
@@ -87,6 +88,7 @@ mod log;
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 mod outcome;
+#[cfg(feature = "json")]
 mod problem;
 pub mod quota;
 pub mod rate;
@@ -153,14 +155,14 @@ pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_fra
 /// |---|---|---|
 /// | `uid` (required) | string literal: letters, digits, `_-.:/`; unique in the process | [`HttpThrottle::builder(uid)`] |
 /// | `rate` (required unless `rate_fn`) | `"100/min"`, `"5 per 10s"`, `"1000/1h30m"`, `"unlimited"`, or an expression of type `Rate` | `.rate(..)` |
-/// | `rate_fn` | path to `fn(&Connection<'_>, &Context) -> BoxFuture<'static, Rate>` | `.rate_fn(..)` |
+/// | `rate_fn` | path to a `fn(&Connection<'_>, &Context) -> impl Future<Output = Rate> + Send + use<>` (see [`ThrottleBuilder::rate_fn`]) | `.rate_fn(..)` |
 /// | `headers` | `"always"`, `"throttled"`, or a path to a `Headers` value (e.g. `throttle::IETF_HEADERS`) | `.headers(..)` |
 /// | `strategy` | `"fixed_window"`, `"sliding_window_counter"`, `"sliding_window_log"`, `"token_bucket"`, `"token_bucket_debt"`, `"leaky_bucket"`, `"leaky_bucket_queue"`, `"gcra"`, with optional parameters (`"token_bucket(burst = 15)"`), or a strategy value | `.strategy_name(..)` / `.strategy(..)` |
-/// | `cost` | integer literal (0 to 2^53 - 1), an integer constant, or a path to `fn(&Connection<'_>, &Context) -> BoxFuture<'static, u64>` | `.cost(..)` / `.cost_fn(..)` |
+/// | `cost` | integer literal (0 to 2^53 - 1), an integer constant, or a path to a `fn(&Connection<'_>, &Context) -> impl Future<Output = u64> + Send + use<>` | `.cost(..)` / `.cost_fn(..)` |
 /// | `backend` | expression of a `Backend` type, e.g. `app_backend()` | `.backend(..)` |
 /// | `identifier` | expression of type `Identifier`, e.g. `by_api_key()` | `.identifier(..)` |
 /// | `rules` | expression of an iterable of `Rule` (apply-if / bypass-if), e.g. `[health_bypass()]` | `.rules(..)` |
-/// | `scope` | string literal: a separate bucket for this handler | `.context(Context::new().with("scope", ..))` |
+/// | `scope` | string literal: a separate bucket for this handler | `.scope(..)` |
 /// | `on_error` | `"allow"`, `"throttle"`, `"raise"`, or an `OnError` value | `.on_error(..)` |
 /// | `shadow` | `true`, `false`, or a `bool` expression: decide and count, never reject (see [`shadow`]) | `.shadow(..)` |
 /// | `count` | `"all"`, `"failures"`, `"successes"`, or a `CountWhen` value: which responses count | `.count_when(..)` |

@@ -2,6 +2,7 @@
 //! failing backend only ever answers for its own throttles.
 
 use crate::backend::{BackendError, HitRequest};
+use crate::context::same_scope;
 use crate::strategy::Decision;
 use crate::throttles::core::{Core, Prepared};
 use crate::throttles::instruments::Stopwatch;
@@ -99,7 +100,7 @@ pub(crate) async fn hit_each_with(
         // quota context may hit one throttle in several scopes: separate buckets.)
         if calls[..index]
             .iter()
-            .any(|earlier| std::ptr::eq(earlier.throttle.core(), core) && earlier.context == *context)
+            .any(|earlier| std::ptr::eq(earlier.throttle.core(), core) && same_scope(earlier.context, *context))
         {
             continue;
         }

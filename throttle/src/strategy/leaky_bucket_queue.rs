@@ -168,6 +168,7 @@ impl Strategy for LeakyBucketQueue {
                 queue_cost: sat(ceil_div(level, unit)),
                 capacity: rate.limit(),
                 last_leak_ms: state.last_ms,
+                level_units: sat(view.reading.level),
             },
         }
     }

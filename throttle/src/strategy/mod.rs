@@ -96,6 +96,7 @@ mod sliding_window_log;
 mod stat;
 mod token_bucket;
 mod token_bucket_debt;
+pub(crate) mod wait;
 
 pub use codec::EncodedDecision;
 pub use erased::{AnyState, Builtin, DynStrategy};

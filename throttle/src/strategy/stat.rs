@@ -88,6 +88,10 @@ pub enum Metadata {
         capacity: u64,
         /// When tokens were last taken, ms since the epoch.
         last_refill_ms: u64,
+        /// Tokens missing from a full bucket now, exact (where `tokens` is rounded
+        /// down), in units that a hit of cost `c` takes `c × period_ms` of and that
+        /// refill at `limit` per millisecond.
+        level_units: u64,
     },
     /// [`TokenBucketDebt`](crate::strategy::TokenBucketDebt): tokens, possibly
     /// negative.
@@ -102,6 +106,9 @@ pub enum Metadata {
         debt: u64,
         /// When tokens were last taken, ms since the epoch.
         last_refill_ms: u64,
+        /// Tokens missing from a full bucket now, exact, in the units of
+        /// [`Metadata::TokenBucket`]'s `level_units`.
+        level_units: u64,
     },
     /// [`LeakyBucket`](crate::strategy::LeakyBucket): the bucket's level.
     LeakyBucket {
@@ -111,6 +118,10 @@ pub enum Metadata {
         capacity: u64,
         /// When cost was last added, ms since the epoch.
         last_leak_ms: u64,
+        /// Cost in the bucket now, exact (where `level` is rounded up), in units that
+        /// a hit of cost `c` adds `c × period_ms` of and that leak at `limit` per
+        /// millisecond.
+        level_units: u64,
     },
     /// [`LeakyBucketQueue`](crate::strategy::LeakyBucketQueue): the queue.
     LeakyBucketQueue {
@@ -122,6 +133,9 @@ pub enum Metadata {
         capacity: u64,
         /// When the queue was last updated, ms since the epoch.
         last_leak_ms: u64,
+        /// The queue's undrained cost now, exact, in the units of
+        /// [`Metadata::LeakyBucket`]'s `level_units`.
+        level_units: u64,
     },
     /// [`Gcra`](crate::strategy::Gcra): the theoretical arrival time.
     Gcra {
@@ -132,6 +146,10 @@ pub enum Metadata {
         emission_interval_us: u64,
         /// Hits admitted at once from rest.
         burst: u64,
+        /// How far the TAT runs ahead of now, exact, in units of `1 / limit` ms: a
+        /// hit of cost `c` pushes it `c × period_ms` units, and it falls `limit` units
+        /// per millisecond.
+        level_units: u64,
     },
     /// A user strategy's own named integers.
     Custom(Vec<(&'static str, i64)>),

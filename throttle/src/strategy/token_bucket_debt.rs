@@ -2,7 +2,7 @@
 
 use super::InvalidStrategyParam;
 use super::bucket;
-use super::math::{decode_pair, encode_pair};
+use super::math::{decode_pair, encode_pair, sat};
 use super::token_bucket::{burst_or_limit, check_burst};
 use super::{Decision, Metadata, Snapshot, Strategy, TokenBucketState, degenerate, degenerate_stat};
 use crate::Rate;
@@ -120,6 +120,7 @@ impl Strategy for TokenBucketDebt {
                 max_debt: self.max_debt,
                 debt: u64::try_from(-tokens.min(0)).unwrap_or(u64::MAX),
                 last_refill_ms: state.last_ms,
+                level_units: sat(view.reading.level),
             },
         }
     }

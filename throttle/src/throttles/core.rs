@@ -11,7 +11,7 @@ use crate::headers::resolved::Resolved;
 use crate::identity::ClientId;
 use crate::key::{ClientSegment, KeyBuf, ScopeSegment};
 use crate::outcome::RefundTicket;
-use crate::rejection::{Throttled, ThrottledHandler};
+use crate::rejection::{Rejection, Throttled, ThrottledHandler};
 use crate::rules::{self, Rule};
 use crate::strategy::{Decision, DynStrategy, Metadata, Snapshot, StrategyStat};
 use crate::{Connection, Context, Cost, Identifier, InvalidCost, Rate, ThrottleError, key};
@@ -44,6 +44,8 @@ pub struct Core {
     /// Shared with every rejection, so a 429 never copies it.
     pub(crate) context: Arc<Context>,
     pub(crate) handler: Option<ThrottledHandler>,
+    /// Status, detail and extra headers of rejections, shared with each one.
+    pub(crate) rejection: Arc<Rejection>,
     pub(crate) rules: Vec<Rule>,
     pub(crate) split: KeySplit,
     pub(crate) enabled: AtomicBool,
@@ -228,7 +230,7 @@ impl Core {
         decision
     }
 
-    async fn snapshot(&self, key: &str, rate: Rate) -> Result<Snapshot, BackendError> {
+    pub(super) async fn snapshot(&self, key: &str, rate: Rate) -> Result<Snapshot, BackendError> {
         if let Some(memory) = self.backend.as_memory() {
             return Ok(memory.stat_now(key, &*self.strategy, rate));
         }
@@ -358,6 +360,7 @@ impl Core {
             headers,
             context,
             handler: self.handler.clone(),
+            rejection: self.rejection.clone(),
         }
         .into())
     }
@@ -440,7 +443,7 @@ impl Core {
             return true;
         }
         match self.stat(conn, Some(&context)).await {
-            Ok(Some(stat)) => stat.rate.is_unlimited() || stat.hits_remaining >= cost,
+            Ok(Some(stat)) => self.fits_now(&stat, cost),
             // Exempted, or the state cannot be read: check is best effort and optimistic.
             Ok(None) | Err(_) => true,
         }

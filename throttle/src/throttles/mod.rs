@@ -9,6 +9,7 @@ mod operating;
 pub(crate) mod options;
 mod split;
 mod top_denied;
+mod wait;
 #[cfg(feature = "ws")]
 mod websocket;
 

@@ -72,7 +72,8 @@ local function queue_decide(h, now, limit, period, cost, entries)
   return 1, remaining, 0, reset, header, new_last + cdiv(level_after, limit), apply
 end
 
--- remaining, wait_ms, reset_ms, queue_len, queue_cost, capacity, last_leak_ms
+-- remaining, wait_ms, reset_ms, queue_len, queue_cost, capacity, last_leak_ms, and the
+-- exact level (waits for any cost are computed from it in Rust: strategy/wait.rs)
 local function queue_stat(h, now, limit, period, entries)
   local last, level, drained = queue_level(h, period)
   local admit = limit * period
@@ -84,7 +85,8 @@ local function queue_stat(h, now, limit, period, entries)
     len = h.count - queue_left(entries, h, drained + level - current, period)
     cost = cdiv(current, period)
   end
-  return bucket_remaining(current, admit, period, limit), wait, shift + cdiv(current, limit), len, cost, limit, last
+  return bucket_remaining(current, admit, period, limit), wait, shift + cdiv(current, limit), len, cost, limit, last,
+    current
 end
 
 local function decide(state, now, limit, period, cost, params, entries)

@@ -96,7 +96,8 @@ local function log_decide(h, now, limit, period, cost, entries)
   return 1, limit - logged - cost, 0, now_eff + period - now, header, now_eff + period, apply
 end
 
--- remaining, wait_ms, reset_ms, window_start_ms, entry_count, current_count, oldest_entry_ms
+-- remaining, wait_ms, reset_ms, window_start_ms, entry_count, current_count, oldest_entry_ms,
+-- and 0 (the queue's eighth value)
 local function log_stat(h, now, limit, period, entries)
   local now_eff, gone, before, first_ms, first_total = log_read(h, now, period, entries)
   local count, total, reset = 0, 0, 0
@@ -109,7 +110,7 @@ local function log_stat(h, now, limit, period, entries)
   if logged + 1 > limit then
     wait = log_reaching(entries, h, total + 1 - limit, gone, first_ms, first_total) + period - now
   end
-  return math.max(limit - logged, 0), wait, reset, math.max(now_eff - period, 0), count - gone, logged, first_ms or 0
+  return math.max(limit - logged, 0), wait, reset, math.max(now_eff - period, 0), count - gone, logged, first_ms or 0, 0
 end
 
 local function decide(state, now, limit, period, cost, params, entries)
