@@ -194,13 +194,12 @@ async fn backend_failures_follow_the_error_policy() {
 
     let custom = build(
         "policy:custom",
-        OnError::custom(|error, ctx| match (error, ctx.scope().as_ref()) {
+        OnError::custom(|error, ctx| match (error, ctx.scope()) {
             (BackendError::Failed(_), "vip") => ErrorAction::Allow,
             _ => ErrorAction::Throttle(Duration::from_secs(3)),
         }),
     );
-    let vip = throttle::Context::new().with("scope", "vip");
-    assert!(custom.hit(&request).context(vip).await.is_ok());
+    assert!(custom.hit(&request).scope("vip").await.is_ok());
     assert_eq!(custom.hit(&request).await.unwrap_err().as_throttled().unwrap().retry_after_secs(), 3);
 
     // stat reports the failure; check stays optimistic.

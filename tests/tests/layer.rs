@@ -111,7 +111,7 @@ async fn predicates_run_only_after_cheap_conditions_match() {
         .rule(Rule::bypass_if().path("/api/**").unwrap().predicate(|conn| {
             CALLS.fetch_add(1, Ordering::SeqCst);
             let internal = conn.headers().get("x-internal").is_some_and(|v| v == "yes");
-            Box::pin(async move { internal })
+            async move { internal }
         }))
         .build()
         .unwrap();

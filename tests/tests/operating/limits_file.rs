@@ -90,7 +90,7 @@ async fn fields_a_new_version_leaves_out_go_back_to_the_code() {
     let (backend, _clock) = manual_backend();
     let api = throttle("limits:restore:api", "2/min", &backend);
     let dynamic = HttpThrottle::builder("limits:restore:dynamic")
-        .rate_fn(|_, _| Box::pin(async { Rate::per_second(1) }))
+        .rate_fn(|_, _| async { Rate::per_second(1) })
         .backend(backend.clone())
         .registry(throttle::registry::global())
         .build()

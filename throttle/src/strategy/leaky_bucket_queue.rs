@@ -37,7 +37,7 @@ use std::collections::VecDeque;
 /// let stat = LeakyBucketQueue.stat(&state, 250, rate);
 /// assert_eq!(
 ///     stat.metadata,
-///     Metadata::LeakyBucketQueue { queue_len: 2, queue_cost: 8, capacity: 10, last_leak_ms: 0 },
+///     Metadata::LeakyBucketQueue { queue_len: 2, queue_cost: 8, capacity: 10, last_leak_ms: 0, level_units: 7_500 },
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -166,7 +166,8 @@ pub struct StrategyStat {
     pub rate: Rate,
     /// Quota left, between 0 and the limit.
     pub hits_remaining: u64,
-    /// Milliseconds until a hit of cost 1 would be admitted; 0 if it would be now.
+    /// Milliseconds until a hit of cost 1 would be admitted (of cost `n` for a stat
+    /// asked with [`.cost(n)`](crate::Call::cost)); 0 if it would be now.
     pub wait_ms: u64,
     /// Milliseconds until the quota is whole again.
     pub reset_ms: u64,
@@ -183,12 +184,18 @@ impl StrategyStat {
     /// [`Admitted::remaining`](crate::Admitted::remaining).
     ///
     /// ```
-    /// # async fn demo(request: axum::extract::Request) -> Result<(), throttle::ThrottleError> {
-    /// # let throttle = throttle::HttpThrottle::builder("docs:stat:after").rate("100/min").build().unwrap();
-    /// let before = throttle.stat(&request).await?;
-    /// let admitted = throttle.hit(&request).await?;
-    /// let remaining = admitted.remaining().or(before.map(|s| s.remaining_after(1)));
-    /// # let _ = remaining; Ok(()) }
+    /// use axum::extract::Request;
+    /// use throttle::{HttpThrottle, ThrottleError};
+    ///
+    /// // The seed's "quota_remaining": stat, then hit.
+    /// async fn get_data(api: &HttpThrottle, request: Request) -> Result<String, ThrottleError> {
+    ///     let before = api.stat(&request).await?;
+    ///     let admitted = api.hit(&request).await?;
+    ///     // Preferred: what the hit itself left. Else the stat's figure, which cannot underflow.
+    ///     let remaining = admitted.remaining().or(before.map(|stat| stat.remaining_after(1)));
+    ///     Ok(format!("quota_remaining: {remaining:?}"))
+    /// }
+    /// # let _ = get_data;
     /// ```
     pub const fn remaining_after(&self, cost: u64) -> u64 {
         self.hits_remaining.saturating_sub(cost)

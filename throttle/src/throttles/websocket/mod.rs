@@ -167,12 +167,16 @@ impl ThrottleBuilder<WebSocketThrottle> {
     /// [`stat`](WebSocketThrottle::stat), give the stat that scope:
     ///
     /// ```
-    /// # async fn demo(conn: throttle::WsConnection) -> Result<(), throttle::ThrottleError> {
-    /// use throttle::WebSocketThrottle;
+    /// use throttle::{ThrottleError, WebSocketThrottle, WsConnection};
+    ///
+    /// async fn left_on_this_socket(typing: &WebSocketThrottle, conn: &WsConnection) -> Result<Option<u64>, ThrottleError> {
+    ///     let stat = typing.stat(conn).scope(format!("default/{}", conn.socket_id())).await?;
+    ///     Ok(stat.map(|stat| stat.hits_remaining))
+    /// }
     ///
     /// let typing = WebSocketThrottle::builder("docs:ws:per-socket").rate("10/s").per_socket().build()?;
-    /// let stat = typing.stat(&conn).scope(format!("default/{}", conn.socket_id())).await?;
-    /// # let _ = stat; Ok(()) }
+    /// # let _ = (typing, left_on_this_socket);
+    /// # Ok::<(), throttle::ConfigError>(())
     /// ```
     pub fn per_socket(self) -> Self {
         self.kind_options(|options| options.per_socket = true)
