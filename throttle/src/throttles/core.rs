@@ -200,7 +200,7 @@ impl Core {
             Some(segment) if std::ptr::eq(context, &*self.context) => ScopeSegment::Built(segment),
             _ => {
                 scope_text = context.scope();
-                parts = self.split.scope_parts(&scope_text, conn);
+                parts = self.split.scope_parts(scope_text, conn);
                 ScopeSegment::Parts(&parts)
             }
         };
