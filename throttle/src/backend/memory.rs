@@ -367,12 +367,8 @@ impl PackedOp for PackedHit<'_> {
             // A state of another type reads as fresh, and is replaced.
             let mut state = entry.state::<S::State>().unwrap_or_default();
             let (decision, expires_at) = decide(&mut state);
-            match Packed::pack(at.id, &state, expires_at) {
-                Some(packed) => *entry = packed,
-                None => {
-                    map.remove_packed(at);
-                    map.insert_boxed(at, Box::new(state), expires_at);
-                }
+            if let Err(state) = repack(entry, at, state, expires_at) {
+                map.move_to_boxed(at, Box::new(state), expires_at);
             }
             return decision;
         }
@@ -391,6 +387,18 @@ impl PackedOp for PackedHit<'_> {
         }
         map.inserts_since_sweep += 1;
         decision
+    }
+}
+
+/// Writes a packed key's new state in place; the state back when it no longer packs
+/// (then it moves to the boxed table: [`ShardMap::move_to_boxed`]).
+fn repack<P: Pair>(entry: &mut Packed, at: Located, state: P, expires_at: u64) -> Result<(), P> {
+    match Packed::pack(at.id, &state, expires_at) {
+        Some(packed) => {
+            *entry = packed;
+            Ok(())
+        }
+        None => Err(state),
     }
 }
 
@@ -447,12 +455,8 @@ impl PackedOp for PackedRefund<'_> {
                 return false;
             }
             let expires_at = strategy.expires_at(&state, rate);
-            match Packed::pack(at.id, &state, expires_at) {
-                Some(packed) => *entry = packed,
-                None => {
-                    map.remove_packed(at);
-                    map.insert_boxed(at, Box::new(state), expires_at);
-                }
+            if let Err(state) = repack(entry, at, state, expires_at) {
+                map.move_to_boxed(at, Box::new(state), expires_at);
             }
             return true;
         }
@@ -532,6 +536,12 @@ impl ShardMap {
 
     fn insert_boxed(&mut self, at: Located, state: AnyState, expires_at: u64) {
         self.boxed.insert_unique(at.hash, Boxed { id: at.id, state, expires_at }, boxed_hash);
+    }
+
+    /// A packed key whose state no longer packs: boxed from now on.
+    fn move_to_boxed(&mut self, at: Located, state: AnyState, expires_at: u64) {
+        self.remove_packed(at);
+        self.insert_boxed(at, state, expires_at);
     }
 
     fn remove_packed(&mut self, at: Located) {
