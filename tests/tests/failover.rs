@@ -18,7 +18,10 @@ use throttle::backend::{
     Backend, BackendError, BoxFuture, CircuitState, DenyCache, Failover, InvalidBackendOption, RedisBackend,
 };
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
-use throttle::{HttpThrottle, ManualClock, MemoryBackend, OnError, Rate, ThrottleError};
+use throttle::{
+    HttpThrottle, OnError, Rate, ThrottleError,
+    backend::{ManualClock, MemoryBackend},
+};
 
 /// A primary that answers (from memory), fails, or never answers, as the test says,
 /// and counts the calls it gets.

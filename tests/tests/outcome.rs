@@ -15,7 +15,7 @@ use support::redis_server::{RedisServer, UserStrategy};
 use support::test_redis::TestRedis;
 use support::*;
 use throttle::backend::{Backend, DenyCache, RedisBackend};
-use throttle::{CountWhen, HttpThrottle, ManualClock, ThrottleLayer, throttle};
+use throttle::{CountWhen, HttpThrottle, ThrottleLayer, backend::ManualClock, throttle};
 use tokio::sync::Semaphore;
 
 const CLIENT: [u8; 4] = [7, 7, 7, 7];
@@ -54,7 +54,7 @@ async fn assert_login_limiter(app: &Router, case: &str) {
     assert_eq!(attempt(app, "right").await, 429, "{case}: the limit is decided before the handler runs");
 }
 
-static ATTRIBUTE_BACKEND: std::sync::LazyLock<(throttle::MemoryBackend, ManualClock)> =
+static ATTRIBUTE_BACKEND: std::sync::LazyLock<(throttle::backend::MemoryBackend, ManualClock)> =
     std::sync::LazyLock::new(manual_backend);
 
 #[throttle(uid = "outcome:attribute", rate = "3/15min", count = "failures", backend = ATTRIBUTE_BACKEND.0.clone())]
@@ -330,7 +330,7 @@ async fn a_refund_clears_the_deny_cache() {
 #[tokio::test]
 async fn a_backend_without_refunds_keeps_the_hit_counted() {
     #[derive(Debug, Clone)]
-    struct NoRefunds(throttle::MemoryBackend);
+    struct NoRefunds(throttle::backend::MemoryBackend);
     impl Backend for NoRefunds {
         fn namespace(&self) -> &str {
             self.0.namespace()
@@ -368,7 +368,7 @@ async fn a_backend_without_refunds_keeps_the_hit_counted() {
     assert!(throttle.hit(&get_from("/", CLIENT)).await.is_err());
 }
 
-static HEADERS_BACKEND: std::sync::LazyLock<(throttle::MemoryBackend, ManualClock)> =
+static HEADERS_BACKEND: std::sync::LazyLock<(throttle::backend::MemoryBackend, ManualClock)> =
     std::sync::LazyLock::new(manual_backend);
 
 #[throttle(uid = "outcome:burst", rate = "10/min", name = BURST, backend = HEADERS_BACKEND.0.clone())]

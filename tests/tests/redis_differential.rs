@@ -16,7 +16,10 @@ use support::redis_server::{RedisServer, UserStrategy};
 use support::test_redis::TestRedis;
 use throttle::backend::Backend;
 use throttle::strategy::{DynStrategy, StrategyKind, codec, from_name};
-use throttle::{ManualClock, MemoryBackend, Rate};
+use throttle::{
+    Rate,
+    backend::{ManualClock, MemoryBackend},
+};
 
 /// Far from the epoch and not aligned to anything in particular.
 const START: u64 = 1_740_000_000_000 + 12_345;

@@ -204,7 +204,7 @@ impl Admitted {
 
     /// Whether this admission carries a refund ticket: a counted hit of a throttle
     /// that counts by outcome, or of a call made with
-    /// [`refundable`](crate::Call::refundable).
+    /// [`refundable`](crate::throttles::Call::refundable).
     pub fn is_refundable(&self) -> bool {
         self.ticket.is_some()
     }

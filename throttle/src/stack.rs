@@ -15,7 +15,7 @@ use std::sync::Arc;
 /// # Exactness
 ///
 /// Neighbours in the list that share one store are decided together, in one call:
-/// the shards' locks of one [`MemoryBackend`](crate::MemoryBackend), or one script
+/// the shards' locks of one [`MemoryBackend`](crate::backend::MemoryBackend), or one script
 /// call on Redis for the built-in strategies (on a Cluster, when their keys share a
 /// slot). Among them, a rejection by any throttle consumes nothing from the others.
 /// Otherwise throttles are decided one after the other, and a later rejection leaves

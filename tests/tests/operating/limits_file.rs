@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use throttle::limits::{LimitsErrorKind, LimitsFile};
-use throttle::{HttpThrottle, MemoryBackend, Rate, ThrottleLayer};
+use throttle::{HttpThrottle, Rate, ThrottleLayer, backend::MemoryBackend};
 
 /// A file in a fresh temporary directory, removed on drop.
 struct TempFile(PathBuf);

@@ -3,7 +3,7 @@
 
 use throttle::backend::{Backend, BackendError, BoxFuture, DenyCache, HitRequest, RedisBackend, Since};
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
-use throttle::{ConfigError, ManualClock, Rate};
+use throttle::{ConfigError, Rate, backend::ManualClock};
 
 /// Whether the Redis suites run behind the deny cache.
 pub fn deny_cache_on() -> bool {

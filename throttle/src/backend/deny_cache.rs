@@ -173,7 +173,7 @@ impl<B: Backend> DenyCache<B> {
     /// Caches `inner`'s rejections, for up to 100 000 keys, on the system clock.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     ///
     /// let cached = DenyCache::new(MemoryBackend::new());
@@ -186,7 +186,7 @@ impl<B: Backend> DenyCache<B> {
     /// Options: capacity and clock.
     ///
     /// ```
-    /// use throttle::{ManualClock, MemoryBackend};
+    /// use throttle::backend::{ManualClock, MemoryBackend};
     /// use throttle::backend::DenyCache;
     ///
     /// let cached = DenyCache::builder(MemoryBackend::new()).capacity(1_000).clock(ManualClock::new(0)).build()?;
@@ -218,7 +218,7 @@ impl<B: Backend> DenyCache<B> {
     /// The backend whose rejections are cached.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{Backend, DenyCache};
     ///
     /// let cached = DenyCache::new(MemoryBackend::builder().namespace("shop").build()?);
@@ -232,7 +232,7 @@ impl<B: Backend> DenyCache<B> {
     /// The most keys the cache holds.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert_eq!(DenyCache::builder(MemoryBackend::new()).capacity(64).build()?.capacity(), 64);
     /// # Ok::<(), throttle::backend::InvalidBackendOption>(())
@@ -244,7 +244,7 @@ impl<B: Backend> DenyCache<B> {
     /// Keys held now (some rejections may have ended and not been dropped yet).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert_eq!(DenyCache::new(MemoryBackend::new()).len(), 0);
     /// ```
@@ -255,7 +255,7 @@ impl<B: Backend> DenyCache<B> {
     /// `true` when no key is held.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert!(DenyCache::new(MemoryBackend::new()).is_empty());
     /// ```
@@ -267,7 +267,7 @@ impl<B: Backend> DenyCache<B> {
     /// `RedisBackend::reset_namespace`).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     ///
     /// let cached = DenyCache::new(MemoryBackend::new());
@@ -525,7 +525,7 @@ impl<B: fmt::Debug> fmt::Debug for DenyCache<B> {
 /// Builds a [`DenyCache`].
 ///
 /// ```
-/// use throttle::MemoryBackend;
+/// use throttle::backend::MemoryBackend;
 /// use throttle::backend::DenyCache;
 ///
 /// let cached = DenyCache::builder(MemoryBackend::new()).capacity(10_000).build()?;
@@ -544,7 +544,7 @@ impl<B: Backend> DenyCacheBuilder<B> {
     /// four rejections of 48 bytes.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert!(DenyCache::builder(MemoryBackend::new()).capacity(0).build().is_err());
     /// ```
@@ -554,11 +554,11 @@ impl<B: Backend> DenyCacheBuilder<B> {
     }
 
     /// The clock deadlines are measured on (default: the system's monotonic clock).
-    /// Give it the [`ManualClock`](crate::ManualClock) the inner backend decides on, if
+    /// Give it the [`ManualClock`](crate::backend::ManualClock) the inner backend decides on, if
     /// it does.
     ///
     /// ```
-    /// use throttle::{ManualClock, MemoryBackend};
+    /// use throttle::backend::{ManualClock, MemoryBackend};
     /// use throttle::backend::DenyCache;
     ///
     /// let clock = ManualClock::new(0);
@@ -574,7 +574,7 @@ impl<B: Backend> DenyCacheBuilder<B> {
     /// Checks the options and builds the cache.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// let cached = DenyCache::builder(MemoryBackend::new()).build()?;
     /// # let _ = cached; Ok::<(), throttle::backend::InvalidBackendOption>(())
@@ -590,8 +590,8 @@ impl<B: Backend> DenyCacheBuilder<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ManualClock;
     use crate::backend::MemoryBackend;
+    use crate::clock::ManualClock;
     use std::time::Duration;
 
     fn cached(capacity: usize) -> (DenyCache<MemoryBackend>, MemoryBackend, ManualClock) {

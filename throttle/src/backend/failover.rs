@@ -12,7 +12,7 @@ use std::time::Duration;
 type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 
 /// Decides on a primary backend while it answers, and on a fallback backend (for
-/// example a [`MemoryBackend`](crate::MemoryBackend), possibly at a smaller rate) while
+/// example a [`MemoryBackend`](crate::backend::MemoryBackend), possibly at a smaller rate) while
 /// it fails, then returns to the primary by itself.
 ///
 /// A circuit breaker picks the backend:
@@ -38,7 +38,7 @@ type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 /// # #[cfg(feature = "redis")]
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use throttle::{HttpThrottle, MemoryBackend, Rate};
+/// use throttle::{HttpThrottle, Rate, backend::MemoryBackend};
 /// use throttle::backend::{DenyCache, Failover, RedisBackend};
 ///
 /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
@@ -78,7 +78,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// Options: thresholds, timeout, the fallback's rate, the clock.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     ///
     /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new()).failures(3).build()?;
@@ -100,7 +100,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// Where the circuit breaker stands.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{CircuitState, Failover};
     /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new()).build()?;
     /// assert_eq!(failover.state(), CircuitState::Closed);
@@ -113,7 +113,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// The primary backend.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{Backend, Failover};
     /// let primary = MemoryBackend::builder().namespace("main").build()?;
     /// let failover = Failover::builder(primary, MemoryBackend::new()).build()?;
@@ -127,7 +127,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// The fallback backend.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{Backend, Failover};
     /// let fallback = MemoryBackend::builder().namespace("spare").build()?;
     /// let failover = Failover::builder(MemoryBackend::new(), fallback).build()?;
@@ -302,7 +302,7 @@ impl<P: fmt::Debug, F: fmt::Debug> fmt::Debug for Failover<P, F> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use throttle::MemoryBackend;
+/// use throttle::backend::MemoryBackend;
 /// use throttle::backend::Failover;
 ///
 /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new())
@@ -330,7 +330,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// least 1).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// assert!(Failover::builder(MemoryBackend::new(), MemoryBackend::new()).failures(0).build().is_err());
     /// ```
@@ -344,7 +344,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// let builder = Failover::builder(MemoryBackend::new(), MemoryBackend::new());
     /// assert!(builder.cool_down(Duration::ZERO).build().is_err());
@@ -357,7 +357,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// Probe calls in flight at once while half-open (default 1, at least 1).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// assert!(Failover::builder(MemoryBackend::new(), MemoryBackend::new()).probes(3).build().is_ok());
     /// ```
@@ -371,7 +371,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// let builder = Failover::builder(MemoryBackend::new(), MemoryBackend::new());
     /// assert!(builder.timeout(Duration::from_millis(30)).build().is_ok());
@@ -388,7 +388,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// wait.
     ///
     /// ```
-    /// use throttle::{MemoryBackend, Rate};
+    /// use throttle::{Rate, backend::MemoryBackend};
     /// use throttle::backend::Failover;
     ///
     /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new())
@@ -402,10 +402,10 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     }
 
     /// The clock the cool-down is measured on (default: the system's); tests pass a
-    /// [`ManualClock`](crate::ManualClock).
+    /// [`ManualClock`](crate::backend::ManualClock).
     ///
     /// ```
-    /// use throttle::{ManualClock, MemoryBackend};
+    /// use throttle::backend::{ManualClock, MemoryBackend};
     /// use throttle::backend::Failover;
     /// let builder = Failover::builder(MemoryBackend::new(), MemoryBackend::new());
     /// let failover = builder.clock(ManualClock::new(0)).build()?;
@@ -419,7 +419,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// Checks the thresholds and builds the failover.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// let error = Failover::builder(MemoryBackend::new(), MemoryBackend::new()).probes(0).build().unwrap_err();
     /// assert_eq!(error.option, "probes");

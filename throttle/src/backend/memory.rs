@@ -49,7 +49,7 @@ use std::time::Duration;
 /// ```
 /// use std::time::Duration;
 /// use throttle::strategy::FixedWindow;
-/// use throttle::{ManualClock, MemoryBackend, Rate};
+/// use throttle::{Rate, backend::{ManualClock, MemoryBackend}};
 ///
 /// let clock = ManualClock::new(0);
 /// let backend = MemoryBackend::builder().clock(clock.clone()).build()?;
@@ -174,7 +174,7 @@ impl MemoryBackend {
     /// [Memory](Self#memory)).
     ///
     /// ```
-    /// let backend = throttle::MemoryBackend::new();
+    /// let backend = throttle::backend::MemoryBackend::new();
     /// assert_eq!(backend.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
@@ -191,7 +191,7 @@ impl MemoryBackend {
     /// a table less than a quarter full (see [Memory](Self#memory)).
     ///
     /// ```
-    /// let backend = throttle::MemoryBackend::new();
+    /// let backend = throttle::backend::MemoryBackend::new();
     /// assert!(backend.capacity() >= backend.len());
     /// ```
     pub fn capacity(&self) -> usize {
@@ -691,7 +691,7 @@ impl MemoryBackendBuilder {
         self
     }
 
-    /// The clock decisions use; tests pass a [`ManualClock`](crate::ManualClock).
+    /// The clock decisions use; tests pass a [`ManualClock`](crate::backend::ManualClock).
     pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
         self.clock = clock.into();
         self
@@ -707,7 +707,7 @@ impl MemoryBackendBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ManualClock;
+    use crate::clock::ManualClock;
     use crate::strategy::FixedWindow;
     use std::time::Duration;
 

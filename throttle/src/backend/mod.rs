@@ -14,6 +14,7 @@ mod since;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{Batching, RedisBackend};
+pub use crate::clock::{Clock, ManualClock};
 pub use circuit_breaker::CircuitState;
 pub use default::{DefaultBackendInUse, default_backend, set_default_backend};
 pub use deny_cache::{DenyCache, DenyCacheBuilder};
@@ -40,7 +41,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`DynStrategy::decide_any`] and writes it back with no other hit interleaved.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a throttle backend",
-    note = "use `throttle::MemoryBackend` or implement `throttle::backend::Backend`"
+    note = "use `throttle::backend::MemoryBackend` or implement `throttle::backend::Backend`"
 )]
 pub trait Backend: Debug + Send + Sync + 'static {
     /// Prefix of every key this backend stores (`"throttle"` by default): letters,

@@ -8,7 +8,7 @@ use std::time::Instant;
 ///
 /// ```
 /// use throttle::backend::{Backend, Since};
-/// use throttle::{ManualClock, MemoryBackend};
+/// use throttle::backend::{ManualClock, MemoryBackend};
 ///
 /// let clock = ManualClock::new(5_000);
 /// let backend = MemoryBackend::builder().clock(clock).build()?;

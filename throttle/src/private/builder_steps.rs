@@ -2,9 +2,9 @@
 //! already checked and hands it to [`ThrottleBuilder`].
 
 use crate::backend::BoxFuture;
+use crate::headers::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Headers};
 use crate::throttles::ThrottleBuilder;
 use crate::{ConfigError, Connection, Context, HttpThrottle, Rate};
-use crate::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Headers};
 
 /// A rate the macro already checked with the shared grammar.
 pub const fn rate(limit: u64, period_ms: u64) -> Rate {

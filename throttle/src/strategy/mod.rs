@@ -147,7 +147,7 @@ use core::fmt::Debug;
 ///     fn expires_at(&self, _spent: &u64, _rate: Rate) -> u64 { u64::MAX }
 /// }
 ///
-/// let backend = throttle::MemoryBackend::new();
+/// let backend = throttle::backend::MemoryBackend::new();
 /// let rate = Rate::per_minute(2);
 /// assert!(backend.hit_now("k", &Lifetime, rate, 2).allowed);
 /// assert!(!backend.hit_now("k", &Lifetime, rate, 1).allowed);

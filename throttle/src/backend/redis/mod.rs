@@ -53,7 +53,7 @@ use std::time::Duration;
 ///   limit.
 ///
 /// The scripts reproduce the Rust strategies step for step, so a key makes the same
-/// decisions here as on the [`MemoryBackend`](crate::MemoryBackend).
+/// decisions here as on the [`MemoryBackend`](crate::backend::MemoryBackend).
 ///
 /// The scripts compute with doubles, which are exact below 2^53. Rates large enough to
 /// leave that range (`limit × period_ms` or `burst × period_ms` of 2^50 or more, e.g.
@@ -297,8 +297,8 @@ impl RedisBackend {
     }
 
     /// Decides at this clock's time instead of Redis server time: for tests that drive
-    /// a [`ManualClock`](crate::ManualClock) (shared with a
-    /// [`MemoryBackend`](crate::MemoryBackend) to compare the two step by step), or to
+    /// a [`ManualClock`](crate::backend::ManualClock) (shared with a
+    /// [`MemoryBackend`](crate::backend::MemoryBackend) to compare the two step by step), or to
     /// trust the app's clock.
     ///
     /// Keys still expire on Redis's clock, after the same durations, plus a minute of
@@ -307,7 +307,7 @@ impl RedisBackend {
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// use throttle::ManualClock;
+    /// use throttle::backend::ManualClock;
     /// use throttle::backend::RedisBackend;
     ///
     /// let clock = ManualClock::new(1_700_000_000_000);

@@ -14,7 +14,7 @@ use serde_json::Value;
 ///
 /// ```
 /// use axum::extract::ws::Message;
-/// use throttle::{Throttled, default_frame};
+/// use throttle::{Throttled, websocket::default_frame};
 ///
 /// fn frame_with_hint(throttled: &Throttled) -> Option<Message> {
 ///     let Message::Text(json) = default_frame(throttled) else { return None };

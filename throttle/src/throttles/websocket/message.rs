@@ -161,7 +161,7 @@ impl MessageVerdict {
     /// Whether the message may be processed.
     ///
     /// ```
-    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::WsConnection) {
+    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::websocket::WsConnection) {
     /// # let messages = throttle::WebSocketThrottle::builder("docs:ws:verdict").rate("60/min").build().unwrap();
     /// if messages.hit(&conn, &mut socket).await.is_admitted() {
     ///     // process it
