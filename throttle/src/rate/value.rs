@@ -23,7 +23,7 @@ use core::time::Duration;
 /// assert_eq!(parsed.period_ms(), 5_400_000);
 /// assert_eq!(parsed.to_string(), "100/90min");
 /// assert!("unlimited".parse::<Rate>()?.is_unlimited());
-/// # Ok::<(), throttle::ParseRateError>(())
+/// # Ok::<(), throttle::rate::ParseRateError>(())
 /// ```
 ///
 /// A limit of 0 built with a constructor is a closed gate: every hit is rejected. The
