@@ -421,7 +421,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             uid: self.uid.as_str().into(),
             origin: self.origin,
             key_prefix,
-            rate: RwLock::new(rate),
+            limit: RwLock::new(super::limit::Limit::new(rate)),
             strategy: self.strategy,
             backend,
             identifier: self.identifier,

@@ -5,6 +5,7 @@ mod call;
 pub(crate) mod core;
 mod http;
 pub(crate) mod instruments;
+pub(crate) mod limit;
 mod operating;
 pub(crate) mod options;
 mod split;
