@@ -93,11 +93,13 @@ end
 -- given (0/1) and, when 1, the header and its expiry and the function that trims the
 -- entries.
 local function queue_refund(h, now, limit, period, cost, since, entries)
-  local elapsed = math.max(now - since, 0)
-  if not h or elapsed >= period then return 0 end
+  -- What may have drained since `since`; exact whenever it is below the hit's units
+  -- (which stay below 2^53), and compared only with them otherwise.
+  local drained_since = math.max(now - since, 0) * limit
+  if not h or drained_since >= cost * period then return 0 end
   local last, level, drained = queue_level(h, period)
   local current, now_eff = bucket_read(last, level, now, limit)
-  local give = math.min(cost * period - elapsed * limit, current)
+  local give = math.min(cost * period - drained_since, current)
   if give <= 0 then return 0 end
   local after = current - give
   if after == 0 then return 1, {}, 0, function() end end
