@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use support::redis_server::RedisServer;
 use support::*;
 use throttle::backend::{
-    Backend, BackendError, BoxFuture, CircuitState, DenyCache, Failover, InvalidBackendOption, RedisBackend, Route, Since,
+    Backend, BackendError, BoxFuture, CircuitState, DenyCache, Failover, InvalidBackendOption, RedisBackend, Route,
+    Since,
 };
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
 use throttle::{CountWhen, HttpThrottle, ManualClock, MemoryBackend, OnError, Rate, ThrottleError, ThrottleLayer};
@@ -519,7 +520,8 @@ async fn stacked_refunds_follow_the_joint_decision_to_the_fallback() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let build = |uid: &str, rate: &str| HttpThrottle::builder(uid).rate(rate).backend(failover.clone()).build().unwrap();
+    let build =
+        |uid: &str, rate: &str| HttpThrottle::builder(uid).rate(rate).backend(failover.clone()).build().unwrap();
     let layer = ThrottleLayer::new(build("failover:stacked:a", "2/15min"))
         .and(build("failover:stacked:b", "3/15min"))
         .count_when(CountWhen::Failures);

@@ -369,7 +369,10 @@ async fn on_redis_the_file_switches_the_strategy_and_its_keys() {
     keys.sort();
     assert_eq!(
         keys,
-        ["throttle:limits:strategy:redis:{ip=9.9.9.9}:default", "throttle:limits:strategy:redis:{ip=9.9.9.9}:default#t"],
+        [
+            "throttle:limits:strategy:redis:{ip=9.9.9.9}:default",
+            "throttle:limits:strategy:redis:{ip=9.9.9.9}:default#t"
+        ],
         "the token bucket's state under a key of its own"
     );
 }
