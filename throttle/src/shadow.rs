@@ -69,6 +69,7 @@ impl Shadow {
     }
 
     /// The throttle's own switch, whatever the process-wide one says.
+    #[cfg(feature = "limits-file")]
     pub(crate) fn is_set(&self) -> bool {
         self.on.load(Ordering::Relaxed)
     }

@@ -96,6 +96,7 @@ pub trait Backend: Debug + Send + Sync + 'static {
 
     /// [`hit_all`](Self::hit_all), and which of its stores decided them (one for all:
     /// a backend that would split them answers `None`).
+    #[allow(clippy::type_complexity, reason = "`hit_all`'s type, with the route beside the decisions")]
     fn hit_all_routed<'a>(
         &'a self,
         hits: &'a [HitRequest<'a>],

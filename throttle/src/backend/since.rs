@@ -41,6 +41,7 @@ impl Since {
         }
     }
 
+    #[cfg(feature = "redis")]
     /// For a backend that reads its clock elsewhere (a script on server time): `Ok` with
     /// the moment on a clock, or `Err` with the milliseconds elapsed since the instant,
     /// rounded up, to subtract from that clock's reading.

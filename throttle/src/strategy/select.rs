@@ -84,6 +84,7 @@ impl StrategyKind {
 
     /// The built-in kind `strategy` is, by its type (never by its name, which any
     /// strategy may share); `None` for a strategy of your own.
+    #[cfg(feature = "limits-file")]
     pub(crate) fn of(strategy: &dyn DynStrategy) -> Option<StrategyKind> {
         let any = strategy.as_any();
         let kind = if any.is::<FixedWindow>() {

@@ -2,7 +2,9 @@
 //! the one lock a request takes to read its rate: the rate and the strategy.
 
 use super::options::RateSource;
-use crate::strategy::{DynStrategy, StrategyKind};
+use crate::strategy::DynStrategy;
+#[cfg(feature = "limits-file")]
+use crate::strategy::StrategyKind;
 use std::sync::Arc;
 
 /// The rate and the strategy in force.
@@ -29,6 +31,7 @@ pub(crate) struct Swapped {
     pub(crate) key_tag: Option<&'static str>,
 }
 
+#[cfg(feature = "limits-file")]
 impl Swapped {
     /// `strategy` in place of `code`: `None` when it is the code's (same type and
     /// parameters), so the throttle runs exactly as built.
@@ -42,6 +45,7 @@ impl Swapped {
     }
 }
 
+#[cfg(feature = "limits-file")]
 /// `#` and a letter per built-in kind: appended to the scope segment, the last of a
 /// key, it makes a key no throttle builds otherwise (a readable segment never holds a
 /// raw `#`, a digested one is `#` and 64 hex digits, an empty one `#` alone; see
@@ -74,7 +78,7 @@ const _: () = {
     );
 };
 
-#[cfg(test)]
+#[cfg(all(test, feature = "limits-file"))]
 mod tests {
     use super::*;
     use crate::strategy::from_name;
