@@ -322,7 +322,8 @@ impl Core {
             },
         };
         let hide_headers = self.ops.shadow.hides_headers();
-        let stat = || self.stat_from(key.clone(), rate, decision);
+        let strategy = self.strategy_in(swapped.as_ref()).name();
+        let stat = || self.stat_from(key.clone(), rate, decision, strategy);
         if decision.allowed {
             let headers =
                 if hide_headers { HeaderMap::new() } else { self.resolve_headers(None, conn, &context, false, stat) };
@@ -346,7 +347,7 @@ impl Core {
         .into())
     }
 
-    fn stat_from(&self, key: String, rate: Rate, decision: Decision) -> StrategyStat {
+    fn stat_from(&self, key: String, rate: Rate, decision: Decision, strategy: &'static str) -> StrategyStat {
         StrategyStat {
             uid: self.uid.clone(),
             key,
@@ -354,7 +355,7 @@ impl Core {
             hits_remaining: decision.remaining,
             wait_ms: decision.wait_ms,
             reset_ms: decision.reset_ms,
-            strategy: self.strategy_name(),
+            strategy,
             metadata: Metadata::None,
         }
     }
@@ -396,7 +397,7 @@ impl Core {
         let strategy = self.strategy_in(swapped.as_ref());
         if rate.is_unlimited() {
             let unlimited = Decision { allowed: true, remaining: u64::MAX, wait_ms: 0, reset_ms: 0 };
-            return Ok(Some(self.stat_from(key, rate, unlimited)));
+            return Ok(Some(self.stat_from(key, rate, unlimited, strategy.name())));
         }
         let snapshot = self.snapshot(&key, strategy, rate).await?;
         Ok(Some(StrategyStat {
