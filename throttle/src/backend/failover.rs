@@ -2,7 +2,7 @@
 //! backend (in memory) that decides while the primary is failing.
 
 use super::circuit_breaker::{Attempt, BreakerConfig, CircuitBreaker, CircuitState};
-use super::{Backend, BackendError, BoxFuture, HitRequest, InvalidBackendOption};
+use super::{Backend, BackendError, BoxFuture, HitRequest, InvalidBackendOption, Route, Since};
 use crate::strategy::{Decision, DynStrategy, NEVER, Snapshot};
 use crate::{Clock, Rate};
 use core::fmt;
@@ -10,6 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
+
+/// The primary's and the fallback's places in a [`Route`].
+const PRIMARY: u64 = 0;
+const FALLBACK: u64 = 1;
+const STORES: u64 = 2;
 
 /// Decides on a primary backend while it answers, and on a fallback backend (for
 /// example a [`MemoryBackend`](crate::backend::MemoryBackend), possibly at a smaller rate) while
@@ -60,8 +65,11 @@ type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 /// The two backends hold separate state: what the primary counted is not known to the
 /// fallback, and the other way round. [`reset`](Backend::reset) resets both;
 /// [`stat`](Backend::stat) reads the backend that decides now. A
-/// [`refund`](Backend::refund) gives nothing back (the hit stays counted): it cannot
-/// tell which of the two decided the hit. Cloning is cheap and shares the breaker.
+/// [`refund`](Backend::refund) goes to the backend that decided the hit (its
+/// [`Route`]), at that backend's rate: a hit the fallback counted is given back there,
+/// even once the primary is back; one the primary counted is given back on the primary
+/// when the breaker lets a call through (otherwise it stays counted). Cloning is cheap
+/// and shares the breaker.
 pub struct Failover<P, F> {
     shared: Arc<Shared<P, F>>,
 }
@@ -187,6 +195,64 @@ impl<P: Backend, F: Backend> Shared<P, F> {
         Ok(self.on_fallback(decision))
     }
 
+    /// [`hit`](Self::hit), and which backend decided.
+    async fn hit_routed(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> Result<(Decision, Route), BackendError> {
+        if let Some(attempt) = self.breaker.attempt() {
+            let call = self.primary.hit_routed(key, strategy, rate, cost);
+            if let Some((decision, route)) = self.try_primary(attempt, call).await {
+                return Ok((decision, route.through(PRIMARY, STORES)));
+            }
+        }
+        let (decision, route) = self.fallback.hit_routed(key, strategy, (self.fallback_rate)(rate), cost).await?;
+        Ok((self.on_fallback(decision), route.through(FALLBACK, STORES)))
+    }
+
+    /// Gives the hit back on the backend that decided it. The primary is called only
+    /// when the breaker lets a call through, and the outcome counts for the breaker.
+    async fn refund(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        (rate, cost): (Rate, u64),
+        since: Since,
+        route: Route,
+    ) -> Result<bool, BackendError> {
+        if route == Route::UNKNOWN {
+            return Ok(false);
+        }
+        match route.split(STORES) {
+            (FALLBACK, inner) => {
+                self.fallback.refund(key, strategy, (self.fallback_rate)(rate), cost, since, inner).await
+            }
+            (_, inner) => {
+                let Some(attempt) = self.breaker.attempt() else {
+                    return Err(BackendError::Failed("failover: the primary backend is failing (circuit open)".into()));
+                };
+                let call = self.primary.refund(key, strategy, rate, cost, since, inner);
+                match tokio::time::timeout(self.timeout, call).await {
+                    Ok(Ok(given)) => {
+                        attempt.succeeded();
+                        Ok(given)
+                    }
+                    Ok(Err(error)) => {
+                        attempt.failed();
+                        Err(error)
+                    }
+                    Err(_) => {
+                        attempt.failed();
+                        Err(BackendError::Timeout(self.timeout))
+                    }
+                }
+            }
+        }
+    }
+
     async fn stat(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Result<Snapshot, BackendError> {
         if let Some(attempt) = self.breaker.attempt() {
             let call = self.primary.stat(key, strategy, rate);
@@ -206,25 +272,30 @@ impl<P: Backend, F: Backend> Shared<P, F> {
     }
 
     /// Several hits on the fallback, as one when it can, else one by one up to the
-    /// first rejection.
-    async fn hit_all_on_fallback(&self, hits: &[HitRequest<'_>]) -> Result<Vec<Decision>, BackendError> {
+    /// first rejection; and the route they took there ([`Route::UNKNOWN`] if one by one
+    /// took different ones).
+    async fn hit_all_on_fallback(&self, hits: &[HitRequest<'_>]) -> Result<(Vec<Decision>, Route), BackendError> {
         let mapped: Vec<HitRequest<'_>> =
             hits.iter().map(|&(key, strategy, rate, cost)| (key, strategy, (self.fallback_rate)(rate), cost)).collect();
-        let decisions = match self.fallback.hit_all(&mapped) {
+        let (decisions, route) = match self.fallback.hit_all_routed(&mapped) {
             Some(together) => together.await?,
             None => {
                 let mut decisions = Vec::with_capacity(mapped.len());
+                let mut routes = Vec::with_capacity(mapped.len());
                 for &(key, strategy, rate, cost) in &mapped {
-                    let decision = self.fallback.hit(key, strategy, rate, cost).await?;
+                    let (decision, route) = self.fallback.hit_routed(key, strategy, rate, cost).await?;
                     decisions.push(decision);
+                    routes.push(route);
                     if !decision.allowed {
                         break;
                     }
                 }
-                decisions
+                let first = routes.first().copied().unwrap_or_default();
+                (decisions, if routes.iter().all(|r| *r == first) { first } else { Route::UNKNOWN })
             }
         };
-        Ok(decisions.into_iter().map(|d| self.on_fallback(d)).collect())
+        let decisions = decisions.into_iter().map(|d| self.on_fallback(d)).collect();
+        Ok((decisions, route.through(FALLBACK, STORES)))
     }
 }
 
@@ -257,21 +328,51 @@ impl<P: Backend, F: Backend> Backend for Failover<P, F> {
     }
 
     fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+        let together = self.hit_all_routed(hits)?;
+        Some(Box::pin(async move { Ok(together.await?.0) }))
+    }
+
+    fn hit_routed<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> BoxFuture<'a, Result<(Decision, Route), BackendError>> {
+        Box::pin(self.shared.hit_routed(key, strategy, rate, cost))
+    }
+
+    fn hit_all_routed<'a>(
+        &'a self,
+        hits: &'a [HitRequest<'a>],
+    ) -> Option<BoxFuture<'a, Result<(Vec<Decision>, Route), BackendError>>> {
         let shared = &*self.shared;
         let Some(attempt) = shared.breaker.attempt() else {
             return Some(Box::pin(shared.hit_all_on_fallback(hits)));
         };
-        let Some(call) = shared.primary.hit_all(hits) else {
+        let Some(call) = shared.primary.hit_all_routed(hits) else {
             // One by one instead, each through `hit` (and the breaker).
             attempt.release();
             return None;
         };
         Some(Box::pin(async move {
             match shared.try_primary(attempt, call).await {
-                Some(decisions) => Ok(decisions),
+                Some((decisions, route)) => Ok((decisions, route.through(PRIMARY, STORES))),
                 None => shared.hit_all_on_fallback(hits).await,
             }
         }))
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+        route: Route,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(self.shared.refund(key, strategy, (rate, cost), since, route))
     }
 
     /// Its own: clones of one failover decide stacked limits together; a throttle on

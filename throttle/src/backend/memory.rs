@@ -4,7 +4,7 @@
 mod packed;
 
 use self::packed::{Digest, Packed, PackedOp, Pair};
-use super::{Backend, BackendError, BoxFuture, HitRequest, Since};
+use super::{Backend, BackendError, BoxFuture, HitRequest, Route, Since};
 use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot, Strategy};
 use crate::{Clock, Rate};
 use core::fmt;
@@ -670,6 +670,7 @@ impl Backend for MemoryBackend {
         rate: Rate,
         cost: u64,
         since: Since,
+        _route: Route,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         let since_ms = since.as_ms_before(self.inner.clock.now_ms());
         Box::pin(core::future::ready(Ok(self.refund_now(key, strategy, rate, cost, since_ms))))

@@ -40,6 +40,17 @@ impl Since {
             }
         }
     }
+
+    #[cfg(feature = "redis")]
+    /// For a backend that reads its clock elsewhere (a script on server time): `Ok` with
+    /// the moment on a clock, or `Err` with the milliseconds elapsed since the instant,
+    /// rounded up, to subtract from that clock's reading.
+    pub(crate) fn on_clock_or_elapsed(self) -> Result<u64, u64> {
+        match self {
+            Since::Ms(ms) => Ok(ms),
+            Since::Instant(_) => Err(u64::MAX - self.as_ms_before(u64::MAX)),
+        }
+    }
 }
 
 #[cfg(test)]

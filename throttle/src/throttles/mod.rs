@@ -7,6 +7,7 @@ mod call;
 pub(crate) mod core;
 pub(crate) mod http;
 pub(crate) mod instruments;
+pub(crate) mod limit;
 mod operating;
 pub(crate) mod options;
 mod split;
