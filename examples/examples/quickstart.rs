@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use throttle::{ConfigError, DEFAULT_HEADERS_ALWAYS, HttpThrottle, RequestInfo, ThrottleError};
+use throttle::{ConfigError, HttpThrottle, RequestInfo, ThrottleError, headers::DEFAULT_HEADERS_ALWAYS};
 
 /// The app's throttles, built with the app and shared with the handlers as state.
 #[derive(Clone)]

@@ -10,7 +10,10 @@ use std::time::Duration;
 use support::*;
 use throttle::backend::{Backend, BackendError, BoxFuture};
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
-use throttle::{ConfigError, Cost, ErrorAction, HttpThrottle, InvalidCost, OnError, Rate, ThrottleError};
+use throttle::{
+    ConfigError, Cost, HttpThrottle, OnError, Rate, ThrottleError,
+    throttles::{ErrorAction, InvalidCost},
+};
 
 #[test]
 fn invalid_rate_strings_fail_the_build() {

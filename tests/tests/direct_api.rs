@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::*;
 use throttle::{Context, HttpThrottle, RequestInfo, ThrottleError};
 
-fn throttle(uid: &str, rate: &str) -> (HttpThrottle, throttle::ManualClock, throttle::MemoryBackend) {
+fn throttle(uid: &str, rate: &str) -> (HttpThrottle, throttle::backend::ManualClock, throttle::backend::MemoryBackend) {
     let (backend, clock) = manual_backend();
     let throttle = HttpThrottle::builder(uid).rate(rate).backend(backend.clone()).build().expect("valid throttle");
     (throttle, clock, backend)
@@ -439,7 +439,7 @@ async fn dynamic_rates_work_for_hit_stat_check_and_headers() {
             async move { if premium { throttle::Rate::per_minute(5) } else { throttle::Rate::per_minute(2) } }
         })
         .backend(backend)
-        .headers(&*throttle::DEFAULT_HEADERS_ALWAYS)
+        .headers(&*throttle::headers::DEFAULT_HEADERS_ALWAYS)
         .build()
         .unwrap();
     let mut premium = get_from("/", [15, 0, 0, 1]);

@@ -16,7 +16,7 @@ use throttle::headers::{
 };
 use throttle::{HttpThrottle, ThrottleError};
 
-fn throttle_with(uid: &str, rate: &str, headers: &Headers) -> (HttpThrottle, throttle::ManualClock) {
+fn throttle_with(uid: &str, rate: &str, headers: &Headers) -> (HttpThrottle, throttle::backend::ManualClock) {
     let (backend, clock) = manual_backend();
     let throttle = HttpThrottle::builder(uid).rate(rate).backend(backend).headers(headers).build().unwrap();
     (throttle, clock)

@@ -9,7 +9,10 @@ use http::{Method, StatusCode};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use support::*;
 use throttle::{
-    ClientIp, DEFAULT_HEADERS_ALWAYS, EXEMPTED, HttpThrottle, Identifier, Identity, MemoryBackend, Rule, ThrottleLayer,
+    HttpThrottle, Rule, ThrottleLayer,
+    backend::MemoryBackend,
+    headers::DEFAULT_HEADERS_ALWAYS,
+    identity::{ClientIp, EXEMPTED, Identifier, Identity},
     registry,
 };
 

@@ -14,8 +14,8 @@ use support::*;
 use throttle::{ConfigError, Connection, Context, Rate, rate, throttle};
 
 struct Clocked {
-    clock: throttle::ManualClock,
-    backend: throttle::MemoryBackend,
+    clock: throttle::backend::ManualClock,
+    backend: throttle::backend::MemoryBackend,
 }
 
 fn clocked() -> Clocked {
@@ -191,7 +191,7 @@ async fn triple() -> &'static str {
     "ok"
 }
 
-#[throttle(uid = "static:ietf", rate = "5/min", headers = throttle::IETF_HEADERS, backend = FORMS.backend.clone())]
+#[throttle(uid = "static:ietf", rate = "5/min", headers = throttle::headers::IETF_HEADERS, backend = FORMS.backend.clone())]
 async fn ietf() -> &'static str {
     "ok"
 }

@@ -10,7 +10,10 @@ use support::test_redis::{TestRedis, deny_cache_on};
 use support::*;
 use throttle::backend::{Backend, RedisBackend};
 use throttle::strategy::{Decision, Metadata, Snapshot, Strategy};
-use throttle::{HttpThrottle, ManualClock, MemoryBackend, OnError, Rate, ThrottleError};
+use throttle::{
+    HttpThrottle, OnError, Rate, ThrottleError,
+    backend::{ManualClock, MemoryBackend},
+};
 
 /// The backend under test: behind a deny cache when `THROTTLE_TEST_DENY_CACHE=1`.
 async fn backend(server: &RedisServer) -> TestRedis {

@@ -19,7 +19,10 @@ use throttle::strategy::{
     DynStrategy, FixedWindow, Gcra, LeakyBucket, LeakyBucketQueue, Metadata, NEVER, SlidingWindowCounter,
     SlidingWindowLog, Strategy, StrategyKind, TokenBucket, TokenBucketDebt, codec, from_name,
 };
-use throttle::{HttpThrottle, ManualClock, MemoryBackend, Rate, ThrottleError};
+use throttle::{
+    HttpThrottle, Rate, ThrottleError,
+    backend::{ManualClock, MemoryBackend},
+};
 
 fn every_strategy() -> Vec<Arc<dyn DynStrategy>> {
     StrategyKind::ALL.iter().map(|kind| kind.build()).collect()

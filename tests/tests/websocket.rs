@@ -23,8 +23,11 @@ use std::task::{self, Poll};
 use std::time::Duration;
 use support::*;
 use throttle::{
-    Identifier, Identity, ManualClock, MemoryBackend, MessageVerdict, ThrottleError, WebSocketThrottle, WsConnection,
+    ThrottleError, WebSocketThrottle,
+    backend::{ManualClock, MemoryBackend},
+    identity::{Identifier, Identity},
     throttle,
+    websocket::{MessageVerdict, WsConnection},
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;

@@ -1,13 +1,17 @@
-//! Who is being limited: [`Identifier`] turns a request into an [`Identity`].
+//! Who is being limited: an [`Identifier`] turns a request into an [`Identity`]; a
+//! [`ClientIp`] says where a request's client address comes from (the peer, or a
+//! proxy's header from trusted proxies).
 //!
 //! Every id says what kind of identifier made it (`ip=`, `hdr=`, `ext=`, `fn=`,
 //! `all=`), so ids of different kinds never meet in one bucket: a client sending
 //! `X-Api-Key: 198.51.100.77` gets `hdr=198.51.100.77`, not the bucket of the client at
 //! `ip=198.51.100.77`.
 
+pub use crate::client_ip::{ClientIp, IpRange};
+
+use crate::Connection;
 use crate::backend::BoxFuture;
 use crate::key::{self, KeyBuf};
-use crate::{ClientIp, Connection};
 use core::future::Future;
 use http::{Extensions, HeaderName};
 use std::borrow::Cow;
@@ -59,7 +63,7 @@ type ExtensionFn = dyn Fn(&Extensions) -> Option<String> + Send + Sync;
 /// | any, without `ConnectInfo` | [`ANONYMOUS`] |
 ///
 /// ```
-/// use throttle::{Identifier, Identity, EXEMPTED};
+/// use throttle::{identity::{EXEMPTED, Identifier, Identity}};
 ///
 /// // By API key, exempting internal callers.
 /// let by_key = Identifier::from_fn(|conn| match conn.headers().get("x-api-key") {
@@ -122,7 +126,7 @@ impl Identifier {
     /// [`ANONYMOUS`] bucket.
     ///
     /// ```
-    /// use throttle::{ClientIp, Identifier};
+    /// use throttle::{identity::{ClientIp, Identifier}};
     ///
     /// let behind_nginx = Identifier::client_ip(ClientIp::x_forwarded_for().trust("127.0.0.1")?);
     /// # let _ = behind_nginx;
@@ -138,7 +142,7 @@ impl Identifier {
     /// traffic.
     ///
     /// ```
-    /// let by_key = throttle::Identifier::header("x-api-key")?;
+    /// let by_key = throttle::identity::Identifier::header("x-api-key")?;
     /// # let _ = by_key;
     /// # Ok::<(), throttle::headers::HeaderError>(())
     /// ```
@@ -154,7 +158,7 @@ impl Identifier {
     /// ```
     /// #[derive(Clone)]
     /// struct UserId(u64);
-    /// let by_user = throttle::Identifier::extension(|user: &UserId| user.0.to_string());
+    /// let by_user = throttle::identity::Identifier::extension(|user: &UserId| user.0.to_string());
     /// # let _ = by_user;
     /// ```
     pub fn extension<T: Send + Sync + 'static>(id: impl Fn(&T) -> String + Send + Sync + 'static) -> Self {
@@ -190,7 +194,7 @@ impl Identifier {
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// use axum::extract::ConnectInfo;
     /// use std::net::SocketAddr;
-    /// use throttle::{AsConnection, Identifier, Identity};
+    /// use throttle::{AsConnection, identity::{Identifier, Identity}};
     ///
     /// let mut request = http::Request::new(());
     /// request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([198, 51, 100, 77], 4000))));

@@ -2,8 +2,9 @@
 //! while the request is pending; once the response is known it keeps them (counted)
 //! or gives them back (refunded). [`CountWhen`] says which responses count.
 
-use crate::backend::{BackendError, Since};
+use crate::backend::{BackendError, Route, Since};
 use crate::throttles::core::Core;
+use crate::throttles::limit::Swapped;
 use crate::{Admitted, Rate, ThrottleError};
 use axum::response::Response;
 use std::fmt;
@@ -107,25 +108,37 @@ struct Ticket {
     rate: Rate,
     cost: u64,
     since: Since,
+    /// Which of the backend's stores decided the hit.
+    route: Route,
+    /// The strategy that decided it, when not the code's: a refund goes to the state
+    /// (and the key) the hit was counted in, whatever runs now.
+    swapped: Option<Swapped>,
 }
 
 impl RefundTicket {
-    pub(crate) fn new(core: Arc<Core>, key: String, rate: Rate, cost: u64, since: Since) -> Self {
-        RefundTicket(Box::new(Ticket { core, key, rate, cost, since }))
+    pub(crate) fn new(
+        core: Arc<Core>,
+        key: String,
+        (rate, cost): (Rate, u64),
+        (since, route): (Since, Route),
+        swapped: Option<Swapped>,
+    ) -> Self {
+        RefundTicket(Box::new(Ticket { core, key, rate, cost, since, route, swapped }))
     }
 
     /// Gives the hit back, within the throttle's timeout.
     async fn redeem(self) -> Result<bool, ThrottleError> {
-        let Ticket { core, key, rate, cost, since } = *self.0;
+        let Ticket { core, key, rate, cost, since, route, swapped } = *self.0;
         // The state is read with the rate in force now (a rate set since the hit, e.g.
         // from the registry, is how the backend reads it from then on).
         let rate = core.static_rate().unwrap_or(rate);
+        let strategy = core.strategy_in(swapped.as_ref());
         let given = match core.backend.as_memory() {
             Some(memory) => {
-                Ok(memory.refund_now(&key, &*core.strategy, rate, cost, since.as_ms_before(memory.clock().now_ms())))
+                Ok(memory.refund_now(&key, strategy, rate, cost, since.as_ms_before(memory.clock().now_ms())))
             }
             None => {
-                let refund = core.backend.refund(&key, &*core.strategy, rate, cost, since);
+                let refund = core.backend.refund(&key, strategy, rate, cost, since, route);
                 tokio::time::timeout(core.timeout, refund).await.unwrap_or(Err(BackendError::Timeout(core.timeout)))
             }
         };
@@ -204,7 +217,7 @@ impl Admitted {
 
     /// Whether this admission carries a refund ticket: a counted hit of a throttle
     /// that counts by outcome, or of a call made with
-    /// [`refundable`](crate::Call::refundable).
+    /// [`refundable`](crate::throttles::Call::refundable).
     pub fn is_refundable(&self) -> bool {
         self.ticket.is_some()
     }

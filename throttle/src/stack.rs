@@ -1,7 +1,7 @@
 //! Several throttles on one request: decided in order, the first rejection wins, a
 //! failing backend only ever answers for its own throttles.
 
-use crate::backend::{BackendError, HitRequest};
+use crate::backend::{BackendError, BoxFuture, HitRequest, Route};
 use crate::context::same_scope;
 use crate::strategy::Decision;
 use crate::throttles::core::{Core, Prepared};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// # Exactness
 ///
 /// Neighbours in the list that share one store are decided together, in one call:
-/// the shards' locks of one [`MemoryBackend`](crate::MemoryBackend), or one script
+/// the shards' locks of one [`MemoryBackend`](crate::backend::MemoryBackend), or one script
 /// call on Redis for the built-in strategies (on a Cluster, when their keys share a
 /// slot). Among them, a rejection by any throttle consumes nothing from the others.
 /// Otherwise throttles are decided one after the other, and a later rejection leaves
@@ -132,7 +132,10 @@ async fn decide_run(
     admitted: &mut [Admitted],
 ) -> Result<(), ThrottleError> {
     loop {
-        let Some(mut decisions) = decide_together(&run).await else { break };
+        let Some((mut decisions, route)) = decide_together(&run).await else { break };
+        for p in &mut run {
+            p.prepared.route = route;
+        }
         if ends_in_shadowed_rejection(&run, &decisions) {
             if let Some(decision) = decisions.pop() {
                 // A joint rejection changed nothing, and a throttle in shadow mode lets
@@ -148,8 +151,8 @@ async fn decide_run(
         }
         return Ok(());
     }
-    for p in run {
-        let decision = p.core.decide(&p.prepared.key, p.prepared.rate, p.prepared.cost).await;
+    for mut p in run {
+        let decision = p.core.decide(&mut p.prepared).await;
         admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
     }
     Ok(())
@@ -165,32 +168,49 @@ fn ends_in_shadowed_rejection(run: &[Pending<'_>], decisions: &[Result<Decision,
     }
 }
 
-/// The decisions of a run of two or more throttles on one store, from one joint call;
-/// `None` when the backend cannot decide them together (nothing was sent then). A
-/// failed joint call is an error for each of them.
-async fn decide_together(run: &[Pending<'_>]) -> Option<Vec<Result<Decision, BackendError>>> {
+/// The decisions of a run of two or more throttles on one store, from one joint call,
+/// and where they were decided (for refunds); `None` when the backend cannot decide
+/// them together (nothing was sent then). A failed joint call is an error for each of
+/// them.
+async fn decide_together(run: &[Pending<'_>]) -> Option<(Vec<Result<Decision, BackendError>>, Route)> {
     let [first, _, ..] = run else { return None };
     let core = first.core;
-    let hits: Vec<HitRequest<'_>> =
-        run.iter().map(|p| (p.prepared.key.as_str(), &*p.core.strategy, p.prepared.rate, p.prepared.cost)).collect();
+    let hits: Vec<HitRequest<'_>> = run
+        .iter()
+        .map(|p| {
+            let strategy = p.core.strategy_in(p.prepared.swapped.as_ref());
+            (p.prepared.key.as_str(), strategy, p.prepared.rate, p.prepared.cost)
+        })
+        .collect();
     let started = Stopwatch::start();
-    let together = core.backend.hit_all(&hits)?;
-    // The in-memory answer is ready at once; only remote stores need the timeout.
-    let outcome = match core.backend.as_memory() {
-        Some(_) => together.await,
-        None => tokio::time::timeout(core.timeout, together).await.unwrap_or(Err(BackendError::Timeout(core.timeout))),
+    // A refundable hit learns where it was decided (the in-memory backend has one store).
+    let outcome = if run.iter().any(|p| p.prepared.since.is_some()) && core.backend.as_memory().is_none() {
+        within_timeout(core, core.backend.hit_all_routed(&hits)?).await
+    } else {
+        within_timeout(core, core.backend.hit_all(&hits)?).await.map(|decisions| (decisions, Route::default()))
     };
     for p in run {
         p.core.ops.instruments.decided(started);
     }
     Some(match outcome {
-        Ok(decisions) if answers_every_hit(&decisions, run.len()) => decisions.into_iter().map(Ok).collect(),
-        Ok(decisions) => {
-            let error = format!("a joint call answered {} decisions for {} hits", decisions.len(), run.len());
-            shared(BackendError::Failed(error.into()), run.len())
+        Ok((decisions, route)) if answers_every_hit(&decisions, run.len()) => {
+            (decisions.into_iter().map(Ok).collect(), route)
         }
-        Err(error) => shared(error, run.len()),
+        Ok((decisions, _)) => {
+            let error = format!("a joint call answered {} decisions for {} hits", decisions.len(), run.len());
+            (shared(BackendError::Failed(error.into()), run.len()), Route::default())
+        }
+        Err(error) => (shared(error, run.len()), Route::default()),
     })
+}
+
+/// A joint call's answer: the in-memory one is ready at once; only remote stores need
+/// the timeout.
+async fn within_timeout<T>(core: &Core, together: BoxFuture<'_, Result<T, BackendError>>) -> Result<T, BackendError> {
+    match core.backend.as_memory() {
+        Some(_) => together.await,
+        None => tokio::time::timeout(core.timeout, together).await.unwrap_or(Err(BackendError::Timeout(core.timeout))),
+    }
 }
 
 /// One decision per hit, or fewer ending with the rejection that stopped them: so no

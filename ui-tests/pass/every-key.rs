@@ -6,15 +6,15 @@ use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 use throttle::strategy::FixedWindow;
-use throttle::{Connection, Context, CountWhen, Headers, Identifier, Identity, MemoryBackend, OnError, Rate, throttle};
+use throttle::{Connection, Context, CountWhen, OnError, Rate, throttle, backend::MemoryBackend, headers::Headers, identity::{Identifier, Identity}};
 
 static BACKEND: LazyLock<MemoryBackend> = LazyLock::new(MemoryBackend::new);
-static CUSTOM_HEADERS: LazyLock<Headers> = LazyLock::new(|| throttle::DEFAULT_HEADERS_ALWAYS.clone());
+static CUSTOM_HEADERS: LazyLock<Headers> = LazyLock::new(|| throttle::headers::DEFAULT_HEADERS_ALWAYS.clone());
 
 fn by_key() -> Identifier {
     Identifier::from_fn(|conn| match conn.headers().get("x-api-key") {
         Some(key) => Identity::client(String::from_utf8_lossy(key.as_bytes()).into_owned()),
-        None => throttle::EXEMPTED,
+        None => throttle::identity::EXEMPTED,
     })
 }
 

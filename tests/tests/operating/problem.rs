@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::get;
 use http::StatusCode;
-use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError, ThrottleLayer};
+use throttle::{HttpThrottle, ThrottleError, ThrottleLayer, headers::DEFAULT_HEADERS_ALWAYS};
 
 async fn json(response: http::Response<axum::body::Body>) -> serde_json::Value {
     serde_json::from_str(&body_text(response).await).expect("a JSON body")

@@ -10,7 +10,10 @@ use axum::routing::get;
 use http::{HeaderMap, StatusCode};
 use std::collections::HashMap;
 use throttle::quota::Quota;
-use throttle::{HttpThrottle, MemoryBackend, ThrottleError, backend::Backend};
+use throttle::{
+    HttpThrottle, ThrottleError,
+    backend::{Backend, MemoryBackend},
+};
 
 fn throttle(uid: &str, rate: &str, backend: impl Backend) -> HttpThrottle {
     HttpThrottle::builder(uid).rate(rate).backend(backend).build().unwrap()
@@ -166,7 +169,7 @@ async fn nested_contexts_merge_into_their_parent_and_only_the_outermost_applies(
 /// apply as the tighter budget allows, and no rejected one leaves a partial charge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_applies_are_all_or_nothing_on_one_backend() {
-    let backend = MemoryBackend::builder().clock(throttle::ManualClock::new(T0)).build().unwrap();
+    let backend = MemoryBackend::builder().clock(throttle::backend::ManualClock::new(T0)).build().unwrap();
     let reads = throttle("quota:race:reads", "100/min", backend.clone());
     let writes = throttle("quota:race:writes", "41/min", backend);
     let app = app(&reads, &writes);

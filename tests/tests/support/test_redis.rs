@@ -1,9 +1,9 @@
 //! The backend the Redis suites test: a `RedisBackend`, behind a `DenyCache` when
 //! `THROTTLE_TEST_DENY_CACHE=1`, so every Redis test also runs with the cache on.
 
-use throttle::backend::{Backend, BackendError, BoxFuture, DenyCache, HitRequest, RedisBackend, Since};
+use throttle::backend::{Backend, BackendError, BoxFuture, DenyCache, HitRequest, RedisBackend, Route, Since};
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
-use throttle::{ConfigError, ManualClock, Rate};
+use throttle::{ConfigError, Rate, backend::ManualClock};
 
 /// Whether the Redis suites run behind the deny cache.
 pub fn deny_cache_on() -> bool {
@@ -120,7 +120,8 @@ impl Backend for TestRedis {
         rate: Rate,
         cost: u64,
         since: Since,
+        route: Route,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
-        self.backend().refund(key, strategy, rate, cost, since)
+        self.backend().refund(key, strategy, rate, cost, since, route)
     }
 }

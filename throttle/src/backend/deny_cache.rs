@@ -1,7 +1,7 @@
 //! [`DenyCache`]: a remote backend's rejections remembered in-process, so a client over
 //! its limit is turned away without a round trip until its wait has passed.
 
-use super::{Backend, BackendError, BoxFuture, HitRequest, InvalidBackendOption, Since};
+use super::{Backend, BackendError, BoxFuture, HitRequest, InvalidBackendOption, Route, Since};
 use crate::strategy::{
     Decision, DynStrategy, FixedWindow, Gcra, LeakyBucket, LeakyBucketQueue, NEVER, SlidingWindowCounter,
     SlidingWindowLog, Snapshot, TokenBucket, TokenBucketDebt,
@@ -173,7 +173,7 @@ impl<B: Backend> DenyCache<B> {
     /// Caches `inner`'s rejections, for up to 100 000 keys, on the system clock.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     ///
     /// let cached = DenyCache::new(MemoryBackend::new());
@@ -186,7 +186,7 @@ impl<B: Backend> DenyCache<B> {
     /// Options: capacity and clock.
     ///
     /// ```
-    /// use throttle::{ManualClock, MemoryBackend};
+    /// use throttle::backend::{ManualClock, MemoryBackend};
     /// use throttle::backend::DenyCache;
     ///
     /// let cached = DenyCache::builder(MemoryBackend::new()).capacity(1_000).clock(ManualClock::new(0)).build()?;
@@ -218,7 +218,7 @@ impl<B: Backend> DenyCache<B> {
     /// The backend whose rejections are cached.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{Backend, DenyCache};
     ///
     /// let cached = DenyCache::new(MemoryBackend::builder().namespace("shop").build()?);
@@ -232,7 +232,7 @@ impl<B: Backend> DenyCache<B> {
     /// The most keys the cache holds.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert_eq!(DenyCache::builder(MemoryBackend::new()).capacity(64).build()?.capacity(), 64);
     /// # Ok::<(), throttle::backend::InvalidBackendOption>(())
@@ -244,7 +244,7 @@ impl<B: Backend> DenyCache<B> {
     /// Keys held now (some rejections may have ended and not been dropped yet).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert_eq!(DenyCache::new(MemoryBackend::new()).len(), 0);
     /// ```
@@ -255,7 +255,7 @@ impl<B: Backend> DenyCache<B> {
     /// `true` when no key is held.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert!(DenyCache::new(MemoryBackend::new()).is_empty());
     /// ```
@@ -267,7 +267,7 @@ impl<B: Backend> DenyCache<B> {
     /// `RedisBackend::reset_namespace`).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     ///
     /// let cached = DenyCache::new(MemoryBackend::new());
@@ -349,6 +349,28 @@ impl<B: Backend> DenyCache<B> {
             return; // reset while in flight: this rejection may predate it
         }
         map.remember(ticket.slot.hash, key, denial, now, &self.shared.hasher);
+    }
+
+    /// Decisions stop at the first rejection: a first hit rejected here is the answer.
+    fn lookup_first(&self, hits: &[HitRequest<'_>]) -> Option<Decision> {
+        let first = hits.first().filter(|(_, strategy, ..)| is_built_in(*strategy));
+        first.and_then(|&(key, _, rate, cost)| self.lookup(self.slot(key), key, rate, cost))
+    }
+
+    fn tickets(&self, hits: &[HitRequest<'_>]) -> Vec<Ticket> {
+        hits.iter().map(|(key, ..)| self.ticket(self.slot(key))).collect()
+    }
+
+    /// Learns from the decisions of a joint call.
+    fn learn_all(&self, tickets: &[Ticket], hits: &[HitRequest<'_>], decisions: &[Decision]) {
+        for (i, ((key, strategy, rate, cost), decision)) in hits.iter().zip(decisions).enumerate() {
+            // A key hit twice in one call was decided after its own earlier hit,
+            // which a rejection rolls back: not a fact about the key alone.
+            let repeated = hits[..i].iter().any(|(earlier, ..)| earlier == key);
+            if is_built_in(*strategy) && (decision.allowed || !repeated) {
+                self.learn(tickets[i], key, *rate, *cost, decision);
+            }
+        }
     }
 
     fn forget(&self, key: &str) {
@@ -440,6 +462,30 @@ impl<B: Backend> Backend for DenyCache<B> {
         })
     }
 
+    fn hit_routed<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> BoxFuture<'a, Result<(Decision, Route), BackendError>> {
+        if !is_built_in(strategy) {
+            return self.inner.hit_routed(key, strategy, rate, cost);
+        }
+        let slot = self.slot(key);
+        if let Some(decision) = self.lookup(slot, key, rate, cost) {
+            // A rejection: nothing to give back, so no route to remember.
+            return Box::pin(core::future::ready(Ok((decision, Route::default()))));
+        }
+        let ticket = self.ticket(slot);
+        let call = self.inner.hit_routed(key, strategy, rate, cost);
+        Box::pin(async move {
+            let (decision, route) = call.await?;
+            self.learn(ticket, key, rate, cost, &decision);
+            Ok((decision, route))
+        })
+    }
+
     fn stat<'a>(
         &'a self,
         key: &'a str,
@@ -459,24 +505,31 @@ impl<B: Backend> Backend for DenyCache<B> {
     }
 
     fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
-        // Decisions stop at the first rejection: a first hit rejected here is the answer.
-        let first = hits.first().filter(|(_, strategy, ..)| is_built_in(*strategy));
-        if let Some(decision) = first.and_then(|&(key, _, rate, cost)| self.lookup(self.slot(key), key, rate, cost)) {
+        if let Some(decision) = self.lookup_first(hits) {
             return Some(Box::pin(core::future::ready(Ok(vec![decision]))));
         }
-        let tickets: Vec<Ticket> = hits.iter().map(|(key, ..)| self.ticket(self.slot(key))).collect();
+        let tickets = self.tickets(hits);
         let call = self.inner.hit_all(hits)?;
         Some(Box::pin(async move {
             let decisions = call.await?;
-            for (i, ((key, strategy, rate, cost), decision)) in hits.iter().zip(&decisions).enumerate() {
-                // A key hit twice in one call was decided after its own earlier hit,
-                // which a rejection rolls back: not a fact about the key alone.
-                let repeated = hits[..i].iter().any(|(earlier, ..)| earlier == key);
-                if is_built_in(*strategy) && (decision.allowed || !repeated) {
-                    self.learn(tickets[i], key, *rate, *cost, decision);
-                }
-            }
+            self.learn_all(&tickets, hits, &decisions);
             Ok(decisions)
+        }))
+    }
+
+    fn hit_all_routed<'a>(
+        &'a self,
+        hits: &'a [HitRequest<'a>],
+    ) -> Option<BoxFuture<'a, Result<(Vec<Decision>, Route), BackendError>>> {
+        if let Some(decision) = self.lookup_first(hits) {
+            return Some(Box::pin(core::future::ready(Ok((vec![decision], Route::default())))));
+        }
+        let tickets = self.tickets(hits);
+        let call = self.inner.hit_all_routed(hits)?;
+        Some(Box::pin(async move {
+            let (decisions, route) = call.await?;
+            self.learn_all(&tickets, hits, &decisions);
+            Ok((decisions, route))
         }))
     }
 
@@ -495,9 +548,10 @@ impl<B: Backend> Backend for DenyCache<B> {
         rate: Rate,
         cost: u64,
         since: Since,
+        route: Route,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         Box::pin(async move {
-            let outcome = self.inner.refund(key, strategy, rate, cost, since).await;
+            let outcome = self.inner.refund(key, strategy, rate, cost, since, route).await;
             // After the refund lands: a rejection cached (or in flight) from before it
             // may no longer hold. Forgotten even on failure, as dropping one is safe.
             self.forget(key);
@@ -525,7 +579,7 @@ impl<B: fmt::Debug> fmt::Debug for DenyCache<B> {
 /// Builds a [`DenyCache`].
 ///
 /// ```
-/// use throttle::MemoryBackend;
+/// use throttle::backend::MemoryBackend;
 /// use throttle::backend::DenyCache;
 ///
 /// let cached = DenyCache::builder(MemoryBackend::new()).capacity(10_000).build()?;
@@ -544,7 +598,7 @@ impl<B: Backend> DenyCacheBuilder<B> {
     /// four rejections of 48 bytes.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert!(DenyCache::builder(MemoryBackend::new()).capacity(0).build().is_err());
     /// ```
@@ -554,11 +608,11 @@ impl<B: Backend> DenyCacheBuilder<B> {
     }
 
     /// The clock deadlines are measured on (default: the system's monotonic clock).
-    /// Give it the [`ManualClock`](crate::ManualClock) the inner backend decides on, if
+    /// Give it the [`ManualClock`](crate::backend::ManualClock) the inner backend decides on, if
     /// it does.
     ///
     /// ```
-    /// use throttle::{ManualClock, MemoryBackend};
+    /// use throttle::backend::{ManualClock, MemoryBackend};
     /// use throttle::backend::DenyCache;
     ///
     /// let clock = ManualClock::new(0);
@@ -574,7 +628,7 @@ impl<B: Backend> DenyCacheBuilder<B> {
     /// Checks the options and builds the cache.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// let cached = DenyCache::builder(MemoryBackend::new()).build()?;
     /// # let _ = cached; Ok::<(), throttle::backend::InvalidBackendOption>(())
@@ -590,8 +644,8 @@ impl<B: Backend> DenyCacheBuilder<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ManualClock;
     use crate::backend::MemoryBackend;
+    use crate::clock::ManualClock;
     use std::time::Duration;
 
     fn cached(capacity: usize) -> (DenyCache<MemoryBackend>, MemoryBackend, ManualClock) {

@@ -2,7 +2,7 @@
 //! backend (in memory) that decides while the primary is failing.
 
 use super::circuit_breaker::{Attempt, BreakerConfig, CircuitBreaker, CircuitState};
-use super::{Backend, BackendError, BoxFuture, HitRequest, InvalidBackendOption};
+use super::{Backend, BackendError, BoxFuture, HitRequest, InvalidBackendOption, Route, Since};
 use crate::strategy::{Decision, DynStrategy, NEVER, Snapshot};
 use crate::{Clock, Rate};
 use core::fmt;
@@ -11,8 +11,13 @@ use std::time::Duration;
 
 type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 
+/// The primary's and the fallback's places in a [`Route`].
+const PRIMARY: u64 = 0;
+const FALLBACK: u64 = 1;
+const STORES: u64 = 2;
+
 /// Decides on a primary backend while it answers, and on a fallback backend (for
-/// example a [`MemoryBackend`](crate::MemoryBackend), possibly at a smaller rate) while
+/// example a [`MemoryBackend`](crate::backend::MemoryBackend), possibly at a smaller rate) while
 /// it fails, then returns to the primary by itself.
 ///
 /// A circuit breaker picks the backend:
@@ -38,7 +43,7 @@ type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 /// # #[cfg(feature = "redis")]
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use throttle::{HttpThrottle, MemoryBackend, Rate};
+/// use throttle::{HttpThrottle, Rate, backend::MemoryBackend};
 /// use throttle::backend::{DenyCache, Failover, RedisBackend};
 ///
 /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
@@ -60,8 +65,11 @@ type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 /// The two backends hold separate state: what the primary counted is not known to the
 /// fallback, and the other way round. [`reset`](Backend::reset) resets both;
 /// [`stat`](Backend::stat) reads the backend that decides now. A
-/// [`refund`](Backend::refund) gives nothing back (the hit stays counted): it cannot
-/// tell which of the two decided the hit. Cloning is cheap and shares the breaker.
+/// [`refund`](Backend::refund) goes to the backend that decided the hit (its
+/// [`Route`]), at that backend's rate: a hit the fallback counted is given back there,
+/// even once the primary is back; one the primary counted is given back on the primary
+/// when the breaker lets a call through (otherwise it stays counted). Cloning is cheap
+/// and shares the breaker.
 pub struct Failover<P, F> {
     shared: Arc<Shared<P, F>>,
 }
@@ -78,7 +86,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// Options: thresholds, timeout, the fallback's rate, the clock.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     ///
     /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new()).failures(3).build()?;
@@ -100,7 +108,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// Where the circuit breaker stands.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{CircuitState, Failover};
     /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new()).build()?;
     /// assert_eq!(failover.state(), CircuitState::Closed);
@@ -113,7 +121,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// The primary backend.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{Backend, Failover};
     /// let primary = MemoryBackend::builder().namespace("main").build()?;
     /// let failover = Failover::builder(primary, MemoryBackend::new()).build()?;
@@ -127,7 +135,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// The fallback backend.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{Backend, Failover};
     /// let fallback = MemoryBackend::builder().namespace("spare").build()?;
     /// let failover = Failover::builder(MemoryBackend::new(), fallback).build()?;
@@ -187,6 +195,64 @@ impl<P: Backend, F: Backend> Shared<P, F> {
         Ok(self.on_fallback(decision))
     }
 
+    /// [`hit`](Self::hit), and which backend decided.
+    async fn hit_routed(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> Result<(Decision, Route), BackendError> {
+        if let Some(attempt) = self.breaker.attempt() {
+            let call = self.primary.hit_routed(key, strategy, rate, cost);
+            if let Some((decision, route)) = self.try_primary(attempt, call).await {
+                return Ok((decision, route.through(PRIMARY, STORES)));
+            }
+        }
+        let (decision, route) = self.fallback.hit_routed(key, strategy, (self.fallback_rate)(rate), cost).await?;
+        Ok((self.on_fallback(decision), route.through(FALLBACK, STORES)))
+    }
+
+    /// Gives the hit back on the backend that decided it. The primary is called only
+    /// when the breaker lets a call through, and the outcome counts for the breaker.
+    async fn refund(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        (rate, cost): (Rate, u64),
+        since: Since,
+        route: Route,
+    ) -> Result<bool, BackendError> {
+        if route == Route::UNKNOWN {
+            return Ok(false);
+        }
+        match route.split(STORES) {
+            (FALLBACK, inner) => {
+                self.fallback.refund(key, strategy, (self.fallback_rate)(rate), cost, since, inner).await
+            }
+            (_, inner) => {
+                let Some(attempt) = self.breaker.attempt() else {
+                    return Err(BackendError::Failed("failover: the primary backend is failing (circuit open)".into()));
+                };
+                let call = self.primary.refund(key, strategy, rate, cost, since, inner);
+                match tokio::time::timeout(self.timeout, call).await {
+                    Ok(Ok(given)) => {
+                        attempt.succeeded();
+                        Ok(given)
+                    }
+                    Ok(Err(error)) => {
+                        attempt.failed();
+                        Err(error)
+                    }
+                    Err(_) => {
+                        attempt.failed();
+                        Err(BackendError::Timeout(self.timeout))
+                    }
+                }
+            }
+        }
+    }
+
     async fn stat(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Result<Snapshot, BackendError> {
         if let Some(attempt) = self.breaker.attempt() {
             let call = self.primary.stat(key, strategy, rate);
@@ -206,25 +272,30 @@ impl<P: Backend, F: Backend> Shared<P, F> {
     }
 
     /// Several hits on the fallback, as one when it can, else one by one up to the
-    /// first rejection.
-    async fn hit_all_on_fallback(&self, hits: &[HitRequest<'_>]) -> Result<Vec<Decision>, BackendError> {
+    /// first rejection; and the route they took there ([`Route::UNKNOWN`] if one by one
+    /// took different ones).
+    async fn hit_all_on_fallback(&self, hits: &[HitRequest<'_>]) -> Result<(Vec<Decision>, Route), BackendError> {
         let mapped: Vec<HitRequest<'_>> =
             hits.iter().map(|&(key, strategy, rate, cost)| (key, strategy, (self.fallback_rate)(rate), cost)).collect();
-        let decisions = match self.fallback.hit_all(&mapped) {
+        let (decisions, route) = match self.fallback.hit_all_routed(&mapped) {
             Some(together) => together.await?,
             None => {
                 let mut decisions = Vec::with_capacity(mapped.len());
+                let mut routes = Vec::with_capacity(mapped.len());
                 for &(key, strategy, rate, cost) in &mapped {
-                    let decision = self.fallback.hit(key, strategy, rate, cost).await?;
+                    let (decision, route) = self.fallback.hit_routed(key, strategy, rate, cost).await?;
                     decisions.push(decision);
+                    routes.push(route);
                     if !decision.allowed {
                         break;
                     }
                 }
-                decisions
+                let first = routes.first().copied().unwrap_or_default();
+                (decisions, if routes.iter().all(|r| *r == first) { first } else { Route::UNKNOWN })
             }
         };
-        Ok(decisions.into_iter().map(|d| self.on_fallback(d)).collect())
+        let decisions = decisions.into_iter().map(|d| self.on_fallback(d)).collect();
+        Ok((decisions, route.through(FALLBACK, STORES)))
     }
 }
 
@@ -257,21 +328,51 @@ impl<P: Backend, F: Backend> Backend for Failover<P, F> {
     }
 
     fn hit_all<'a>(&'a self, hits: &'a [HitRequest<'a>]) -> Option<BoxFuture<'a, Result<Vec<Decision>, BackendError>>> {
+        let together = self.hit_all_routed(hits)?;
+        Some(Box::pin(async move { Ok(together.await?.0) }))
+    }
+
+    fn hit_routed<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> BoxFuture<'a, Result<(Decision, Route), BackendError>> {
+        Box::pin(self.shared.hit_routed(key, strategy, rate, cost))
+    }
+
+    fn hit_all_routed<'a>(
+        &'a self,
+        hits: &'a [HitRequest<'a>],
+    ) -> Option<BoxFuture<'a, Result<(Vec<Decision>, Route), BackendError>>> {
         let shared = &*self.shared;
         let Some(attempt) = shared.breaker.attempt() else {
             return Some(Box::pin(shared.hit_all_on_fallback(hits)));
         };
-        let Some(call) = shared.primary.hit_all(hits) else {
+        let Some(call) = shared.primary.hit_all_routed(hits) else {
             // One by one instead, each through `hit` (and the breaker).
             attempt.release();
             return None;
         };
         Some(Box::pin(async move {
             match shared.try_primary(attempt, call).await {
-                Some(decisions) => Ok(decisions),
+                Some((decisions, route)) => Ok((decisions, route.through(PRIMARY, STORES))),
                 None => shared.hit_all_on_fallback(hits).await,
             }
         }))
+    }
+
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+        route: Route,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(self.shared.refund(key, strategy, (rate, cost), since, route))
     }
 
     /// Its own: clones of one failover decide stacked limits together; a throttle on
@@ -302,7 +403,7 @@ impl<P: fmt::Debug, F: fmt::Debug> fmt::Debug for Failover<P, F> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use throttle::MemoryBackend;
+/// use throttle::backend::MemoryBackend;
 /// use throttle::backend::Failover;
 ///
 /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new())
@@ -330,7 +431,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// least 1).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// assert!(Failover::builder(MemoryBackend::new(), MemoryBackend::new()).failures(0).build().is_err());
     /// ```
@@ -344,7 +445,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// let builder = Failover::builder(MemoryBackend::new(), MemoryBackend::new());
     /// assert!(builder.cool_down(Duration::ZERO).build().is_err());
@@ -357,7 +458,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// Probe calls in flight at once while half-open (default 1, at least 1).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// assert!(Failover::builder(MemoryBackend::new(), MemoryBackend::new()).probes(3).build().is_ok());
     /// ```
@@ -371,7 +472,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// let builder = Failover::builder(MemoryBackend::new(), MemoryBackend::new());
     /// assert!(builder.timeout(Duration::from_millis(30)).build().is_ok());
@@ -388,7 +489,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// wait.
     ///
     /// ```
-    /// use throttle::{MemoryBackend, Rate};
+    /// use throttle::{Rate, backend::MemoryBackend};
     /// use throttle::backend::Failover;
     ///
     /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new())
@@ -402,10 +503,10 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     }
 
     /// The clock the cool-down is measured on (default: the system's); tests pass a
-    /// [`ManualClock`](crate::ManualClock).
+    /// [`ManualClock`](crate::backend::ManualClock).
     ///
     /// ```
-    /// use throttle::{ManualClock, MemoryBackend};
+    /// use throttle::backend::{ManualClock, MemoryBackend};
     /// use throttle::backend::Failover;
     /// let builder = Failover::builder(MemoryBackend::new(), MemoryBackend::new());
     /// let failover = builder.clock(ManualClock::new(0)).build()?;
@@ -419,7 +520,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// Checks the thresholds and builds the failover.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// let error = Failover::builder(MemoryBackend::new(), MemoryBackend::new()).probes(0).build().unwrap_err();
     /// assert_eq!(error.option, "probes");

@@ -9,17 +9,20 @@ mod invalid_option;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod route;
 mod since;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{Batching, RedisBackend};
+pub use crate::clock::{Clock, ManualClock};
 pub use circuit_breaker::CircuitState;
 pub use default::{DefaultBackendInUse, default_backend, set_default_backend};
 pub use deny_cache::{DenyCache, DenyCacheBuilder};
 pub use failover::{Failover, FailoverBuilder};
 pub use invalid_option::InvalidBackendOption;
 pub use memory::{MemoryBackend, MemoryBackendBuilder};
+pub use route::Route;
 pub use since::Since;
 
 use crate::Rate;
@@ -40,7 +43,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`DynStrategy::decide_any`] and writes it back with no other hit interleaved.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a throttle backend",
-    note = "use `throttle::MemoryBackend` or implement `throttle::backend::Backend`"
+    note = "use `throttle::backend::MemoryBackend` or implement `throttle::backend::Backend`"
 )]
 pub trait Backend: Debug + Send + Sync + 'static {
     /// Prefix of every key this backend stores (`"throttle"` by default): letters,
@@ -77,6 +80,32 @@ pub trait Backend: Debug + Send + Sync + 'static {
         None
     }
 
+    /// [`hit`](Self::hit), and which of its stores decided, for a later
+    /// [`refund`](Self::refund) of the hit: a hit that takes a refund ticket is sent
+    /// this way. The default sends `hit` and answers [`Route::default`]; a backend that
+    /// picks a store per hit (a [`Failover`]) says which.
+    fn hit_routed<'a>(
+        &'a self,
+        key: &'a str,
+        strategy: &'a dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> BoxFuture<'a, Result<(Decision, Route), BackendError>> {
+        let hit = self.hit(key, strategy, rate, cost);
+        Box::pin(async move { Ok((hit.await?, Route::default())) })
+    }
+
+    /// [`hit_all`](Self::hit_all), and which of its stores decided them (one for all:
+    /// a backend that would split them answers `None`).
+    #[allow(clippy::type_complexity, reason = "`hit_all`'s type, with the route beside the decisions")]
+    fn hit_all_routed<'a>(
+        &'a self,
+        hits: &'a [HitRequest<'a>],
+    ) -> Option<BoxFuture<'a, Result<(Vec<Decision>, Route), BackendError>>> {
+        let together = self.hit_all(hits)?;
+        Some(Box::pin(async move { Ok((together.await?, Route::default())) }))
+    }
+
     /// Equal for handles on one store (clones of one backend), so hits on throttles
     /// that share it can be decided together.
     fn store_id(&self) -> usize {
@@ -93,10 +122,12 @@ pub trait Backend: Debug + Send + Sync + 'static {
     /// Gives back `cost` of a hit on `key` admitted after `since`, as far as the
     /// strategy's [`refund`](crate::strategy::Strategy::refund) finds the hit still
     /// holds it; `Ok(true)` when something was given back. Atomic per key, like `hit`.
+    /// `route` is what [`hit_routed`](Self::hit_routed) answered for the hit.
     ///
     /// The default gives nothing back (`Ok(false)`): the hit stays counted. The
-    /// in-memory and Redis backends implement it, and a [`DenyCache`] forgets the
-    /// key's cached rejection before passing it on.
+    /// in-memory and Redis backends implement it for every built-in strategy, a
+    /// [`DenyCache`] forgets the key's cached rejection before passing it on, and a
+    /// [`Failover`] passes it to the backend that decided the hit.
     fn refund<'a>(
         &'a self,
         key: &'a str,
@@ -104,8 +135,9 @@ pub trait Backend: Debug + Send + Sync + 'static {
         rate: Rate,
         cost: u64,
         since: Since,
+        route: Route,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
-        let _ = (key, strategy, rate, cost, since);
+        let _ = (key, strategy, rate, cost, since, route);
         Box::pin(core::future::ready(Ok(false)))
     }
 

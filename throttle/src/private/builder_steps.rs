@@ -1,9 +1,9 @@
 //! The builder steps `#[throttle]` emits, one per key: each takes a value the macro
 //! already checked and hands it to [`ThrottleBuilder`].
 
+use crate::headers::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Headers};
 use crate::throttles::ThrottleBuilder;
 use crate::{ConfigError, Connection, Context, HttpThrottle, Rate};
-use crate::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Headers};
 use core::future::Future;
 
 /// A rate the macro already checked with the shared grammar.

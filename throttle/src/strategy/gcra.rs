@@ -21,7 +21,7 @@ use crate::Rate;
 /// 35 bytes). Every decision is O(1) on both.
 ///
 /// ```
-/// use throttle::{ManualClock, MemoryBackend, Rate};
+/// use throttle::{Rate, backend::{ManualClock, MemoryBackend}};
 /// use throttle::strategy::Gcra;
 ///
 /// let clock = ManualClock::new(0);
@@ -61,7 +61,7 @@ impl Gcra {
     /// [`Rate::MAX`]).
     ///
     /// ```
-    /// use throttle::{MemoryBackend, Rate};
+    /// use throttle::{Rate, backend::MemoryBackend};
     /// use throttle::strategy::Gcra;
     ///
     /// let smooth = Gcra::with_burst(1)?;

@@ -18,7 +18,7 @@ use crate::Rate;
 /// 35 bytes). Every decision is O(1) on both.
 ///
 /// ```
-/// use throttle::{ManualClock, MemoryBackend, Rate};
+/// use throttle::{Rate, backend::{ManualClock, MemoryBackend}};
 /// use throttle::strategy::LeakyBucket;
 ///
 /// let clock = ManualClock::new(0);

@@ -18,7 +18,7 @@ use crate::Rate;
 /// 35 bytes). Every decision is O(1) on both.
 ///
 /// ```
-/// use throttle::{MemoryBackend, Rate, ManualClock};
+/// use throttle::{Rate, backend::{ManualClock, MemoryBackend}};
 /// use throttle::strategy::TokenBucket;
 ///
 /// const BUCKET: TokenBucket = match TokenBucket::with_burst(15) {

@@ -18,7 +18,7 @@ use crate::Rate;
 /// 35 bytes). Every decision is O(1) on both.
 ///
 /// ```
-/// use throttle::{MemoryBackend, Rate};
+/// use throttle::{Rate, backend::MemoryBackend};
 /// use throttle::strategy::TokenBucketDebt;
 ///
 /// let debt = TokenBucketDebt::new(15)?; // burst: the limit

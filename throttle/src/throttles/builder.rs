@@ -569,7 +569,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             key_prefix,
             default_scope: (!self.split.method && !self.split.path).then(|| key::scope_segment(&[context.scope()])),
             limit_value: std::sync::OnceLock::new(),
-            rate: RwLock::new(rate),
+            limit: RwLock::new(super::limit::Limit::new(rate)),
             strategy: self.strategy,
             backend,
             identifier: self.identifier,

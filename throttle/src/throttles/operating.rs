@@ -4,11 +4,12 @@
 
 use super::core::{Admitted, Core};
 use super::instruments::{ErrorOutcome, Instruments};
+use super::limit::Swapped;
 use super::top_denied::{DeniedClient, TopDenied};
-use crate::backend::{Backend, Since};
+use crate::backend::{Backend, BackendError, Route, Since};
 use crate::outcome::{CountWhen, RefundTicket};
 use crate::shadow::Shadow;
-use crate::strategy::Decision;
+use crate::strategy::{Decision, DynStrategy};
 use crate::{Connection, Context, Cost, InvalidCost, Rate, ThrottleError};
 use std::sync::Weak;
 
@@ -75,25 +76,40 @@ impl Core {
             None => Ok(Admitted::default()),
             Some(mut prepared) => {
                 prepared.since.get_or_insert_with(|| self.backend.since_now());
-                let decision = self.decide(&prepared.key, prepared.rate, prepared.cost).await;
+                let decision = self.decide(&mut prepared).await;
                 self.finish(conn, prepared, decision)
             }
         }
     }
 
-    /// An admitted hit is counted; its refund ticket when a moment was read for one.
+    /// A hit that may be refunded, on a backend other than the in-memory one: it learns
+    /// which of the backend's stores decided it (see [`Route`]).
+    pub(crate) async fn decide_routed(
+        &self,
+        key: &str,
+        strategy: &dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+    ) -> Result<(Decision, Route), BackendError> {
+        let hit = self.backend.hit_routed(key, strategy, rate, cost);
+        tokio::time::timeout(self.timeout, hit).await.unwrap_or(Err(BackendError::Timeout(self.timeout)))
+    }
+
+    /// An admitted hit is counted; its refund ticket when a moment was read for one
+    /// (with where the hit was decided, and by which strategy).
     pub(crate) fn on_admitted(
         &self,
         decision: &Decision,
         key: &str,
         rate: Rate,
         cost: u64,
-        since: Option<Since>,
+        refund: Option<(Since, Route)>,
+        swapped: Option<Swapped>,
     ) -> Option<RefundTicket> {
         self.ops.instruments.admitted(decision.remaining, rate);
-        let since = since?;
+        let (since, route) = refund?;
         let me = self.ops.me.upgrade()?;
-        Some(RefundTicket::new(me, key.to_string(), rate, cost, since))
+        Some(RefundTicket::new(me, key.to_string(), (rate, cost), (since, route), swapped))
     }
 
     /// A rejection, over the limit or (`failed`) by the error policy of a failed

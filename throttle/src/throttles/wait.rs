@@ -23,19 +23,20 @@ impl Core {
             }
             return Ok(Some(stat));
         }
-        let capacity = self.strategy.capacity(stat.rate);
+        let strategy = self.strategy_now();
+        let capacity = strategy.capacity(stat.rate);
         if cost > capacity {
             return Err(ThrottleError::CostExceedsCapacity { uid: self.uid.to_string(), cost, capacity });
         }
-        stat.wait_ms = match wait::wait_for(&*self.strategy, &stat, cost) {
+        stat.wait_ms = match wait::wait_for(&*strategy, &stat, cost) {
             CostWait::Known(wait_ms) => wait_ms,
-            CostWait::StatAt(rate) => self.snapshot(&stat.key, rate).await?.wait_ms,
+            CostWait::StatAt(rate) => self.snapshot(&stat.key, &*strategy, rate).await?.wait_ms,
         };
         Ok(Some(stat))
     }
 
     /// Whether a hit of `cost` fits now, from a stat made by this throttle.
     pub(crate) fn fits_now(&self, stat: &StrategyStat, cost: u64) -> bool {
-        stat.rate.is_unlimited() || wait::fits_now(&*self.strategy, stat, cost)
+        stat.rate.is_unlimited() || wait::fits_now(&*self.strategy_now(), stat, cost)
     }
 }

@@ -9,7 +9,7 @@ mod sentinel;
 
 pub use batch::Batching;
 
-use super::{Backend, BackendError, BoxFuture, HitRequest, Since};
+use super::{Backend, BackendError, BoxFuture, HitRequest, Route, Since};
 use crate::strategy::{Decision, DynStrategy, Metadata, NEVER, Snapshot, codec};
 use crate::{Clock, ConfigError, Rate};
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -53,7 +53,7 @@ use std::time::Duration;
 ///   limit.
 ///
 /// The scripts reproduce the Rust strategies step for step, so a key makes the same
-/// decisions here as on the [`MemoryBackend`](crate::MemoryBackend).
+/// decisions here as on the [`MemoryBackend`](crate::backend::MemoryBackend).
 ///
 /// The scripts compute with doubles, which are exact below 2^53. Rates large enough to
 /// leave that range (`limit × period_ms` or `burst × period_ms` of 2^50 or more, e.g.
@@ -75,9 +75,11 @@ use std::time::Duration;
 /// conflict. A strategy without a codec fails with an error that says so.
 ///
 /// Refunds ([`Backend::refund`]) run through compare-and-set too, for every strategy
-/// stored as one string: two round trips. The sliding log and the queue keep their
-/// entries in a list beside the state, and a refund gives nothing back there (the hit
-/// stays counted). With Redis server time, the moment a refund measures from is the
+/// stored as one string: two round trips. The sliding log and the queue, whose entries
+/// sit in a list beside the state, are refunded by one script call that takes the
+/// refunded cost out of the entries (the log's entries logged since the hit, earliest
+/// first; the queue's head, as the leaky bucket drains), atomically with the hits of
+/// other callers. With Redis server time, the moment a refund measures from is the
 /// server's reading less the time elapsed here since the hit was sent, which is never
 /// later than the hit.
 ///
@@ -297,8 +299,8 @@ impl RedisBackend {
     }
 
     /// Decides at this clock's time instead of Redis server time: for tests that drive
-    /// a [`ManualClock`](crate::ManualClock) (shared with a
-    /// [`MemoryBackend`](crate::MemoryBackend) to compare the two step by step), or to
+    /// a [`ManualClock`](crate::backend::ManualClock) (shared with a
+    /// [`MemoryBackend`](crate::backend::MemoryBackend) to compare the two step by step), or to
     /// trust the app's clock.
     ///
     /// Keys still expire on Redis's clock, after the same durations, plus a minute of
@@ -307,7 +309,7 @@ impl RedisBackend {
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// use throttle::ManualClock;
+    /// use throttle::backend::ManualClock;
     /// use throttle::backend::RedisBackend;
     ///
     /// let clock = ManualClock::new(1_700_000_000_000);
@@ -536,7 +538,7 @@ impl RedisBackend {
 
     /// A refund through compare-and-set: read, let the strategy give back what the hit
     /// still holds, write back if unchanged. The sliding log and the queue (header and
-    /// entries list) give nothing back here: a refund of theirs keeps the hit counted.
+    /// entries list) are refunded by one script call instead.
     async fn give_back(
         &self,
         key: &str,
@@ -547,7 +549,9 @@ impl RedisBackend {
     ) -> Result<bool, BackendError> {
         let scripted = match scripts::plan(strategy, rate) {
             Plan::Script(..) if is_degenerate(rate) => return Ok(false),
-            Plan::Script(scripted) if scripted.has_entries() => return Ok(false),
+            Plan::Script(scripted) if scripted.has_entries() => {
+                return self.give_back_entries(&redis_key(key), scripted.tag, rate, cost, since).await;
+            }
             Plan::Script(..) => true,
             Plan::CompareAndSet if !strategy.has_codec() => return Err(no_codec(strategy)),
             Plan::CompareAndSet => false,
@@ -577,6 +581,26 @@ impl RedisBackend {
             (now, stored) = (current_now, current);
         }
         Err(failed(format!("compare-and-set on `{key}` conflicted {CAS_ATTEMPTS} times in a row")))
+    }
+
+    /// A refund of the sliding log or the queue: one call of their refund script.
+    async fn give_back_entries(
+        &self,
+        redis_key: &str,
+        tag: u8,
+        rate: Rate,
+        cost: u64,
+        since: Since,
+    ) -> Result<bool, BackendError> {
+        let mut invocation = scripts::ENTRIES_REFUND.prepare_invoke();
+        invocation.key(redis_key).key(entries_key(redis_key));
+        invocation.arg(self.now_arg()).arg(tag).arg(rate.limit()).arg(rate.period_ms()).arg(cost).arg(self.grace_ms());
+        match since.on_clock_or_elapsed() {
+            Ok(since_ms) => invocation.arg(since_ms).arg(0),
+            Err(elapsed_ms) => invocation.arg("").arg(elapsed_ms),
+        };
+        let given: i64 = self.invoke(&invocation).await?;
+        Ok(given == 1)
     }
 
     /// Milliseconds to keep a state expiring at `expires_at`: "" for never (beyond
@@ -876,6 +900,7 @@ impl Backend for RedisBackend {
         rate: Rate,
         cost: u64,
         since: Since,
+        _route: Route,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         Box::pin(self.give_back(key, strategy, rate, cost, since))
     }

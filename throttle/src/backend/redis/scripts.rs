@@ -83,6 +83,23 @@ pub(super) static ENTRIES_STAT: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// Refunds of the strategies with an entries key (the sliding log and the queue), by
+/// codec tag, atomic with the entries they change.
+pub(super) static ENTRIES_REFUND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/prelude.lua"),
+        include_str!("lua/bucket.lua"),
+        include_str!("lua/entries.lua"),
+        "local REFUND = {}\n",
+        "REFUND[3] = (function()\n",
+        include_str!("lua/sliding_window_log.lua"),
+        "\nreturn refund end)()\nREFUND[7] = (function()\n",
+        include_str!("lua/leaky_bucket_queue.lua"),
+        "\nreturn refund end)()\n",
+        include_str!("lua/refund.lua"),
+    ))
+});
+
 /// Reads (for stats) and compare-and-set (for strategies decided in Rust).
 pub(super) static STATE: LazyLock<Script> = script!("lua/state.lua");
 

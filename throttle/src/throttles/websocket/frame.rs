@@ -13,7 +13,7 @@ use axum::extract::ws::Message;
 ///
 /// ```
 /// use axum::extract::ws::Message;
-/// use throttle::{Throttled, default_frame};
+/// use throttle::{Throttled, websocket::default_frame};
 ///
 /// fn frame_with_hint(throttled: &Throttled) -> Option<Message> {
 ///     let Message::Text(json) = default_frame(throttled) else { return None };

@@ -70,7 +70,7 @@ impl<'a, S: ?Sized> MessageHit<'a, S> {
     /// fixed field replaces its value in place).
     ///
     /// ```
-    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::WsConnection, messages: throttle::WebSocketThrottle) {
+    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::websocket::WsConnection, messages: throttle::WebSocketThrottle) {
     /// let verdict = messages.hit(&conn, &mut socket).frame_extra("room", "lobby").await;
     /// // over the limit, the client got {"type":"rate_limit",...,"retry_after":N,"room":"lobby"}
     /// # let _ = verdict; }
@@ -225,7 +225,7 @@ impl MessageVerdict {
     /// Whether the message may be processed.
     ///
     /// ```
-    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::WsConnection) {
+    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::websocket::WsConnection) {
     /// # let messages = throttle::WebSocketThrottle::builder("docs:ws:verdict").rate("60/min").build().unwrap();
     /// if messages.hit(&conn, &mut socket).await.is_admitted() {
     ///     // process it

@@ -90,7 +90,7 @@ impl Default for MessageOptions {
 /// use axum::response::Response;
 /// use axum::routing::get;
 /// use std::sync::LazyLock;
-/// use throttle::{ThrottleError, WebSocketThrottle, WsConnection};
+/// use throttle::{ThrottleError, WebSocketThrottle, websocket::WsConnection};
 ///
 /// static CONNECTS: LazyLock<WebSocketThrottle> = LazyLock::new(|| {
 ///     WebSocketThrottle::builder("docs:ws:connect").rate("10/min").build().expect("valid throttle")
@@ -167,7 +167,7 @@ impl ThrottleBuilder<WebSocketThrottle> {
     /// [`stat`](WebSocketThrottle::stat), give the stat that scope:
     ///
     /// ```
-    /// use throttle::{ThrottleError, WebSocketThrottle, WsConnection};
+    /// use throttle::{ThrottleError, WebSocketThrottle, websocket::WsConnection};
     ///
     /// async fn left_on_this_socket(typing: &WebSocketThrottle, conn: &WsConnection) -> Result<Option<u64>, ThrottleError> {
     ///     let stat = typing.stat(conn).scope(format!("default/{}", conn.socket_id())).await?;
@@ -271,7 +271,7 @@ impl WebSocketThrottle {
     /// ```
     /// use axum::extract::ws::{Message, WebSocket};
     /// use futures_util::StreamExt;
-    /// use throttle::{WebSocketThrottle, WsConnection};
+    /// use throttle::{WebSocketThrottle, websocket::WsConnection};
     ///
     /// async fn chat(socket: WebSocket, conn: WsConnection, messages: WebSocketThrottle) {
     ///     let (mut sender, mut receiver) = socket.split();
@@ -306,7 +306,7 @@ impl WebSocketThrottle {
     /// use axum::extract::ws::{WebSocket, WebSocketUpgrade};
     /// use axum::response::Response;
     /// use axum::{Router, routing::get};
-    /// use throttle::{ThrottleError, WebSocketThrottle, WsConnection};
+    /// use throttle::{ThrottleError, WebSocketThrottle, websocket::WsConnection};
     ///
     /// async fn ws(
     ///     State(connects): State<WebSocketThrottle>,
@@ -336,7 +336,7 @@ impl WebSocketThrottle {
     /// client (see [`HttpThrottle::stat`]).
     ///
     /// ```
-    /// # async fn demo(conn: throttle::WsConnection, messages: throttle::WebSocketThrottle) -> Result<(), throttle::ThrottleError> {
+    /// # async fn demo(conn: throttle::websocket::WsConnection, messages: throttle::WebSocketThrottle) -> Result<(), throttle::ThrottleError> {
     /// if let Some(stat) = messages.stat(&conn).await? {
     ///     println!("{} messages left", stat.hits_remaining);
     /// }
