@@ -9,19 +9,18 @@ use std::sync::Arc;
 /// A rate limit for HTTP requests, called directly from handlers. Cheap to clone.
 ///
 /// ```
-/// use axum::{Json, extract::Request, routing::get, Router};
+/// use axum::extract::{Request, State};
+/// use axum::{Json, Router, routing::get};
 /// use throttle::{HttpThrottle, ThrottleError};
-/// use std::sync::LazyLock;
 ///
-/// static API: LazyLock<HttpThrottle> =
-///     LazyLock::new(|| HttpThrottle::builder("docs:data").rate("100/min").build().expect("valid throttle"));
-///
-/// async fn get_data(request: Request) -> Result<Json<Vec<u32>>, ThrottleError> {
-///     API.hit(&request).await?; // a 429 with Retry-After when over the limit
+/// async fn get_data(State(api): State<HttpThrottle>, request: Request) -> Result<Json<Vec<u32>>, ThrottleError> {
+///     api.hit(&request).await?; // a 429 with Retry-After when over the limit
 ///     Ok(Json(vec![]))
 /// }
 ///
-/// let app: Router = Router::new().route("/data", get(get_data));
+/// let api = HttpThrottle::builder("docs:data").rate("100/min").build()?;
+/// let app: Router = Router::new().route("/data", get(get_data)).with_state(api);
+/// # Ok::<(), throttle::ConfigError>(())
 /// ```
 ///
 /// Per-call cost and scope, a pre-check, and stats:

@@ -86,27 +86,30 @@ impl Default for MessageOptions {
 ///
 /// ```
 /// use axum::Router;
+/// use axum::extract::State;
 /// use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 /// use axum::response::Response;
 /// use axum::routing::get;
-/// use std::sync::LazyLock;
 /// use throttle::{ThrottleError, WebSocketThrottle, websocket::WsConnection};
 ///
-/// static CONNECTS: LazyLock<WebSocketThrottle> = LazyLock::new(|| {
-///     WebSocketThrottle::builder("docs:ws:connect").rate("10/min").build().expect("valid throttle")
-/// });
-/// static WS_THROTTLE: LazyLock<WebSocketThrottle> = LazyLock::new(|| {
-///     WebSocketThrottle::builder("docs:ws:messages").rate("60/min").build().expect("valid throttle")
-/// });
-///
-/// async fn ws(conn: WsConnection, upgrade: WebSocketUpgrade) -> Result<Response, ThrottleError> {
-///     CONNECTS.hit_upgrade(&conn).await?; // 429 + Retry-After: the handshake is refused
-///     Ok(upgrade.on_upgrade(move |socket| echo(socket, conn)))
+/// #[derive(Clone)]
+/// struct Throttles {
+///     connects: WebSocketThrottle,
+///     messages: WebSocketThrottle,
 /// }
 ///
-/// async fn echo(mut websocket: WebSocket, conn: WsConnection) {
+/// async fn ws(
+///     State(throttles): State<Throttles>,
+///     conn: WsConnection,
+///     upgrade: WebSocketUpgrade,
+/// ) -> Result<Response, ThrottleError> {
+///     throttles.connects.hit_upgrade(&conn).await?; // 429 + Retry-After: the handshake is refused
+///     Ok(upgrade.on_upgrade(move |socket| echo(socket, conn, throttles.messages)))
+/// }
+///
+/// async fn echo(mut websocket: WebSocket, conn: WsConnection, messages: WebSocketThrottle) {
 ///     while let Some(Ok(Message::Text(message))) = websocket.recv().await {
-///         WS_THROTTLE.hit(&conn, &mut websocket).await; // over the limit: a `rate_limit` frame
+///         messages.hit(&conn, &mut websocket).await; // over the limit: a `rate_limit` frame
 ///         if conn.is_throttled() {
 ///             let reason = "Rate limit exceeded".into();
 ///             let _ = websocket.send(Message::Close(Some(CloseFrame { code: close_code::POLICY, reason }))).await;
@@ -118,7 +121,12 @@ impl Default for MessageOptions {
 ///     }
 /// }
 ///
-/// let app: Router = Router::new().route("/ws", get(ws));
+/// let throttles = Throttles {
+///     connects: WebSocketThrottle::builder("docs:ws:connect").rate("10/min").build()?,
+///     messages: WebSocketThrottle::builder("docs:ws:messages").rate("60/min").build()?,
+/// };
+/// let app: Router = Router::new().route("/ws", get(ws)).with_state(throttles);
+/// # Ok::<(), throttle::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct WebSocketThrottle {
