@@ -11,7 +11,11 @@
 use axum::Router;
 use axum::routing::get;
 use std::net::SocketAddr;
-use throttle::{ClientIp, ConfigError, DEFAULT_HEADERS_ALWAYS, HttpThrottle, Identifier, Rule, ThrottleLayer};
+use throttle::{
+    ConfigError, HttpThrottle, Rule, ThrottleLayer,
+    headers::DEFAULT_HEADERS_ALWAYS,
+    identity::{ClientIp, Identifier},
+};
 
 fn app() -> Result<Router, ConfigError> {
     // Behind a load balancer on 10.0.0.0/8 that appends X-Forwarded-For (and curl from

@@ -1,6 +1,7 @@
 //! Limits from a TOML file: loaded at startup, reloaded when the file changes (polled
-//! every 2 s) or on `POST /admin/reload`. A bad version is refused with its line,
-//! column, uid and field, and the running limits stay.
+//! every 2 s) or on `POST /admin/reload`. The file sets rates, strategies and the
+//! enabled and shadow switches; a bad version is refused with its line, column, uid
+//! and field, and the running limits stay.
 //!
 //! ```text
 //! cargo run --example limits_file -- examples/limits.toml   # serves on 127.0.0.1:3006
@@ -45,14 +46,15 @@ fn app(items: HttpThrottle, search: HttpThrottle, limits: LimitsFile) -> Router 
         .merge(admin)
 }
 
-/// One line per live throttle: uid, rate, enabled.
+/// One line per live throttle: uid, rate, strategy, enabled, shadow.
 async fn list() -> String {
     registry::global()
         .list()
         .iter()
         .map(|entry| {
             let rate = entry.rate().map_or("(a rate function)".to_string(), |rate| rate.to_string());
-            format!("{} {rate} enabled={}\n", entry.uid(), entry.is_enabled())
+            let (uid, strategy) = (entry.uid(), entry.strategy());
+            format!("{uid} {rate} {strategy} enabled={} shadow={}\n", entry.is_enabled(), entry.is_shadow())
         })
         .collect()
 }
@@ -107,10 +109,10 @@ mod tests {
         limits.load().unwrap();
         let app = app(items, search, limits);
         let listed = text(&app, "GET", "/admin/limits").await.1;
-        assert!(listed.contains("limits:items 5/10s enabled=true"), "{listed}");
-        assert!(listed.contains("limits:search 20/min enabled=true"), "{listed}");
-        let statuses: Vec<u16> = item_statuses(&app, 6).await;
-        assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+        assert!(listed.contains("limits:items 5/10s fixed_window enabled=true shadow=false"), "{listed}");
+        assert!(listed.contains("limits:search 20/min token_bucket enabled=true shadow=true"), "{listed}");
+        assert_eq!(statuses(&app, "/api/items", 6).await, [200, 200, 200, 200, 200, 429]);
+        assert_eq!(statuses(&app, "/api/search", 8).await, [200; 8], "shadow mode: observed, not enforced");
 
         std::fs::write(&path, "[throttles.\"limits:items\"]\nrate = \"5/10s\"\nenabled = fals\n").unwrap();
         let (status, refusal) = text(&app, "POST", "/admin/reload").await;
@@ -122,14 +124,22 @@ mod tests {
         assert_eq!(text(&app, "POST", "/admin/reload").await.0, StatusCode::OK);
         assert_eq!(text(&app, "GET", "/api/items").await.0, StatusCode::OK, "switched off by the file");
         let listed = text(&app, "GET", "/admin/limits").await.1;
-        assert!(listed.contains("limits:items 100/min enabled=false"), "the code's rate is back: {listed}");
+        assert!(
+            listed.contains("limits:items 100/min fixed_window enabled=false"),
+            "the code's rate is back: {listed}"
+        );
+        assert!(
+            listed.contains("limits:search 10/min fixed_window enabled=true shadow=false"),
+            "dropped from the file: the code's rate, strategy and switch: {listed}"
+        );
+        assert_eq!(statuses(&app, "/api/search", 11).await[10], 429, "the code's 10/min, enforced");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    async fn item_statuses(app: &Router, n: usize) -> Vec<u16> {
+    async fn statuses(app: &Router, uri: &str, n: usize) -> Vec<u16> {
         let mut statuses = Vec::new();
         for _ in 0..n {
-            statuses.push(text(app, "GET", "/api/items").await.0.as_u16());
+            statuses.push(text(app, "GET", uri).await.0.as_u16());
         }
         statuses
     }

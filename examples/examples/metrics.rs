@@ -15,7 +15,10 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::time::Duration;
-use throttle::{ConfigError, EXEMPTED, HttpThrottle, Identifier, Identity, Rule, ThrottleLayer};
+use throttle::{
+    ConfigError, HttpThrottle, Rule, ThrottleLayer,
+    identity::{EXEMPTED, Identifier, Identity},
+};
 
 /// The app; `metrics` renders whatever recorder the throttles were built under.
 fn app(metrics: PrometheusHandle) -> Result<Router, ConfigError> {

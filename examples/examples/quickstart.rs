@@ -11,12 +11,13 @@
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use throttle::{ConfigError, DEFAULT_HEADERS_ALWAYS, HttpThrottle, RequestInfo, ThrottleError};
+use throttle::{ConfigError, HttpThrottle, RequestInfo, ThrottleError, headers::DEFAULT_HEADERS_ALWAYS};
 
 /// The app's throttles, built with the app and shared with the handlers as state.
 #[derive(Clone)]
@@ -56,7 +57,7 @@ async fn upload(
 }
 
 /// A non-consuming pre-check before expensive work; quota is taken only for what
-/// was actually processed.
+/// was actually processed. A batch that does not fit is told when it will.
 async fn batch(
     State(throttles): State<Throttles>,
     info: RequestInfo,
@@ -64,8 +65,11 @@ async fn batch(
 ) -> Result<Response, ThrottleError> {
     let items = body["items"].as_array().cloned().unwrap_or_default();
     if !throttles.batch.check(&info).cost(items.len()).await {
-        let detail = format!("a batch of {} items would exceed the quota", items.len());
-        return Ok((StatusCode::TOO_MANY_REQUESTS, detail).into_response());
+        // How long until a cost of `items.len()` fits (a stat's `wait_ms` alone is for 1).
+        let wait_ms = throttles.batch.stat(&info).cost(items.len()).await?.map_or(0, |stat| stat.wait_ms);
+        let retry_after = wait_ms.div_ceil(1_000).max(1);
+        let detail = format!("a batch of {} items would exceed the quota; retry in {retry_after} s", items.len());
+        return Ok((StatusCode::TOO_MANY_REQUESTS, [(RETRY_AFTER, retry_after.to_string())], detail).into_response());
     }
     let processed = items.iter().filter(|item| !item.is_null()).count();
     throttles.batch.hit(&info).cost(processed).await?;
@@ -142,7 +146,14 @@ mod tests {
 
         let items = |n: usize| from("POST", "/batch", Body::from(json!({ "items": vec![1; n] }).to_string()));
         assert_eq!(app.clone().oneshot(items(15)).await.unwrap().status(), StatusCode::OK);
-        assert_eq!(app.clone().oneshot(items(6)).await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+        let refused = app.clone().oneshot(items(6)).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry_after: u64 = refused.headers()[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry_after), "the window ends within the minute: {retry_after}");
+        // 21 items could never fit a limit of 20: an error, not a wait.
+        let never = app.clone().oneshot(items(21)).await.unwrap();
+        assert_eq!(never.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(!never.headers().contains_key(RETRY_AFTER));
 
         let status = app.oneshot(from("GET", "/status", Body::empty())).await.unwrap();
         let body = axum::body::to_bytes(status.into_body(), 1 << 16).await.unwrap();

@@ -21,7 +21,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use throttle::backend::{DenyCache, RedisBackend};
-use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, IETF_HEADERS, OnError, ThrottleError};
+use throttle::{
+    HttpThrottle, OnError, ThrottleError,
+    headers::{DEFAULT_HEADERS_ALWAYS, IETF_HEADERS},
+};
 
 /// The throttles, built once Redis is connected.
 #[derive(Clone)]

@@ -21,7 +21,7 @@ use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use throttle::backend::Backend;
-use throttle::{ConfigError, ThrottleError, WebSocketThrottle, WsConnection};
+use throttle::{ConfigError, ThrottleError, WebSocketThrottle, websocket::WsConnection};
 
 /// Throttled messages in a row before the server closes the socket.
 const STRIKES: u32 = 3;
@@ -94,7 +94,7 @@ async fn echo(mut socket: WebSocket, conn: WsConnection, messages: WebSocketThro
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let limits = Limits::new(throttle::default_backend())?;
+    let limits = Limits::new(throttle::backend::default_backend())?;
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3002);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
@@ -111,7 +111,7 @@ mod tests {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
     use std::time::Duration;
-    use throttle::{ManualClock, MemoryBackend};
+    use throttle::backend::{ManualClock, MemoryBackend};
     use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
     /// 5 s before a 10 s window ends (and 45 s before a minute ends).

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use support::*;
 use throttle::backend::{Backend, DenyCache, Failover, Hit, Key, Reply};
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
-use throttle::{HttpThrottle, MemoryBackend, Rate, ThrottleLayer};
+use throttle::{HttpThrottle, Rate, ThrottleLayer, backend::MemoryBackend};
 
 fn app(layer: ThrottleLayer) -> Router {
     Router::new().route("/", get(|| async { "ok" })).layer(layer)

@@ -10,7 +10,10 @@ use std::time::Duration;
 use support::*;
 use throttle::backend::{Backend, BackendError, Hit, Key, Reply};
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
-use throttle::{ConfigError, Cost, ErrorAction, HttpThrottle, InvalidCost, OnError, Rate, ThrottleError};
+use throttle::{
+    ConfigError, Cost, HttpThrottle, OnError, Rate, ThrottleError,
+    throttles::{ErrorAction, InvalidCost},
+};
 
 #[test]
 fn invalid_rate_strings_fail_the_build() {
@@ -172,13 +175,12 @@ async fn backend_failures_follow_the_error_policy() {
 
     let custom = build(
         "policy:custom",
-        OnError::custom(|error, ctx| match (error, ctx.scope().as_ref()) {
+        OnError::custom(|error, ctx| match (error, ctx.scope()) {
             (BackendError::Failed(_), "vip") => ErrorAction::Allow,
             _ => ErrorAction::Throttle(Duration::from_secs(3)),
         }),
     );
-    let vip = throttle::Context::new().with("scope", "vip");
-    assert!(custom.hit(&request).context(vip).await.is_ok());
+    assert!(custom.hit(&request).scope("vip").await.is_ok());
     assert_eq!(custom.hit(&request).await.unwrap_err().as_throttled().unwrap().retry_after_secs(), 3);
 
     // stat reports the failure; check stays optimistic.

@@ -17,7 +17,7 @@ use support::redis_server::{RedisServer, UserStrategy};
 use support::*;
 use throttle::backend::{Backend, DenyCache, Hit, Key, RedisBackend, Reply};
 use throttle::strategy::{Decision, DynStrategy, Snapshot, StrategyKind, from_name};
-use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ManualClock, Rate, ThrottleError};
+use throttle::{HttpThrottle, Rate, ThrottleError, backend::ManualClock, headers::DEFAULT_HEADERS_ALWAYS};
 
 async fn redis(server: &RedisServer) -> RedisBackend {
     RedisBackend::connect(&server.url()).await.expect("connects")

@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::*;
 use throttle::{Context, HttpThrottle, RequestInfo, ThrottleError};
 
-fn throttle(uid: &str, rate: &str) -> (HttpThrottle, throttle::ManualClock, throttle::MemoryBackend) {
+fn throttle(uid: &str, rate: &str) -> (HttpThrottle, throttle::backend::ManualClock, throttle::backend::MemoryBackend) {
     let (backend, clock) = manual_backend();
     let throttle = HttpThrottle::builder(uid).rate(rate).backend(backend.clone()).build().expect("valid throttle");
     (throttle, clock, backend)
@@ -123,12 +123,12 @@ async fn cost_zero_is_a_no_op_with_no_backend_io() {
 
 /// Seed: `await throttle(request, context={"scope": tenant_id})`.
 #[tokio::test]
-async fn scope_in_the_context_splits_buckets() {
+async fn a_call_scope_splits_buckets() {
     let (api, _clock, _) = throttle("api:scoped", "2/min");
     let app = Router::new().route(
         "/resource/{tenant}",
         get(move |axum::extract::Path(tenant): axum::extract::Path<String>, info: RequestInfo| async move {
-            api.hit(&info).context(Context::new().with("scope", tenant.clone())).await?;
+            api.hit(&info).scope(tenant.clone()).await?;
             Ok::<_, ThrottleError>(Json(json!({ "tenant": tenant })))
         }),
     );
@@ -143,22 +143,101 @@ async fn scope_in_the_context_splits_buckets() {
 }
 
 #[tokio::test]
-async fn call_context_merges_over_the_default_context() {
+async fn a_call_scope_overrides_the_throttles_and_the_rejection_stays_typed() {
     let (backend, _clock) = manual_backend();
     let api = HttpThrottle::builder("context:merge")
         .rate("1/min")
         .backend(backend)
-        .context(Context::new().with("scope", "shared").with("detail", "Slow down."))
+        .scope("shared")
+        .throttled_detail("Slow down.")
         .build()
         .unwrap();
-    let request = get_from("/", [6, 6, 6, 6]);
-    api.hit(&request).await.unwrap();
-    // Default scope "shared" is now exhausted; a call scope is a fresh bucket...
-    api.hit(&request).context(Context::new().with("scope", "other")).await.unwrap();
-    // ...and the default `detail` still applies to a call that overrides only the scope.
-    let err = api.hit(&request).context(Context::new().with("scope", "other")).await.unwrap_err();
-    let response = err.into_response();
-    assert_eq!(body_text(response).await, "Slow down.");
+    let app = Router::new().route(
+        "/{scope}",
+        get(move |axum::extract::Path(scope): axum::extract::Path<String>, info: RequestInfo| async move {
+            let call = api.hit(&info);
+            let call = if scope == "default" { call } else { call.scope(scope) };
+            call.await?;
+            Ok::<_, ThrottleError>("ok")
+        }),
+    );
+    assert_eq!(send(&app, get_from("/default", [6, 6, 6, 6])).await.status(), StatusCode::OK);
+    // The throttle's scope "shared" is now exhausted; a call scope is a fresh bucket...
+    assert_eq!(send(&app, get_from("/other", [6, 6, 6, 6])).await.status(), StatusCode::OK);
+    // ...and the throttle's detail applies to every scope's rejection.
+    for path in ["/default", "/other"] {
+        let rejected = send(&app, get_from(path, [6, 6, 6, 6])).await;
+        assert_eq!(rejected.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(body_text(rejected).await, "Slow down.");
+    }
+    // A call scope named like the throttle's is its bucket.
+    assert_eq!(send(&app, get_from("/shared", [6, 6, 6, 6])).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// The context carries user values only: the old magic keys, whatever a client
+/// steers into it, change nothing. Values reach the rate function (the call's over
+/// the throttle's), and the rejection's status, detail and headers come from typed
+/// builder calls.
+#[tokio::test]
+async fn context_values_reach_hooks_and_change_no_behaviour() {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Plan {
+        Free,
+        Pro,
+    }
+    let (backend, _clock) = manual_backend();
+    let api = HttpThrottle::builder("context:typed")
+        .rate_fn(|_conn, context| {
+            let limit = if context.get::<Plan>() == Some(&Plan::Pro) { 3 } else { 1 };
+            async move { throttle::Rate::per_minute(limit) }
+        })
+        .context(Context::new().with(Plan::Free))
+        .throttled_status(StatusCode::SERVICE_UNAVAILABLE)
+        .throttled_detail("Busy.")
+        .throttled_header("Cache-Control", "no-store")
+        .backend(backend)
+        .build()
+        .unwrap();
+    let app = Router::new().route(
+        "/",
+        get(move |headers: http::HeaderMap, info: RequestInfo| async move {
+            // A client-chosen string as a value: under the old API this was a key.
+            let claimed = headers.get("x-claim").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let mut context = Context::new().with(claimed);
+            if headers.contains_key("x-pro") {
+                context.insert(Plan::Pro);
+            }
+            api.hit(&info).context(context).await?;
+            Ok::<_, ThrottleError>("ok")
+        }),
+    );
+    let request = |claim: &str, pro: bool| {
+        let mut request = get_from("/", [6, 6, 6, 7]);
+        request.headers_mut().insert("x-claim", claim.parse().unwrap());
+        if pro {
+            request.headers_mut().insert("x-pro", "1".parse().unwrap());
+        }
+        request
+    };
+    assert_eq!(send(&app, request("scope", false)).await.status(), StatusCode::OK);
+    // One bucket whatever the values say: the free plan's single unit is spent.
+    let rejected = send(&app, request("status_code", false)).await;
+    assert_eq!(rejected.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(rejected.headers()["cache-control"], "no-store");
+    assert!(rejected.headers().contains_key("retry-after"));
+    assert_eq!(body_text(rejected).await, "Busy.");
+    // The call's plan wins over the default: the same bucket, a higher limit.
+    assert_eq!(send(&app, request("extras", true)).await.status(), StatusCode::OK);
+    assert_eq!(send(&app, request("detail", true)).await.status(), StatusCode::OK);
+    assert_eq!(send(&app, request("headers", true)).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[test]
+fn an_invalid_throttled_header_fails_the_build() {
+    for (name, value) in [("bad name", "v"), ("X-Ok", "line\nbreak"), ("", "v")] {
+        let built = HttpThrottle::builder("context:bad-header").rate("1/min").throttled_header(name, value).build();
+        assert!(matches!(built, Err(throttle::ConfigError::Header(_))), "{name:?}: {value:?}");
+    }
 }
 
 /// Seed: the `/export` pre-check, then consume only after the work is done.
@@ -357,10 +436,10 @@ async fn dynamic_rates_work_for_hit_stat_check_and_headers() {
     let api = HttpThrottle::builder("dynamic:rate")
         .rate_fn(|conn, _ctx| {
             let premium = conn.headers().contains_key("x-premium");
-            Box::pin(async move { if premium { throttle::Rate::per_minute(5) } else { throttle::Rate::per_minute(2) } })
+            async move { if premium { throttle::Rate::per_minute(5) } else { throttle::Rate::per_minute(2) } }
         })
         .backend(backend)
-        .headers(&*throttle::DEFAULT_HEADERS_ALWAYS)
+        .headers(&*throttle::headers::DEFAULT_HEADERS_ALWAYS)
         .build()
         .unwrap();
     let mut premium = get_from("/", [15, 0, 0, 1]);
@@ -410,5 +489,57 @@ async fn the_key_a_stat_reports_is_the_key_the_hits_counted_under() {
         // And the other way: a hit on the text counts against the client's requests.
         assert!(backend.hit_now(&key, &FixedWindow, Rate::per_minute(5), 3).allowed);
         assert_eq!(send(&app, from("/data", ip)).await.status(), StatusCode::TOO_MANY_REQUESTS, "{key}");
+    }
+}
+
+/// The seed's `/batch`: a batch that does not fit is told how long until *it* fits
+/// (`stat(..).cost(n)`; `wait_ms` alone is for a cost of 1), for every built-in
+/// strategy. The answer is exact: a millisecond before it the batch is still refused
+/// (and told 1 ms), at it the batch is admitted.
+#[tokio::test]
+async fn a_batch_that_does_not_fit_is_told_when_it_will() {
+    for kind in throttle::strategy::StrategyKind::ALL {
+        let (backend, clock) = manual_backend();
+        let batch = HttpThrottle::builder(format!("batch:{}", kind.name()))
+            .rate("10/min")
+            .strategy_name(kind.name())
+            .backend(backend)
+            .build()
+            .unwrap();
+        let app = Router::new().route(
+            "/batch/{items}",
+            post(move |axum::extract::Path(items): axum::extract::Path<u64>, info: RequestInfo| async move {
+                if !batch.check(&info).cost(items).await {
+                    let wait_ms = batch.stat(&info).cost(items).await?.map_or(0, |stat| stat.wait_ms);
+                    let retry_after = wait_ms.div_ceil(1_000).max(1).to_string();
+                    let body = format!("a batch of {items} fits in {wait_ms} ms");
+                    return Ok((StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after)], body).into_response());
+                }
+                batch.hit(&info).cost(items).await?;
+                Ok::<_, ThrottleError>("processed".into_response())
+            }),
+        );
+        let post_batch = |items: u64| request_from("POST", &format!("/batch/{items}"), [8, 8, 8, 8], Body::empty());
+        assert_eq!(send(&app, post_batch(7)).await.status(), StatusCode::OK, "{kind:?}");
+        let refused = send(&app, post_batch(6)).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{kind:?}");
+        let text = body_text(refused).await;
+        let wait: u64 = text.trim_start_matches("a batch of 6 fits in ").trim_end_matches(" ms").parse().unwrap();
+        let one = send(&app, post_batch(1)).await;
+        assert_eq!(one.status(), StatusCode::OK, "{kind:?}: 3 were left, so 1 fits now");
+        assert!(wait > 0, "{kind:?}");
+        // After the single item: 6 needs longer than before, and the answer is exact.
+        let text = body_text(send(&app, post_batch(6)).await).await;
+        let wait: u64 = text.trim_start_matches("a batch of 6 fits in ").trim_end_matches(" ms").parse().unwrap();
+        clock.advance(Duration::from_millis(wait - 1));
+        let early = send(&app, post_batch(6)).await;
+        assert_eq!(early.status(), StatusCode::TOO_MANY_REQUESTS, "{kind:?}: 1 ms early");
+        assert_eq!(body_text(early).await, "a batch of 6 fits in 1 ms", "{kind:?}");
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(send(&app, post_batch(6)).await.status(), StatusCode::OK, "{kind:?}: on time");
+        // A batch no wait can admit is an error, not a wait.
+        let never = send(&app, post_batch(11)).await;
+        assert_eq!(never.status(), StatusCode::TOO_MANY_REQUESTS, "{kind:?}");
+        assert!(!never.headers().contains_key("retry-after"), "{kind:?}: no wait would ever admit it");
     }
 }

@@ -16,9 +16,13 @@ use support::redis_server::RedisServer;
 use support::*;
 use throttle::backend::{
     Backend, BackendError, CircuitState, DenyCache, Failover, Hit, InvalidBackendOption, Key, RedisBackend, Reply,
+    Route, Since,
 };
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
-use throttle::{HttpThrottle, ManualClock, MemoryBackend, OnError, Rate, ThrottleError};
+use throttle::{
+    CountWhen, HttpThrottle, OnError, Rate, ThrottleError, ThrottleLayer,
+    backend::{ManualClock, MemoryBackend},
+};
 
 /// A primary that answers (from memory), fails, or never answers, as the test says,
 /// and counts the calls it gets.
@@ -77,6 +81,12 @@ impl Backend for Scripted {
         Reply::pending(async move {
             self.gate().await?;
             self.memory.reset(key).await
+        })
+    }
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since, route: Route) -> Reply<'a, bool> {
+        Reply::pending(async move {
+            self.gate().await?;
+            self.memory.refund(hit, since, route).await
         })
     }
 }
@@ -372,4 +382,136 @@ async fn redis_stopped_paused_and_restarted_under_load() {
         assert_eq!(status(&exact, [10, 201, 0, 1]).await, StatusCode::OK);
     }
     assert_eq!(status(&exact, [10, 201, 0, 1]).await, StatusCode::TOO_MANY_REQUESTS, "Redis's 10/min, not 5");
+}
+
+/// A login limiter (failures count, successes are given back) whose handler waits at
+/// a gate for requests marked `x-hold`.
+fn login_app(layer: ThrottleLayer, gate: Arc<tokio::sync::Semaphore>) -> Router {
+    Router::new()
+        .route(
+            "/login",
+            axum::routing::post(move |headers: http::HeaderMap| {
+                let gate = gate.clone();
+                async move {
+                    if headers.contains_key("x-hold") {
+                        gate.acquire().await.expect("open").forget();
+                    }
+                    match headers.get("x-password") {
+                        Some(password) if password == "right" => StatusCode::NO_CONTENT,
+                        _ => StatusCode::UNAUTHORIZED,
+                    }
+                }
+            }),
+        )
+        .route_layer(layer)
+}
+
+fn login(password: &str, hold: bool) -> http::Request<axum::body::Body> {
+    let mut request = request_from("POST", "/login", [4, 0, 0, 1], axum::body::Body::empty());
+    request.headers_mut().insert("x-password", password.parse().unwrap());
+    if hold {
+        request.headers_mut().insert("x-hold", "1".parse().unwrap());
+    }
+    request
+}
+
+async fn attempts(app: &Router, password: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    for _ in 0..n {
+        statuses.push(send(app, login(password, false)).await.status().as_u16());
+    }
+    statuses
+}
+
+/// A refund goes to the backend that decided the hit: on the primary while it
+/// answers, on the fallback while it fails (a login limiter keeps its contract there),
+/// and a hit the fallback counted is given back there even once the primary is back,
+/// leaving the primary's count alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_goes_to_the_backend_that_decided_the_hit() {
+    let clock = ManualClock::new(T0);
+    let primary = Scripted::new(&clock);
+    let fallback = MemoryBackend::builder().clock(clock.clone()).build().unwrap();
+    let failover = Failover::builder(primary.clone(), fallback.clone())
+        .failures(1)
+        .cool_down(Duration::from_secs(5))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let logins = HttpThrottle::builder("failover:refund")
+        .rate("3/15min")
+        .count_when(CountWhen::Failures)
+        .backend(failover.clone())
+        .build()
+        .unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let app = login_app(ThrottleLayer::new(logins), gate.clone());
+
+    // The primary decides, and takes successes back.
+    assert_eq!(attempts(&app, "right", 5).await, [204; 5]);
+    assert_eq!(attempts(&app, "wrong", 4).await, [401, 401, 401, 429], "the primary counts failures only");
+
+    // The primary fails: the fallback decides, and takes successes back too.
+    primary.set(FAIL);
+    assert_eq!(attempts(&app, "right", 5).await, [204; 5]);
+    assert_eq!(failover.state(), CircuitState::Open);
+    assert_eq!(attempts(&app, "wrong", 2).await, [401, 401]);
+    // One more success is held at the gate while the primary comes back.
+    let held = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, login("right", true)).await.status().as_u16() }
+    });
+    let decided = async {
+        while fallback_count(&fallback) < 3 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), decided).await.expect("the held request is decided");
+    assert_eq!(attempts(&app, "wrong", 1).await, [429], "the fallback is full while it is pending");
+
+    primary.set(ANSWER);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(attempts(&app, "wrong", 1).await, [429], "a probe: the primary answers (full) and closes");
+    assert_eq!(failover.state(), CircuitState::Closed);
+    gate.add_permits(1);
+    assert_eq!(held.await.unwrap(), 204);
+    assert_eq!(attempts(&app, "wrong", 1).await, [429], "given back on the fallback, not on the full primary");
+
+    // The fallback has the unit back.
+    primary.set(FAIL);
+    assert_eq!(attempts(&app, "wrong", 2).await, [401, 429]);
+    assert_eq!(failover.state(), CircuitState::Open);
+}
+
+/// How many units the fallback holds for the login client (its fixed window's count).
+fn fallback_count(fallback: &MemoryBackend) -> u64 {
+    let key = "throttle:failover:refund:ip=4.0.0.1:default";
+    3 - fallback.stat_now(key, &throttle::strategy::FixedWindow, Rate::per_millis(3, 900_000)).remaining
+}
+
+/// Stacked throttles on one failover are decided together on the fallback while the
+/// primary fails, and a success is given back on the fallback to each of them.
+#[tokio::test]
+async fn stacked_refunds_follow_the_joint_decision_to_the_fallback() {
+    let clock = ManualClock::new(T0);
+    let primary = Scripted::new(&clock);
+    primary.set(FAIL);
+    let fallback = MemoryBackend::builder().clock(clock.clone()).build().unwrap();
+    let failover = Failover::builder(primary.clone(), fallback.clone())
+        .failures(1)
+        .cool_down(Duration::from_secs(60))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let build =
+        |uid: &str, rate: &str| HttpThrottle::builder(uid).rate(rate).backend(failover.clone()).build().unwrap();
+    let layer = ThrottleLayer::new(build("failover:stacked:a", "2/15min"))
+        .and(build("failover:stacked:b", "3/15min"))
+        .count_when(CountWhen::Failures);
+    let app = login_app(layer, Arc::new(tokio::sync::Semaphore::new(0)));
+    assert_eq!(attempts(&app, "wrong", 1).await, [401], "the primary fails once: open");
+    assert_eq!(failover.state(), CircuitState::Open);
+    assert_eq!(attempts(&app, "right", 6).await, [204; 6], "decided together on the fallback, given back there");
+    assert_eq!(attempts(&app, "wrong", 2).await, [401, 429], "`a` allows 2 failures");
+    assert_eq!(primary.calls(), 1, "nothing went to the primary while open");
 }

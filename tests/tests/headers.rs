@@ -16,7 +16,7 @@ use throttle::headers::{
 };
 use throttle::{HttpThrottle, ThrottleError};
 
-fn throttle_with(uid: &str, rate: &str, headers: &Headers) -> (HttpThrottle, throttle::ManualClock) {
+fn throttle_with(uid: &str, rate: &str, headers: &Headers) -> (HttpThrottle, throttle::backend::ManualClock) {
     let (backend, clock) = manual_backend();
     let throttle = HttpThrottle::builder(uid).rate(rate).backend(backend).headers(headers).build().unwrap();
     (throttle, clock)
@@ -154,6 +154,40 @@ async fn github_style_headers_example() {
         ])
     );
     assert_eq!(body_text(rejected).await, "Too many requests. Retry in 9 seconds.");
+}
+
+/// The seed's handler calls `get_headers` after its hit: when that hit took the last
+/// unit, the 200 it answers with carries what the hit's own response would, with no
+/// `Retry-After`; the next request's 429 has it.
+#[tokio::test]
+async fn get_headers_after_the_last_unit_agrees_with_the_admitted_hit() {
+    let api_headers = Headers::from_pairs([
+        ("X-RateLimit-Limit", Header::limit(When::Always)),
+        ("X-RateLimit-Remaining", Header::remaining(When::Always)),
+        ("Retry-After", Header::reset_seconds(When::Throttled)),
+    ])
+    .expect("valid names");
+    let (backend, _clock) = manual_backend();
+    let api =
+        HttpThrottle::builder("h:after-hit").rate("2/min").backend(backend).headers(&api_headers).build().unwrap();
+    let app = Router::new().route(
+        "/items",
+        get(move |request: Request| async move {
+            let admitted = api.hit(&request).await?;
+            let headers = api.get_headers(&request).await?;
+            assert_eq!(&headers, admitted.headers(), "the same headers either way");
+            Ok::<_, ThrottleError>((headers, "items").into_response())
+        }),
+    );
+    for remaining in ["1", "0"] {
+        let ok = send(&app, get_from("/items", [2, 0, 0, 9])).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(header(&ok, "x-ratelimit-remaining"), Some(remaining));
+        assert_eq!(header(&ok, "retry-after"), None, "a 200 never says when to retry");
+    }
+    let rejected = send(&app, get_from("/items", [2, 0, 0, 9])).await;
+    assert_eq!(rejected.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&rejected, "retry-after"), Some("45"));
 }
 
 #[tokio::test]

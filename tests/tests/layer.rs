@@ -9,7 +9,10 @@ use http::{Method, StatusCode};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use support::*;
 use throttle::{
-    ClientIp, DEFAULT_HEADERS_ALWAYS, EXEMPTED, HttpThrottle, Identifier, Identity, MemoryBackend, Rule, ThrottleLayer,
+    HttpThrottle, Rule, ThrottleLayer,
+    backend::MemoryBackend,
+    headers::DEFAULT_HEADERS_ALWAYS,
+    identity::{ClientIp, EXEMPTED, Identifier, Identity},
     registry,
 };
 
@@ -111,7 +114,7 @@ async fn predicates_run_only_after_cheap_conditions_match() {
         .rule(Rule::bypass_if().path("/api/**").unwrap().predicate(|conn| {
             CALLS.fetch_add(1, Ordering::SeqCst);
             let internal = conn.headers().get("x-internal").is_some_and(|v| v == "yes");
-            Box::pin(async move { internal })
+            async move { internal }
         }))
         .build()
         .unwrap();

@@ -16,7 +16,11 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::*;
-use throttle::{HttpThrottle, ManualClock, MemoryBackend, ThrottleError, throttle};
+use throttle::{
+    HttpThrottle, ThrottleError,
+    backend::{ManualClock, MemoryBackend},
+    throttle,
+};
 
 /// One clock (and backend) per handler under test, so tests stay independent.
 struct Clocked {
@@ -260,9 +264,9 @@ static COSTLY: LazyLock<Clocked> = LazyLock::new(Clocked::new);
     on_error = "allow",
     name = EXPORTS,
     backend = COSTLY.backend.clone(),
-    identifier = throttle::Identifier::from_fn(|conn| {
+    identifier = throttle::identity::Identifier::from_fn(|conn| {
         let id = conn.headers().get("x-api-key").map_or("anonymous", |v| v.to_str().unwrap_or("invalid"));
-        throttle::Identity::client(id.to_string())
+        throttle::identity::Identity::client(id.to_string())
     }),
 )]
 async fn export() -> &'static str {
@@ -391,7 +395,7 @@ async fn stacked_attributes_are_exact_and_a_later_rejection_consumes_nothing_ear
 static LAYERED: LazyLock<Clocked> = LazyLock::new(Clocked::new);
 
 #[throttle(uid = "macro:layered:top", rate = "10/min", name = LAYER_TOP, headers = "always", backend = LAYERED.backend.clone())]
-#[throttle::throttle(uid = "macro:layered:mid", rate = "5/min", name = LAYER_MID, headers = throttle::IETF_HEADERS, backend = LAYERED.backend.clone())]
+#[throttle::throttle(uid = "macro:layered:mid", rate = "5/min", name = LAYER_MID, headers = throttle::headers::IETF_HEADERS, backend = LAYERED.backend.clone())]
 #[::throttle::throttle(uid = "macro:layered:low", rate = "2/min", name = LAYER_LOW, backend = LAYERED.backend.clone())]
 async fn layered() -> &'static str {
     "layered"
@@ -416,7 +420,7 @@ async fn a_lower_limit_rejects_without_consuming_the_higher_ones_and_every_polic
         assert!(header(&refused, "retry-after").is_some());
     }
     let probe = get_from("/", client);
-    let remaining = |stat: Option<throttle::StrategyStat>| stat.expect("not exempted").hits_remaining;
+    let remaining = |stat: Option<throttle::strategy::StrategyStat>| stat.expect("not exempted").hits_remaining;
     assert_eq!(remaining(LAYER_TOP.stat(&probe).await.expect("stat")), 8);
     assert_eq!(remaining(LAYER_MID.stat(&probe).await.expect("stat")), 3);
     assert_eq!(remaining(LAYER_LOW.stat(&probe).await.expect("stat")), 0);

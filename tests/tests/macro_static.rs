@@ -7,15 +7,15 @@ mod support;
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
+use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 use support::*;
-use throttle::backend::BoxFuture;
 use throttle::{ConfigError, Connection, Context, Rate, rate, throttle};
 
 struct Clocked {
-    clock: throttle::ManualClock,
-    backend: throttle::MemoryBackend,
+    clock: throttle::backend::ManualClock,
+    backend: throttle::backend::MemoryBackend,
 }
 
 fn clocked() -> Clocked {
@@ -163,9 +163,9 @@ async fn unlimited() -> &'static str {
 }
 
 /// Premium clients get 3 per minute, everyone else 1.
-fn plan_rate(conn: &Connection<'_>, _context: &Context) -> BoxFuture<'static, Rate> {
+fn plan_rate(conn: &Connection<'_>, _context: &Context) -> impl Future<Output = Rate> + Send + use<> {
     let premium = conn.headers().contains_key("x-premium");
-    Box::pin(async move { if premium { rate!("3/min") } else { rate!("1/min") } })
+    async move { if premium { rate!("3/min") } else { rate!("1/min") } }
 }
 
 #[throttle(uid = "static:rate-fn", rate_fn = plan_rate, backend = FORMS.backend.clone())]
@@ -174,9 +174,9 @@ async fn planned() -> &'static str {
 }
 
 /// Bulk requests cost 5.
-fn bulk_cost(conn: &Connection<'_>, _context: &Context) -> BoxFuture<'static, u64> {
+fn bulk_cost(conn: &Connection<'_>, _context: &Context) -> impl Future<Output = u64> + Send + use<> {
     let cost = if conn.uri().query() == Some("bulk") { 5 } else { 1 };
-    Box::pin(async move { cost })
+    async move { cost }
 }
 
 #[throttle(uid = "static:cost-fn", rate = "6/min", cost = bulk_cost, backend = FORMS.backend.clone())]
@@ -191,7 +191,7 @@ async fn triple() -> &'static str {
     "ok"
 }
 
-#[throttle(uid = "static:ietf", rate = "5/min", headers = throttle::IETF_HEADERS, backend = FORMS.backend.clone())]
+#[throttle(uid = "static:ietf", rate = "5/min", headers = throttle::headers::IETF_HEADERS, backend = FORMS.backend.clone())]
 async fn ietf() -> &'static str {
     "ok"
 }

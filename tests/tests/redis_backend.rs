@@ -10,7 +10,10 @@ use support::test_redis::{TestRedis, deny_cache_on};
 use support::*;
 use throttle::backend::{Backend, Hit, Key, RedisBackend};
 use throttle::strategy::{Decision, Metadata, Snapshot, Strategy};
-use throttle::{HttpThrottle, ManualClock, MemoryBackend, OnError, Rate, ThrottleError};
+use throttle::{
+    HttpThrottle, OnError, Rate, ThrottleError,
+    backend::{ManualClock, MemoryBackend},
+};
 
 /// The backend under test: behind a deny cache when `THROTTLE_TEST_DENY_CACHE=1`.
 async fn backend(server: &RedisServer) -> TestRedis {
@@ -490,4 +493,68 @@ async fn stacked_limits_are_one_script_call_and_leak_nothing() {
         remaining.push(throttle.stat(&*parts).await.unwrap().unwrap().hits_remaining);
     }
     assert_eq!(remaining, [7, 0], "rejected requests consumed nothing from the burst limit");
+}
+
+/// `stat(..).cost(n)` on Redis, through a Router: for every built-in strategy the wait
+/// for each cost is the in-memory one (the meters from their exact level, the queue's
+/// read by its stat script; the sliding windows from a second read at a limit `n - 1`
+/// lower), and a batch of that cost is refused a millisecond early and admitted on
+/// time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_for_any_cost_match_memory_for_every_strategy() {
+    use axum::extract::Path;
+    use axum::routing::get;
+    let Some(server) = RedisServer::start() else { return };
+    let clock = ManualClock::new(T0);
+    let redis = backend(&server).await.with_clock(clock.clone());
+    let memory = MemoryBackend::builder().clock(clock.clone()).build().unwrap();
+    // `/wait/{n}`: how long until n fits; `/hit/{n}`: a hit of n.
+    let app = |throttle: HttpThrottle| {
+        let hits = throttle.clone();
+        axum::Router::new()
+            .route(
+                "/wait/{n}",
+                get(move |Path(n): Path<u64>, request: axum::extract::Request| async move {
+                    let stat = throttle.stat(&request).cost(n).await?.expect("counted");
+                    Ok::<_, ThrottleError>(stat.wait_ms.to_string())
+                }),
+            )
+            .route(
+                "/hit/{n}",
+                get(move |Path(n): Path<u64>, request: axum::extract::Request| async move {
+                    hits.hit(&request).cost(n).await.map(|_| "ok")
+                }),
+            )
+    };
+    let client = [7, 7, 7, 7];
+    for kind in throttle::strategy::StrategyKind::ALL {
+        let uid = format!("wait:{}", kind.name());
+        let on = |builder: throttle::ThrottleBuilder<HttpThrottle>| app(builder.build().unwrap());
+        let on_redis = on(HttpThrottle::builder(&uid).rate("7/s").strategy_name(kind.name()).backend(redis.clone()));
+        let in_memory = on(HttpThrottle::builder(&uid).rate("7/s").strategy_name(kind.name()).backend(memory.clone()));
+        let wait = |app: axum::Router, n: u64| async move {
+            let response = send(&app, get_from(&format!("/wait/{n}"), client)).await;
+            assert_eq!(response.status(), http::StatusCode::OK);
+            body_text(response).await.parse::<u64>().unwrap()
+        };
+        for (advance, cost) in [(0, 3), (120, 2), (410, 1), (480, 4)] {
+            clock.advance(Duration::from_millis(advance));
+            for app in [&on_redis, &in_memory] {
+                send(app, get_from(&format!("/hit/{cost}"), client)).await;
+            }
+            for n in 1..=7 {
+                let (redis_wait, memory_wait) = (wait(on_redis.clone(), n).await, wait(in_memory.clone(), n).await);
+                assert_eq!(redis_wait, memory_wait, "{kind:?}: cost {n} after a hit of {cost}");
+            }
+        }
+        let batch = wait(on_redis.clone(), 6).await;
+        assert!(batch > 1, "{kind:?}: {batch}");
+        let start = clock.now_ms();
+        clock.set(start + batch - 1);
+        let early = send(&on_redis, get_from("/hit/6", client)).await;
+        assert_eq!(early.status(), http::StatusCode::TOO_MANY_REQUESTS, "{kind:?}: 1 ms early");
+        clock.set(start + batch);
+        assert_eq!(send(&on_redis, get_from("/hit/6", client)).await.status(), http::StatusCode::OK, "{kind:?}");
+        clock.advance(Duration::from_secs(10)); // every strategy at rest for the next one
+    }
 }

@@ -13,7 +13,7 @@ use support::test_redis::TestRedis;
 use support::{T0, get_from};
 use throttle::backend::{Backend, Batching, Hit, Key, RedisBackend};
 use throttle::strategy::{Decision, DynStrategy, StrategyKind, from_name};
-use throttle::{HttpThrottle, ManualClock, OnError, Rate, ThrottleError};
+use throttle::{HttpThrottle, OnError, Rate, ThrottleError, backend::ManualClock};
 
 /// Long enough for spawned tasks to reach a paused server's queue on a busy machine.
 const SETTLE: Duration = Duration::from_millis(400);

@@ -1,6 +1,7 @@
-//! Differential tests: random sequences of (time step, cost) give the same decisions,
-//! stats and stored state on the in-memory backend, the Redis backend (Lua scripts
-//! and compare-and-set) and the pure codec step, for every strategy.
+//! Differential tests: random sequences of (time step, cost) hits and refunds give the
+//! same decisions, refunds, stats and stored state on the in-memory backend, the Redis
+//! backend (Lua scripts and compare-and-set) and the pure codec step, for every
+//! strategy.
 //!
 //! Both backends read one `ManualClock`; the Redis backend decides at its time
 //! (`RedisBackend::with_clock`) instead of Redis server time.
@@ -14,21 +15,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use support::redis_server::{RedisServer, UserStrategy};
 use support::test_redis::TestRedis;
-use throttle::backend::{Backend, Hit, Key};
+use throttle::backend::{Backend, Hit, Key, Route, Since};
 use throttle::strategy::{DynStrategy, StrategyKind, codec, from_name};
-use throttle::{ManualClock, MemoryBackend, Rate};
+use throttle::{
+    Rate,
+    backend::{ManualClock, MemoryBackend},
+};
 
 /// Far from the epoch and not aligned to anything in particular.
 const START: u64 = 1_740_000_000_000 + 12_345;
 
 /// One generated run: the strategy (by spec), the rate, where in a period it starts,
-/// and the steps.
+/// and the steps: time to advance, a cost, and for a refund instead of a hit, how long
+/// before now the refunded hit's moment is.
 #[derive(Debug, Clone)]
 struct Case {
     spec: String,
     rate: Rate,
     offset: u64,
-    steps: Vec<(u64, u64)>,
+    steps: Vec<(u64, u64, Option<u64>)>,
 }
 
 fn rates() -> impl Strategy<Value = Rate> {
@@ -64,7 +69,8 @@ fn cases(specs: BoxedStrategy<String>, rates: BoxedStrategy<Rate>) -> impl Strat
         let period = rate.period_ms();
         let step = prop_oneof![3 => Just(0u64), 4 => 0..=period / 3 + 1, 2 => 0..=period * 2 + 1];
         let cost = prop_oneof![12 => 1..=capacity, 1 => Just(capacity + 1)];
-        (Just(spec), Just(rate), 0..period * 2, prop::collection::vec((step, cost), 150..=220))
+        let refund = prop_oneof![5 => Just(None), 1 => (0..=period + 1).prop_map(Some)];
+        (Just(spec), Just(rate), 0..period * 2, prop::collection::vec((step, cost, refund), 150..=220))
             .prop_map(|(spec, rate, offset, steps)| Case { spec, rate, offset, steps })
     })
 }
@@ -108,10 +114,32 @@ async fn run_case(
     let mut shadow: Option<Vec<i64>> = None;
     // When the stored state becomes equivalent to a fresh one.
     let mut expires_at = 0;
-    for (i, &(step, cost)) in case.steps.iter().enumerate() {
+    for (i, &(step, cost, refund)) in case.steps.iter().enumerate() {
         clock.advance(Duration::from_millis(step));
         let now = clock.now_ms();
-        let at = format!("{} at step {i} (t = {now}, cost {cost}, rate {rate})", case.spec);
+        let at = format!("{} at step {i} (t = {now}, cost {cost}, refund {refund:?}, rate {rate})", case.spec);
+
+        if let Some(back_off) = refund {
+            let since = now.saturating_sub(back_off);
+            let in_memory = memory.refund_now(key, &*strategy, rate, cost, since);
+            let in_redis =
+                redis.refund(Hit::new(key, &*strategy, rate, cost), Since::Ms(since), Route::default()).await;
+            let pure = strategy.refund_encoded(shadow.as_deref(), now, rate, cost, since);
+            assert_eq!(in_redis.expect("redis answers"), in_memory, "refund: {at}");
+            assert_eq!(pure.is_some(), in_memory, "codec refund: {at}");
+            let stored = stored_text(raw, &redis_key).await;
+            if let Some((state, expires)) = pure {
+                // A state left equivalent to a fresh one may be deleted instead.
+                if !(expires <= now && stored.is_none()) {
+                    assert_eq!(stored, Some(codec::to_text(&state)), "stored state after a refund: {at}");
+                }
+                shadow = stored.is_some().then_some(state);
+                expires_at = expires;
+            } else {
+                assert_eq!(stored, shadow.as_deref().map(codec::to_text), "stored state: {at}");
+            }
+            continue;
+        }
 
         let in_memory = memory.hit_now(key, &*strategy, rate, cost);
         let in_redis = redis.hit(Hit::new(key, &*strategy, rate, cost)).await.expect("redis answers");

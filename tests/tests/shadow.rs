@@ -11,7 +11,11 @@ use http::StatusCode;
 use std::time::Duration;
 use support::*;
 use throttle::registry::Registry;
-use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ManualClock, MemoryBackend, ThrottleLayer};
+use throttle::{
+    HttpThrottle, ThrottleLayer,
+    backend::{ManualClock, MemoryBackend},
+    headers::DEFAULT_HEADERS_ALWAYS,
+};
 
 fn app(throttle: HttpThrottle) -> Router {
     Router::new().route("/", get(|| async { "ok" })).layer(ThrottleLayer::new(throttle))

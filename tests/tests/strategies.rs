@@ -19,7 +19,10 @@ use throttle::strategy::{
     DynStrategy, FixedWindow, Gcra, LeakyBucket, LeakyBucketQueue, Metadata, NEVER, SlidingWindowCounter,
     SlidingWindowLog, Strategy, StrategyKind, TokenBucket, TokenBucketDebt, codec, from_name,
 };
-use throttle::{HttpThrottle, ManualClock, MemoryBackend, Rate, ThrottleError};
+use throttle::{
+    HttpThrottle, Rate, ThrottleError,
+    backend::{ManualClock, MemoryBackend},
+};
 
 fn every_strategy() -> Vec<Arc<dyn DynStrategy>> {
     StrategyKind::ALL.iter().map(|kind| kind.build()).collect()
@@ -251,15 +254,30 @@ async fn stats_carry_each_strategys_metadata() {
                 current_count: 4,
                 oldest_entry_ms: now,
             },
-            StrategyKind::TokenBucket => Metadata::TokenBucket { tokens: 6, capacity: 10, last_refill_ms: now },
+            StrategyKind::TokenBucket => {
+                Metadata::TokenBucket { tokens: 6, capacity: 10, last_refill_ms: now, level_units: 4_000 }
+            }
             StrategyKind::TokenBucketDebt => {
-                Metadata::TokenBucketDebt { tokens: 6, capacity: 10, max_debt: 0, debt: 0, last_refill_ms: now }
+                let level_units = 4_000;
+                Metadata::TokenBucketDebt {
+                    tokens: 6,
+                    capacity: 10,
+                    max_debt: 0,
+                    debt: 0,
+                    last_refill_ms: now,
+                    level_units,
+                }
             }
-            StrategyKind::LeakyBucket => Metadata::LeakyBucket { level: 4, capacity: 10, last_leak_ms: now },
+            StrategyKind::LeakyBucket => {
+                Metadata::LeakyBucket { level: 4, capacity: 10, last_leak_ms: now, level_units: 4_000 }
+            }
             StrategyKind::LeakyBucketQueue => {
-                Metadata::LeakyBucketQueue { queue_len: 1, queue_cost: 4, capacity: 10, last_leak_ms: now }
+                let level_units = 4_000;
+                Metadata::LeakyBucketQueue { queue_len: 1, queue_cost: 4, capacity: 10, last_leak_ms: now, level_units }
             }
-            StrategyKind::Gcra => Metadata::Gcra { tat_ms: now + 400, emission_interval_us: 100_000, burst: 10 },
+            StrategyKind::Gcra => {
+                Metadata::Gcra { tat_ms: now + 400, emission_interval_us: 100_000, burst: 10, level_units: 4_000 }
+            }
             other => panic!("no expectation for {other}"),
         };
         assert_eq!(stat.metadata, expected, "{kind}");
@@ -382,7 +400,10 @@ fn token_bucket_refills_over_time() {
     clock.advance(Duration::from_secs(10));
     let stat = backend.stat_now("k", &bucket, rate);
     assert_eq!(stat.remaining, 10, "15 tokens, shown as at most the limit");
-    assert_eq!(stat.metadata, Metadata::TokenBucket { tokens: 15, capacity: 15, last_refill_ms: 1_000_000 });
+    assert_eq!(
+        stat.metadata,
+        Metadata::TokenBucket { tokens: 15, capacity: 15, last_refill_ms: 1_000_000, level_units: 0 }
+    );
     assert!(backend.hit_now("k", &bucket, rate, 15).allowed);
 }
 

@@ -23,8 +23,11 @@ use std::task::{self, Poll};
 use std::time::Duration;
 use support::*;
 use throttle::{
-    Context, Identifier, Identity, ManualClock, MemoryBackend, MessageVerdict, ThrottleError, WebSocketThrottle,
-    WsConnection, throttle,
+    ThrottleError, WebSocketThrottle,
+    backend::{ManualClock, MemoryBackend},
+    identity::{Identifier, Identity},
+    throttle,
+    websocket::{MessageVerdict, WsConnection},
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -49,8 +52,8 @@ const FRAME_45: &str = r#"{"type":"rate_limit","error":"Too many messages","retr
 struct Echo {
     connects: Option<WebSocketThrottle>,
     messages: WebSocketThrottle,
-    /// Per-call context of every message hit.
-    context: Context,
+    /// Per-call `rate_limit` frame fields of every message hit.
+    extras: Vec<(&'static str, serde_json::Value)>,
     /// Reply `"{is_throttled} {wait_ms}"` after every hit instead of echoing.
     report: bool,
     exits: mpsc::UnboundedSender<String>,
@@ -59,7 +62,7 @@ struct Echo {
 impl Echo {
     fn new(messages: WebSocketThrottle) -> (Self, mpsc::UnboundedReceiver<String>) {
         let (exits, ended) = mpsc::unbounded_channel();
-        (Echo { connects: None, messages, context: Context::new(), report: false, exits }, ended)
+        (Echo { connects: None, messages, extras: Vec::new(), report: false, exits }, ended)
     }
 
     async fn serve(self) -> SocketAddr {
@@ -79,7 +82,11 @@ impl Echo {
                 Some(Ok(Message::Close(_))) => break "close frame".to_string(),
                 Some(Ok(_ping_or_pong)) => continue,
             };
-            self.messages.hit(&conn, &mut socket).context(self.context.clone()).await;
+            let mut hit = self.messages.hit(&conn, &mut socket);
+            for (name, value) in &self.extras {
+                hit = hit.frame_extra(*name, value.clone());
+            }
+            hit.await;
             let reply = if self.report {
                 Message::text(format!("{} {}", conn.is_throttled(), conn.wait_ms()))
             } else if conn.is_throttled() {
@@ -257,24 +264,25 @@ async fn a_throttled_message_gets_the_exact_frame_and_the_socket_stays_open() {
 }
 
 #[tokio::test]
-async fn extras_from_the_context_are_merged_into_the_frame() {
+async fn frame_extras_of_the_throttle_and_the_hit_are_appended_in_order() {
     let (backend, _clock) = manual_backend();
     let messages = WebSocketThrottle::builder("ws:frame:extras")
         .rate("1/min")
         .backend(backend)
-        .context(Context::new().with("extras", json!({ "room": "lobby" })))
+        .frame_extra("room", "lobby")
+        .frame_extra("limit", 1)
         .build()
         .expect("valid throttle");
     let (mut echo, _) = Echo::new(messages);
-    // The call's extras replace the default's (the call wins per key).
-    echo.context = Context::new().with("extras", json!({ "hint": "slow down", "room": "kitchen" }));
+    // The hit's fields follow the throttle's; a name already there is replaced in place.
+    echo.extras = vec![("hint", json!("slow down")), ("room", json!("kitchen")), ("error", json!("hush \"now\""))];
     let mut client = connect(echo.serve().await).await;
 
     assert_eq!(ask(&mut client, "a").await, "echo:a");
     let frame = ask(&mut client, "b").await;
     assert_eq!(
         frame,
-        r#"{"type":"rate_limit","error":"Too many messages","retry_after":45,"hint":"slow down","room":"kitchen"}"#
+        r#"{"type":"rate_limit","error":"hush \"now\"","retry_after":45,"room":"kitchen","limit":1,"hint":"slow down"}"#
     );
     let parsed: serde_json::Value = serde_json::from_str(&frame).expect("valid JSON");
     assert_eq!(parsed["retry_after"], 45);

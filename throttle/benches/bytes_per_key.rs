@@ -32,7 +32,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::process::Command;
 use throttle::strategy::StrategyKind;
-use throttle::{HttpThrottle, MemoryBackend, Rate};
+use throttle::{HttpThrottle, Rate, backend::MemoryBackend};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;

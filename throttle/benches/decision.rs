@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::Duration;
 use throttle::strategy::StrategyKind;
-use throttle::{MemoryBackend, Rate};
+use throttle::{Rate, backend::MemoryBackend};
 
 const KEY: &str = "throttle:bench:203.0.113.7:default";
 

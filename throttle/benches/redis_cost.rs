@@ -32,7 +32,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use throttle::backend::{Backend, Hit, RedisBackend};
 use throttle::strategy::{DynStrategy, StrategyKind};
-use throttle::{ManualClock, MemoryBackend, Rate};
+use throttle::{
+    Rate,
+    backend::{ManualClock, MemoryBackend},
+};
 
 /// Far from the epoch, like a real clock.
 const T0: u64 = 1_760_000_000_000;

@@ -36,7 +36,7 @@ const DEFAULT_IPV6_PREFIX: u8 = 64;
 /// | [`header`](Self::header) | a named one-address header | `CF-Connecting-IP`, `Fly-Client-IP`, `True-Client-IP` |
 ///
 /// ```
-/// use throttle::{ClientIp, Identifier};
+/// use throttle::identity::{ClientIp, Identifier};
 ///
 /// // Behind nginx on the same host and the load balancers in 10.0.0.0/8.
 /// let client_ip = ClientIp::x_forwarded_for().trust("127.0.0.1")?.trust("10.0.0.0/8")?;
@@ -126,7 +126,7 @@ impl ClientIp {
     ///
     /// ```
     /// // The peer, with IPv6 clients grouped by /56 instead of /64.
-    /// let by_site = throttle::Identifier::client_ip(throttle::ClientIp::peer().ipv6_prefix(56)?);
+    /// let by_site = throttle::identity::Identifier::client_ip(throttle::identity::ClientIp::peer().ipv6_prefix(56)?);
     /// # let _ = by_site;
     /// # Ok::<(), throttle::ConfigError>(())
     /// ```
@@ -141,7 +141,7 @@ impl ClientIp {
     /// most ingresses.
     ///
     /// ```
-    /// let client_ip = throttle::ClientIp::x_forwarded_for().trust("10.0.0.0/8")?;
+    /// let client_ip = throttle::identity::ClientIp::x_forwarded_for().trust("10.0.0.0/8")?;
     /// let headers = http::HeaderMap::from_iter([(
     ///     http::HeaderName::from_static("x-forwarded-for"),
     ///     http::HeaderValue::from_static("6.6.6.6, 198.51.100.7, 10.1.1.1"), // 6.6.6.6: client-written
@@ -156,7 +156,7 @@ impl ClientIp {
     /// The rightmost untrusted `for=` of RFC 7239 `Forwarded`, quoted strings and all.
     ///
     /// ```
-    /// let client_ip = throttle::ClientIp::forwarded().trust("10.0.0.0/8")?;
+    /// let client_ip = throttle::identity::ClientIp::forwarded().trust("10.0.0.0/8")?;
     /// let headers = http::HeaderMap::from_iter([(
     ///     http::header::FORWARDED,
     ///     http::HeaderValue::from_static(r#"for="[2001:db8::7]:4711";proto=https, for=10.1.1.1"#),
@@ -171,7 +171,7 @@ impl ClientIp {
     /// The address in `X-Real-IP`: nginx with `proxy_set_header X-Real-IP $remote_addr`.
     ///
     /// ```
-    /// let client_ip = throttle::ClientIp::x_real_ip().trust("127.0.0.1")?;
+    /// let client_ip = throttle::identity::ClientIp::x_real_ip().trust("127.0.0.1")?;
     /// # let _ = client_ip;
     /// # Ok::<(), throttle::ConfigError>(())
     /// ```
@@ -185,8 +185,8 @@ impl ClientIp {
     ///
     /// ```
     /// // Trust the range Fly's proxy connects from: the peer your app sees.
-    /// let fly = throttle::ClientIp::header("fly-client-ip")?.trust("172.16.0.0/12")?;
-    /// assert!(throttle::ClientIp::header("not a header name").is_err());
+    /// let fly = throttle::identity::ClientIp::header("fly-client-ip")?.trust("172.16.0.0/12")?;
+    /// assert!(throttle::identity::ClientIp::header("not a header name").is_err());
     /// # let _ = fly;
     /// # Ok::<(), throttle::ConfigError>(())
     /// ```

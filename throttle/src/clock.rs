@@ -59,7 +59,7 @@ fn system_now_ms() -> u64 {
 /// or [`set`](Self::set). Clones share the same time.
 ///
 /// ```
-/// use throttle::ManualClock;
+/// use throttle::backend::ManualClock;
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::new(1_000);

@@ -109,7 +109,7 @@ pub enum InvalidCost {
 
 /// A validated cost: between 0 (a no-op) and 2^53 - 1.
 ///
-/// Built from any integer with `try_from`; [`Hit::cost`](crate::Hit::cost) does it for you.
+/// Built from any integer with `try_from`; [`Hit::cost`](crate::throttles::Hit::cost) does it for you.
 ///
 /// ```
 /// use throttle::Cost;

@@ -1,13 +1,18 @@
-//! Who is being limited: [`Identifier`] turns a request into an [`Identity`].
+//! Who is being limited: an [`Identifier`] turns a request into an [`Identity`]; a
+//! [`ClientIp`] says where a request's client address comes from (the peer, or a
+//! proxy's header from trusted proxies).
 //!
 //! Every id says what kind of identifier made it (`ip=`, `hdr=`, `ext=`, `fn=`,
 //! `all=`), so ids of different kinds never meet in one bucket: a client sending
 //! `X-Api-Key: 198.51.100.77` gets `hdr=198.51.100.77`, not the bucket of the client at
 //! `ip=198.51.100.77`.
 
+pub use crate::client_ip::{ClientIp, IpRange};
+
+use crate::Connection;
 use crate::backend::BoxFuture;
 use crate::key::{self, KeyBuf};
-use crate::{ClientIp, Connection};
+use core::future::Future;
 use http::{Extensions, HeaderName};
 use std::borrow::Cow;
 use std::fmt;
@@ -58,7 +63,7 @@ type ExtensionFn = dyn Fn(&Extensions) -> Option<String> + Send + Sync;
 /// | any, without `ConnectInfo` | [`ANONYMOUS`] |
 ///
 /// ```
-/// use throttle::{Identifier, Identity, EXEMPTED};
+/// use throttle::{identity::{EXEMPTED, Identifier, Identity}};
 ///
 /// // By API key, exempting internal callers.
 /// let by_key = Identifier::from_fn(|conn| match conn.headers().get("x-api-key") {
@@ -70,12 +75,12 @@ type ExtensionFn = dyn Fn(&Extensions) -> Option<String> + Send + Sync;
 /// // Asynchronously: read what you need, then return a `'static` future.
 /// let by_lookup = Identifier::from_async_fn(|conn| {
 ///     let token = conn.headers().get("authorization").cloned();
-///     Box::pin(async move {
+///     async move {
 ///         match token {
 ///             Some(t) => Identity::client(format!("user:{}", t.len())),
 ///             None => Identity::client("guest"),
 ///         }
-///     })
+///     }
 /// });
 /// # let _ = (by_key, by_lookup);
 /// ```
@@ -121,7 +126,7 @@ impl Identifier {
     /// [`ANONYMOUS`] bucket.
     ///
     /// ```
-    /// use throttle::{ClientIp, Identifier};
+    /// use throttle::{identity::{ClientIp, Identifier}};
     ///
     /// let behind_nginx = Identifier::client_ip(ClientIp::x_forwarded_for().trust("127.0.0.1")?);
     /// # let _ = behind_nginx;
@@ -137,7 +142,7 @@ impl Identifier {
     /// traffic.
     ///
     /// ```
-    /// let by_key = throttle::Identifier::header("x-api-key")?;
+    /// let by_key = throttle::identity::Identifier::header("x-api-key")?;
     /// # let _ = by_key;
     /// # Ok::<(), throttle::headers::HeaderError>(())
     /// ```
@@ -153,7 +158,7 @@ impl Identifier {
     /// ```
     /// #[derive(Clone)]
     /// struct UserId(u64);
-    /// let by_user = throttle::Identifier::extension(|user: &UserId| user.0.to_string());
+    /// let by_user = throttle::identity::Identifier::extension(|user: &UserId| user.0.to_string());
     /// # let _ = by_user;
     /// ```
     pub fn extension<T: Send + Sync + 'static>(id: impl Fn(&T) -> String + Send + Sync + 'static) -> Self {
@@ -172,10 +177,15 @@ impl Identifier {
         Identifier(Kind::Sync(Arc::new(f)))
     }
 
-    /// An asynchronous function: it reads what it needs from the request and returns a
-    /// `'static` future.
-    pub fn from_async_fn(f: impl Fn(&Connection<'_>) -> BoxFuture<'static, Identity> + Send + Sync + 'static) -> Self {
-        Identifier(Kind::Async(Arc::new(f)))
+    /// An asynchronous function: it reads what it needs from the request right away
+    /// and returns a `'static` future (an `async move` block), e.g. a session lookup.
+    pub fn from_async_fn<F, Fut>(f: F) -> Self
+    where
+        F: Fn(&Connection<'_>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Identity> + Send + 'static,
+    {
+        let boxed = move |conn: &Connection<'_>| -> BoxFuture<'static, Identity> { Box::pin(f(conn)) };
+        Identifier(Kind::Async(Arc::new(boxed)))
     }
 
     /// Runs the identifier: the client id, prefixed with its kind (see the table above).
@@ -184,7 +194,7 @@ impl Identifier {
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// use axum::extract::ConnectInfo;
     /// use std::net::SocketAddr;
-    /// use throttle::{AsConnection, Identifier, Identity};
+    /// use throttle::{AsConnection, identity::{Identifier, Identity}};
     ///
     /// let mut request = http::Request::new(());
     /// request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([198, 51, 100, 77], 4000))));

@@ -228,6 +228,12 @@ impl BuiltKey {
         BuiltKey { text, client: (offset(client.start), offset(client.end)) }
     }
 
+    /// Appends `text` after the scope segment (a swapped strategy's tag): the client
+    /// segment stays where it is.
+    pub(crate) fn push_str(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
     #[inline]
     pub(crate) fn as_key(&self) -> Key<'_> {
         Key::built(&self.text, self.client)

@@ -5,7 +5,7 @@
 //! ```
 //! use axum::extract::{Request, State};
 //! use axum::{Json, Router, response::IntoResponse, routing::get};
-//! use throttle::{ConfigError, DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError};
+//! use throttle::{ConfigError, HttpThrottle, ThrottleError, headers::DEFAULT_HEADERS_ALWAYS};
 //!
 //! async fn list_items(State(api): State<HttpThrottle>, request: Request) -> Result<impl IntoResponse, ThrottleError> {
 //!     let admitted = api.hit(&request).await?; // 429 + Retry-After when over the limit
@@ -33,14 +33,20 @@
 //! ```
 //!
 //! - [`Rate`]: `"100/min"`, `"5 per 10s"`, `"1000/1h30m"`, `"unlimited"`.
-//! - [`HttpThrottle`]: `hit`, `check`, `stat`, `get_headers`, with `.cost(n)` and
-//!   `.context(ctx)`; [`WebSocketThrottle`] for messages (`hit`) and handshakes
-//!   (`hit_upgrade`), with the [`WsConnection`] extractor.
+//! - [`HttpThrottle`]: `hit`, `check`, `stat`, `get_headers`, with `.cost(n)`,
+//!   `.scope(..)` and `.context(ctx)`; [`WebSocketThrottle`] for messages (`hit`) and
+//!   handshakes (`hit_upgrade`), with the [`WsConnection`](websocket::WsConnection)
+//!   extractor ([`websocket`]).
 //! - [`ThrottleLayer`]: throttles for a whole router; [`hit_all`] for stacked limits.
-//! - [`Identifier`], [`ClientIp`] and [`Rule`]: who is limited, and where.
+//! - [`identity`]: who is limited ([`Identifier`], and
+//!   [`ClientIp`](identity::ClientIp) behind proxies); [`Rule`]: where a throttle
+//!   applies.
 //! - [`headers`]: header values, conditions, collections and presets.
 //! - [`strategy`]: the eight algorithms; [`backend`]: where state lives
-//!   ([`MemoryBackend`] by default, `RedisBackend` with the `redis` feature).
+//!   ([`MemoryBackend`](backend::MemoryBackend) by default, `RedisBackend` with the
+//!   `redis` feature).
+//! - [`throttles`]: the per-call builders and the types the throttles' signatures
+//!   name; [`rate`](mod@rate): the errors of a rate.
 //! - [`registry`]: every live throttle by uid, with runtime switches.
 //! - [`shadow`]: decide and count, never reject; [`CountWhen`]: count only failures
 //!   (or successes), giving back the others; `metrics` (feature): what each throttle
@@ -56,6 +62,7 @@
 //! | --- | --- | --- |
 //! | `macros` | yes | `#[throttle]` and `rate!` |
 //! | `ws` | yes | [`WebSocketThrottle`]: per-message limits and the `rate_limit` frame (axum's `ws`) |
+//! | `json` | yes | `serde_json`: problem-details rejections ([`ThrottleBuilder::problem_details`], RFC 9457) and extra fields in the WebSocket frame (`frame_extra`) |
 //! | `tracing` | yes | warnings through `tracing` (a failing backend, a misconfigured proxy) |
 //! | `redis` | no | `RedisBackend`: standalone, Cluster and Sentinel |
 //! | `limits-file` | no | `limits`: limits in a TOML file, reloaded on change |
@@ -75,7 +82,7 @@ mod context;
 mod error;
 mod extract;
 pub mod headers;
-mod identity;
+pub mod identity;
 pub mod inflight;
 pub mod key;
 mod layer;
@@ -87,6 +94,7 @@ mod log;
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 mod outcome;
+#[cfg(feature = "json")]
 mod problem;
 pub mod quota;
 pub mod rate;
@@ -97,31 +105,41 @@ pub mod shadow;
 mod stack;
 pub mod strategy;
 pub mod throttles;
+#[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
+pub mod websocket;
 
 #[doc(hidden)]
 #[path = "private/mod.rs"]
 pub mod __private;
 
-pub use backend::{MemoryBackend, default_backend, set_default_backend};
-pub use client_ip::{ClientIp, IpRange};
-pub use clock::{Clock, ManualClock};
+// The root: the names an application spells most. Everything else has one path, in
+// the module of its concept.
 pub use connection::{AsConnection, Connection};
 pub use context::Context;
-pub use error::{ConfigError, Cost, InvalidCost, ThrottleError};
+pub use error::{ConfigError, Cost, ThrottleError};
 pub use extract::RequestInfo;
-pub use headers::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Header, Headers, IETF_HEADERS, When};
-pub use identity::{ANONYMOUS, EXEMPTED, Identifier, Identity};
-pub use layer::{ThrottleLayer, ThrottleService};
+pub use layer::ThrottleLayer;
 pub use outcome::CountWhen;
-pub use rate::{ParseRateError, Rate};
-pub use rejection::{Throttled, ThrottledHandler};
+pub use rate::value::Rate;
+pub use rejection::Throttled;
 pub use rules::Rule;
 pub use stack::hit_all;
-pub use strategy::StrategyStat;
-pub use throttles::{Admitted, Call, ErrorAction, Hit, HttpThrottle, OnError, ThrottleBuilder};
+pub use throttles::builder::ThrottleBuilder;
+pub use throttles::core::Admitted;
+pub use throttles::http::HttpThrottle;
+pub use throttles::options::OnError;
 #[cfg(feature = "ws")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
-pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_frame};
+pub use throttles::websocket::WebSocketThrottle;
+
+// Short paths inside the crate for names whose public path is a module's.
+pub(crate) use clock::Clock;
+pub(crate) use error::InvalidCost;
+pub(crate) use headers::Headers;
+pub(crate) use identity::{Identifier, Identity};
+pub(crate) use strategy::StrategyStat;
+pub(crate) use throttles::Call;
 
 /// Rate-limits an axum handler: the throttle is hit before any other extractor runs,
 /// and a static throttle is generated for direct calls.
@@ -153,14 +171,14 @@ pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_fra
 /// |---|---|---|
 /// | `uid` (required) | string literal: letters, digits, `_-.:/`; unique in the process | [`HttpThrottle::builder(uid)`] |
 /// | `rate` (required unless `rate_fn`) | `"100/min"`, `"5 per 10s"`, `"1000/1h30m"`, `"unlimited"`, or an expression of type `Rate` | `.rate(..)` |
-/// | `rate_fn` | path to `fn(&Connection<'_>, &Context) -> BoxFuture<'static, Rate>` | `.rate_fn(..)` |
-/// | `headers` | `"always"`, `"throttled"`, or a path to a `Headers` value (e.g. `throttle::IETF_HEADERS`) | `.headers(..)` |
+/// | `rate_fn` | path to a `fn(&Connection<'_>, &Context) -> impl Future<Output = Rate> + Send + use<>` (see [`ThrottleBuilder::rate_fn`]) | `.rate_fn(..)` |
+/// | `headers` | `"always"`, `"throttled"`, or a path to a `Headers` value (e.g. `throttle::headers::IETF_HEADERS`) | `.headers(..)` |
 /// | `strategy` | `"fixed_window"`, `"sliding_window_counter"`, `"sliding_window_log"`, `"token_bucket"`, `"token_bucket_debt"`, `"leaky_bucket"`, `"leaky_bucket_queue"`, `"gcra"`, with optional parameters (`"token_bucket(burst = 15)"`), or a strategy value | `.strategy_name(..)` / `.strategy(..)` |
-/// | `cost` | integer literal (0 to 2^53 - 1), an integer constant, or a path to `fn(&Connection<'_>, &Context) -> BoxFuture<'static, u64>` | `.cost(..)` / `.cost_fn(..)` |
+/// | `cost` | integer literal (0 to 2^53 - 1), an integer constant, or a path to a `fn(&Connection<'_>, &Context) -> impl Future<Output = u64> + Send + use<>` | `.cost(..)` / `.cost_fn(..)` |
 /// | `backend` | expression of a `Backend` type, e.g. `app_backend()` | `.backend(..)` |
 /// | `identifier` | expression of type `Identifier`, e.g. `by_api_key()` | `.identifier(..)` |
 /// | `rules` | expression of an iterable of `Rule` (apply-if / bypass-if), e.g. `[health_bypass()]` | `.rules(..)` |
-/// | `scope` | string literal: a separate bucket for this handler | `.context(Context::new().with("scope", ..))` |
+/// | `scope` | string literal: a separate bucket for this handler | `.scope(..)` |
 /// | `on_error` | `"allow"`, `"throttle"`, `"raise"`, or an `OnError` value | `.on_error(..)` |
 /// | `shadow` | `true`, `false`, or a `bool` expression: decide and count, never reject (see [`shadow`]) | `.shadow(..)` |
 /// | `count` | `"all"`, `"failures"`, `"successes"`, or a `CountWhen` value: which responses count | `.count_when(..)` |
@@ -267,7 +285,7 @@ pub use throttles::{MessageVerdict, WebSocketThrottle, WsConnection, default_fra
 /// ```
 /// use axum::extract::{Request, State};
 /// use axum::{Json, Router, routing::get};
-/// use throttle::{DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError};
+/// use throttle::{HttpThrottle, ThrottleError, headers::DEFAULT_HEADERS_ALWAYS};
 ///
 /// async fn get_data(
 ///     State(data): State<HttpThrottle>,

@@ -2,9 +2,10 @@
 //! while the request is pending; once the response is known it keeps them (counted)
 //! or gives them back (refunded). [`CountWhen`] says which responses count.
 
-use crate::backend::{Hit, Since};
+use crate::backend::{Hit, Route, Since};
 use crate::key::BuiltKey;
 use crate::throttles::core::Core;
+use crate::throttles::limit::Swapped;
 use crate::{Admitted, Rate, ThrottleError};
 use axum::response::Response;
 use std::fmt;
@@ -108,21 +109,33 @@ struct Ticket {
     rate: Rate,
     cost: u64,
     since: Since,
+    /// Which of the backend's stores decided the hit.
+    route: Route,
+    /// The strategy that decided it, when not the code's: a refund goes to the state
+    /// (and the key) the hit was counted in, whatever runs now.
+    swapped: Option<Swapped>,
 }
 
 impl RefundTicket {
-    pub(crate) fn new(core: Arc<Core>, key: BuiltKey, rate: Rate, cost: u64, since: Since) -> Self {
-        RefundTicket(Box::new(Ticket { core, key, rate, cost, since }))
+    pub(crate) fn new(
+        core: Arc<Core>,
+        key: BuiltKey,
+        (rate, cost): (Rate, u64),
+        (since, route): (Since, Route),
+        swapped: Option<Swapped>,
+    ) -> Self {
+        RefundTicket(Box::new(Ticket { core, key, rate, cost, since, route, swapped }))
     }
 
     /// Gives the hit back, within the throttle's timeout.
     async fn redeem(self) -> Result<bool, ThrottleError> {
-        let Ticket { core, key, rate, cost, since } = *self.0;
+        let Ticket { core, key, rate, cost, since, route, swapped } = *self.0;
         // The state is read with the rate in force now (a rate set since the hit, e.g.
         // from the registry, is how the backend reads it from then on).
         let rate = core.static_rate().unwrap_or(rate);
-        let hit = Hit { key: key.as_key(), strategy: &*core.strategy, rate, cost };
-        let given = core.backend.refund(hit, since).within(core.timeout).await;
+        let strategy = core.strategy_in(swapped.as_ref());
+        let hit = Hit { key: key.as_key(), strategy, rate, cost };
+        let given = core.backend.refund(hit, since, route).within(core.timeout).await;
         match given {
             Ok(true) => {
                 core.ops.instruments.refunded();
@@ -198,7 +211,7 @@ impl Admitted {
 
     /// Whether this admission carries a refund ticket: a counted hit of a throttle
     /// that counts by outcome, or of a call made with
-    /// [`refundable`](crate::Call::refundable).
+    /// [`refundable`](crate::throttles::Call::refundable).
     pub fn is_refundable(&self) -> bool {
         self.ticket.is_some()
     }

@@ -42,7 +42,7 @@
 //!   on an error path, a panic, a cancelled request) charges nothing. Call `apply` on
 //!   the success path; [`cancel`](Quota::cancel) says the same as dropping, explicitly.
 //! - **Exact totals.** Costs are whole numbers queued as given; the same throttle
-//!   (with the same context) queued twice is one entry with the sum. A total above
+//!   (in the same scope) queued twice is one entry with the sum. A total above
 //!   what the throttle could ever admit fails the apply with
 //!   [`ThrottleError::CostExceedsCapacity`].
 //! - **Nesting.** [`Quota::nested`] borrows its parent: while the child is alive the
@@ -65,7 +65,8 @@ struct Queued {
 
 impl Queued {
     fn matches(&self, throttle: &HttpThrottle, context: Option<&Context>) -> bool {
-        std::ptr::eq(self.throttle.core(), throttle.core()) && self.context.as_ref() == context
+        std::ptr::eq(self.throttle.core(), throttle.core())
+            && crate::context::same_scope(self.context.as_ref(), context)
     }
 }
 
@@ -130,15 +131,17 @@ macro_rules! queue_methods {
             Ok(self)
         }
 
-        /// Queues `cost` on `throttle` with a call context (a `scope`, say), merged over
-        /// the throttle's default context when applied. Entries with different contexts
-        /// are separate charges.
-        pub fn add_with_context<C: TryInto<Cost, Error = InvalidCost>>(
+        /// Queues `cost` on `throttle` in the bucket `scope` (see
+        /// [`Call::scope`](crate::Call::scope)). Entries with different scopes are
+        /// separate charges.
+        pub fn add_scoped<C: TryInto<Cost, Error = InvalidCost>>(
             &mut self,
             throttle: &HttpThrottle,
             cost: C,
-            context: Context,
+            scope: impl Into<std::borrow::Cow<'static, str>>,
         ) -> Result<&mut Self, InvalidCost> {
+            let mut context = Context::new();
+            context.set_scope(scope.into());
             push(self.own_mut(), throttle, cost.try_into()?, Some(context))?;
             Ok(self)
         }

@@ -107,7 +107,8 @@ impl Entry {
         self.0.static_rate()
     }
 
-    /// The strategy's name.
+    /// The name of the strategy in force: the code's, or the one a
+    /// limits file (feature `limits-file`) switched to.
     pub fn strategy(&self) -> &'static str {
         self.0.strategy_name()
     }

@@ -2,15 +2,31 @@
 
 use crate::headers::header::{ceil_seconds, integer};
 use crate::headers::resolved::Resolved;
+#[cfg(feature = "json")]
 use crate::problem::{self, Problem};
 use crate::{Context, Rate};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use std::fmt;
 use std::sync::Arc;
 
 /// Replaces the default 429 response.
 pub type ThrottledHandler = Arc<dyn Fn(&Throttled) -> Response + Send + Sync>;
+
+/// How a throttle's rejections look, set by the builder's typed calls
+/// (`throttled_status`, `throttled_detail`, `throttled_header`, `frame_extra`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rejection {
+    /// The status instead of 429.
+    pub(crate) status: Option<StatusCode>,
+    /// The body (or problem detail) instead of `Too many requests. Retry in N seconds.`
+    pub(crate) detail: Option<Box<str>>,
+    /// Extra headers on every rejection (`Retry-After` still wins).
+    pub(crate) headers: HeaderMap,
+    /// Fields appended to the WebSocket `rate_limit` frame.
+    #[cfg(all(feature = "ws", feature = "json"))]
+    pub(crate) frame_extras: Vec<(String, serde_json::Value)>,
+}
 
 /// A hit was rejected. As a response: status 429 (RFC 6585 §4), `Retry-After` in whole
 /// seconds rounded up (RFC 9110 §10.2.3), the throttle's throttled headers, and the
@@ -19,8 +35,10 @@ pub type ThrottledHandler = Arc<dyn Fn(&Throttled) -> Response + Send + Sync>;
 /// was built with [`.problem_details()`](crate::ThrottleBuilder::problem_details); or
 /// whatever the throttle's throttled handler returns.
 ///
-/// The context keys `detail`, `status_code` and `headers` (an object) change the
-/// default response.
+/// The builder's [`throttled_status`](crate::ThrottleBuilder::throttled_status),
+/// [`throttled_detail`](crate::ThrottleBuilder::throttled_detail) and
+/// [`throttled_header`](crate::ThrottleBuilder::throttled_header) change the default
+/// response.
 pub struct Throttled {
     pub(crate) uid: Arc<str>,
     pub(crate) wait_ms: u64,
@@ -29,6 +47,8 @@ pub struct Throttled {
     pub(crate) headers: Resolved,
     pub(crate) context: Arc<Context>,
     pub(crate) handler: Option<ThrottledHandler>,
+    /// The throttle's typed rejection options.
+    pub(crate) rejection: Arc<Rejection>,
 }
 
 impl Throttled {
@@ -57,7 +77,7 @@ impl Throttled {
         self.headers.map()
     }
 
-    /// The context of the rejected call.
+    /// The context of the rejected call (the throttle's, with the call's on top).
     pub fn context(&self) -> &Context {
         &self.context
     }
@@ -91,8 +111,9 @@ impl Throttled {
     /// ```
     ///
     /// The problem types and `violated-policies` are those of
-    /// `draft-ietf-httpapi-ratelimit-headers` (a 503 set through the context's
-    /// `status_code` is `#temporary-reduced-capacity`). Built with
+    /// `draft-ietf-httpapi-ratelimit-headers` (a 503 set with
+    /// [`throttled_status`](crate::ThrottleBuilder::throttled_status) is
+    /// `#temporary-reduced-capacity`). Needs the `json` feature (on by default). Built with
     /// [`.problem_details()`](crate::ThrottleBuilder::problem_details), a throttle
     /// answers with this; a custom handler can too:
     ///
@@ -109,6 +130,8 @@ impl Throttled {
     /// # let _ = api;
     /// # Ok::<(), throttle::ConfigError>(())
     /// ```
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     pub fn problem_details(&self) -> Response {
         let seconds = self.retry_after_secs();
         let status = self.status();
@@ -125,19 +148,15 @@ impl Throttled {
         response
     }
 
-    /// 429, or the context's `status_code`.
-    fn status(&self) -> StatusCode {
-        self.context
-            .get("status_code")
-            .and_then(|v| v.as_u64())
-            .and_then(|code| u16::try_from(code).ok())
-            .and_then(|code| StatusCode::from_u16(code).ok())
-            .unwrap_or(StatusCode::TOO_MANY_REQUESTS)
+    /// The status of the default response: 429, or the throttle's
+    /// [`throttled_status`](crate::ThrottleBuilder::throttled_status).
+    pub fn status(&self) -> StatusCode {
+        self.rejection.status.unwrap_or(StatusCode::TOO_MANY_REQUESTS)
     }
 
-    /// The context's `detail`, or the standard sentence.
+    /// The throttle's `throttled_detail`, or the standard sentence.
     fn detail(&self, seconds: u64) -> String {
-        match self.context.get("detail").and_then(|v| v.as_str()) {
+        match &self.rejection.detail {
             Some(detail) => detail.to_string(),
             None => {
                 let mut detail = String::with_capacity(48);
@@ -149,17 +168,11 @@ impl Throttled {
         }
     }
 
-    /// The throttled headers (`own`), the context's extra headers, then `Retry-After`.
+    /// The throttled headers (`own`), the throttle's extra headers, then `Retry-After`.
     fn add_headers(&self, headers: &mut HeaderMap, seconds: u64, own: Resolved) {
         own.write_into(headers);
-        if let Some(extra) = self.context.get("headers").and_then(|v| v.as_object()) {
-            for (name, value) in extra {
-                let name = http::HeaderName::from_bytes(name.as_bytes());
-                let value = value.as_str().map(HeaderValue::from_str);
-                if let (Ok(name), Some(Ok(value))) = (name, value) {
-                    headers.insert(name, value);
-                }
-            }
+        for (name, value) in &self.rejection.headers {
+            headers.insert(name, value.clone());
         }
         // The presets already carry this exact value: make it only when it differs.
         let mut digits = itoa::Buffer::new();

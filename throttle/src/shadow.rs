@@ -68,6 +68,12 @@ impl Shadow {
         self.on.load(Ordering::Relaxed) || is_global()
     }
 
+    /// The throttle's own switch, whatever the process-wide one says.
+    #[cfg(feature = "limits-file")]
+    pub(crate) fn is_set(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn set(&self, on: bool) {
         self.on.store(on, Ordering::Relaxed);
     }

@@ -1,7 +1,8 @@
 //! Several throttles on one request: decided in order, the first rejection wins, a
 //! failing backend only ever answers for its own throttles.
 
-use crate::backend::{BackendError, Hit, share_a_store};
+use crate::backend::{BackendError, Hit, Route, share_a_store};
+use crate::context::same_scope;
 use crate::strategy::Decision;
 use crate::throttles::core::{Core, Prepared};
 use crate::throttles::instruments::Stopwatch;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 /// # Exactness
 ///
 /// Neighbours in the list that share one store are decided together, in one call:
-/// the shards' locks of one [`MemoryBackend`](crate::MemoryBackend), or one script
+/// the shards' locks of one [`MemoryBackend`](crate::backend::MemoryBackend), or one script
 /// call on Redis for the built-in strategies (on a Cluster, when their keys share a
 /// slot). Among them, a rejection by any throttle consumes nothing from the others.
 /// Otherwise throttles are decided one after the other, and a later rejection leaves
@@ -99,7 +100,7 @@ pub(crate) async fn hit_each_with(
         // quota context may hit one throttle in several scopes: separate buckets.)
         if calls[..index]
             .iter()
-            .any(|earlier| std::ptr::eq(earlier.throttle.core(), core) && earlier.context == *context)
+            .any(|earlier| std::ptr::eq(earlier.throttle.core(), core) && same_scope(earlier.context, *context))
         {
             continue;
         }
@@ -131,7 +132,10 @@ async fn decide_run(
     admitted: &mut [Admitted],
 ) -> Result<(), ThrottleError> {
     loop {
-        let Some(mut decisions) = decide_together(&run).await else { break };
+        let Some((mut decisions, route)) = decide_together(&run).await else { break };
+        for p in &mut run {
+            p.prepared.route = route;
+        }
         if ends_in_shadowed_rejection(&run, &decisions) {
             if let Some(decision) = decisions.pop() {
                 // A joint rejection changed nothing, and a throttle in shadow mode lets
@@ -147,8 +151,8 @@ async fn decide_run(
         }
         return Ok(());
     }
-    for p in run {
-        let decision = p.core.decide(p.prepared.key.as_key(), p.prepared.rate, p.prepared.cost).await;
+    for mut p in run {
+        let decision = p.core.decide(&mut p.prepared).await;
         admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
     }
     Ok(())
@@ -164,34 +168,42 @@ fn ends_in_shadowed_rejection(run: &[Pending<'_>], decisions: &[Result<Decision,
     }
 }
 
-/// The decisions of a run of two or more throttles on one store, from one joint call;
-/// `None` when the backend cannot decide them together (nothing was sent then). A
-/// failed joint call is an error for each of them.
-async fn decide_together(run: &[Pending<'_>]) -> Option<Vec<Result<Decision, BackendError>>> {
+/// The decisions of a run of two or more throttles on one store, from one joint call,
+/// and where they were decided (for refunds); `None` when the backend cannot decide
+/// them together (nothing was sent then). A failed joint call is an error for each of
+/// them.
+async fn decide_together(run: &[Pending<'_>]) -> Option<(Vec<Result<Decision, BackendError>>, Route)> {
     let [first, _, ..] = run else { return None };
     let core = first.core;
     let hits: Vec<Hit<'_>> = run
         .iter()
         .map(|p| Hit {
             key: p.prepared.key.as_key(),
-            strategy: &*p.core.strategy,
+            strategy: p.core.strategy_in(p.prepared.swapped.as_ref()),
             rate: p.prepared.rate,
             cost: p.prepared.cost,
         })
         .collect();
     let started = Stopwatch::start();
-    // A ready answer (in memory) is taken at once; only a pending one needs the timeout.
-    let outcome = core.backend.hit_all(&hits)?.within(core.timeout).await;
+    // A refundable hit learns which store decided; a ready answer (in memory) is taken
+    // at once, only a pending one needs the timeout.
+    let outcome = if run.iter().any(|p| p.prepared.since.is_some()) {
+        core.backend.hit_all_routed(&hits)?.within(core.timeout).await
+    } else {
+        core.backend.hit_all(&hits)?.within(core.timeout).await.map(|decisions| (decisions, Route::default()))
+    };
     for p in run {
         p.core.ops.instruments.decided(started);
     }
     Some(match outcome {
-        Ok(decisions) if answers_every_hit(&decisions, run.len()) => decisions.into_iter().map(Ok).collect(),
-        Ok(decisions) => {
-            let error = format!("a joint call answered {} decisions for {} hits", decisions.len(), run.len());
-            shared(BackendError::Failed(error.into()), run.len())
+        Ok((decisions, route)) if answers_every_hit(&decisions, run.len()) => {
+            (decisions.into_iter().map(Ok).collect(), route)
         }
-        Err(error) => shared(error, run.len()),
+        Ok((decisions, _)) => {
+            let error = format!("a joint call answered {} decisions for {} hits", decisions.len(), run.len());
+            (shared(BackendError::Failed(error.into()), run.len()), Route::default())
+        }
+        Err(error) => (shared(error, run.len()), Route::default()),
     })
 }
 

@@ -2,28 +2,29 @@
 
 use axum::Router;
 use axum::routing::get;
+use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
-use throttle::backend::BoxFuture;
 use throttle::strategy::FixedWindow;
-use throttle::{Connection, Context, CountWhen, Headers, Identifier, Identity, MemoryBackend, OnError, Rate, throttle};
+use throttle::{Connection, Context, CountWhen, OnError, Rate, throttle, backend::MemoryBackend, headers::Headers, identity::{Identifier, Identity}};
 
 static BACKEND: LazyLock<MemoryBackend> = LazyLock::new(MemoryBackend::new);
-static CUSTOM_HEADERS: LazyLock<Headers> = LazyLock::new(|| throttle::DEFAULT_HEADERS_ALWAYS.clone());
+static CUSTOM_HEADERS: LazyLock<Headers> = LazyLock::new(|| throttle::headers::DEFAULT_HEADERS_ALWAYS.clone());
 
 fn by_key() -> Identifier {
     Identifier::from_fn(|conn| match conn.headers().get("x-api-key") {
         Some(key) => Identity::client(String::from_utf8_lossy(key.as_bytes()).into_owned()),
-        None => throttle::EXEMPTED,
+        None => throttle::identity::EXEMPTED,
     })
 }
 
-fn cost_of(_conn: &Connection<'_>, _context: &Context) -> BoxFuture<'static, u64> {
-    Box::pin(async { 2 })
+fn cost_of(conn: &Connection<'_>, _context: &Context) -> impl Future<Output = u64> + Send + use<> {
+    let bulk = conn.uri().query() == Some("bulk");
+    async move { if bulk { 5 } else { 2 } }
 }
 
-fn rate_of(_conn: &Connection<'_>, _context: &Context) -> BoxFuture<'static, Rate> {
-    Box::pin(async { Rate::per_minute(10) })
+fn rate_of(_conn: &Connection<'_>, _context: &Context) -> impl Future<Output = Rate> + Send + use<> {
+    async { Rate::per_minute(10) }
 }
 
 #[throttle(
@@ -36,7 +37,7 @@ fn rate_of(_conn: &Connection<'_>, _context: &Context) -> BoxFuture<'static, Rat
     identifier = by_key(),
     rules = [throttle::Rule::bypass_if().predicate(|conn| {
         let internal = conn.headers().contains_key("x-internal");
-        Box::pin(async move { internal })
+        async move { internal }
     })],
     scope = "reports",
     on_error = OnError::Throttle(Duration::from_secs(5)),

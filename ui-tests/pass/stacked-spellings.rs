@@ -9,7 +9,7 @@ use throttle::throttle;
 #[throttle(uid = "ui:spelled-a", rate = "10/s", headers = "always", name = A)]
 #[rustfmt::throttle]
 #[throttle::throttle(uid = "ui:spelled-b", rate = "100/min", name = B)]
-#[::throttle::throttle(uid = "ui:spelled-c", rate = "1000/day", headers = throttle::IETF_HEADERS, name = C)]
+#[::throttle::throttle(uid = "ui:spelled-c", rate = "1000/day", headers = throttle::headers::IETF_HEADERS, name = C)]
 async fn handler() -> &'static str {
     "ok"
 }

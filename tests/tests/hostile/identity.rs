@@ -10,7 +10,11 @@ use axum::routing::get;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use proptest::prelude::*;
 use std::net::{IpAddr, SocketAddr};
-use throttle::{ClientIp, HttpThrottle, Identifier, MemoryBackend, ThrottleLayer};
+use throttle::{
+    HttpThrottle, ThrottleLayer,
+    backend::MemoryBackend,
+    identity::{ClientIp, Identifier},
+};
 
 /// The proxy every request below comes through, in the trusted 10.0.0.0/8.
 const PROXY: &str = "10.0.0.2";

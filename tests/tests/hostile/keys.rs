@@ -11,7 +11,7 @@ use axum::extract::Request;
 use axum::routing::{any, get};
 use http::{HeaderValue, StatusCode};
 use throttle::backend::RedisBackend;
-use throttle::{HttpThrottle, Identifier, MemoryBackend, ThrottleLayer};
+use throttle::{HttpThrottle, ThrottleLayer, backend::MemoryBackend, identity::Identifier};
 use tower::{Layer, ServiceExt};
 
 /// The bound the crate promises for every stored key (`throttle::key::MAX_KEY_LEN`).

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use throttle::backend::{Backend, Hit, Key, RedisBackend};
 use throttle::strategy::StrategyKind;
-use throttle::{HttpThrottle, ManualClock, MemoryBackend, OnError, Rate, ThrottleError};
+use throttle::{
+    HttpThrottle, OnError, Rate, ThrottleError,
+    backend::{ManualClock, MemoryBackend},
+};
 
 /// Per hour: nothing refills much while a test runs on the manual clock.
 const LIMIT: u64 = 5_000;

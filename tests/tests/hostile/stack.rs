@@ -14,7 +14,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 use throttle::backend::RedisBackend;
 use throttle::strategy::{Decision, Metadata, NEVER, Snapshot, Strategy};
-use throttle::{HttpThrottle, Identifier, Identity, MemoryBackend, OnError, Rate, ThrottleLayer};
+use throttle::{
+    HttpThrottle, OnError, Rate, ThrottleLayer,
+    backend::MemoryBackend,
+    identity::{Identifier, Identity},
+};
 
 /// Each failing call is bounded by this; tests never wait on it beyond that.
 const SHORT: Duration = Duration::from_millis(100);
@@ -112,8 +116,10 @@ async fn the_same_throttle_twice_in_a_stack_counts_once_on_every_backend() {
     let app_memory = app(ThrottleLayer::new(twice.clone()).and(twice));
     assert_eq!(burst(&app_memory, "/", 20).await, (3, 17), "in memory");
     let Some(server) = RedisServer::start() else { return };
-    let redis =
-        RedisBackend::connect(&server.url()).await.expect("redis connects").with_clock(throttle::ManualClock::new(T0));
+    let redis = RedisBackend::connect(&server.url())
+        .await
+        .expect("redis connects")
+        .with_clock(throttle::backend::ManualClock::new(T0));
     let twice = HttpThrottle::builder("hostile:stack:twice:redis").rate("3/min").backend(redis).build().unwrap();
     let app_redis = app(ThrottleLayer::new(twice.clone()).and(twice));
     assert_eq!(burst(&app_redis, "/", 20).await, (3, 17), "on Redis");

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 use throttle::backend::{Key, RedisBackend};
 use throttle::inflight::{InFlightLayer, InFlightLimit, InFlightStore, MemoryInFlight};
-use throttle::{ManualClock, OnError};
+use throttle::{OnError, backend::ManualClock};
 use tokio::sync::{mpsc, watch};
 
 /// A bound for waiting on an event that must happen (never reached when it works).
@@ -264,9 +264,9 @@ async fn exempted_clients_and_bypassed_paths_hold_nothing() {
     let limit = InFlightLimit::builder("inflight:exempt")
         .max(1)
         .store(store.clone())
-        .identifier(throttle::Identifier::from_fn(|conn| match conn.headers().get("x-internal") {
-            Some(_) => throttle::EXEMPTED,
-            None => throttle::Identity::client("public"),
+        .identifier(throttle::identity::Identifier::from_fn(|conn| match conn.headers().get("x-internal") {
+            Some(_) => throttle::identity::EXEMPTED,
+            None => throttle::identity::Identity::client("public"),
         }))
         .rule(throttle::Rule::bypass_if().path("/health").unwrap())
         .build()

@@ -7,10 +7,13 @@ use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use throttle::limits::{LimitsErrorKind, LimitsFile};
-use throttle::{HttpThrottle, MemoryBackend, Rate, ThrottleLayer};
+use throttle::registry;
+use throttle::{
+    HttpThrottle, Rate, ThrottleLayer,
+    backend::{ManualClock, MemoryBackend},
+};
 
 /// A file in a fresh temporary directory, removed on drop.
 struct TempFile(PathBuf);
@@ -90,7 +93,7 @@ async fn fields_a_new_version_leaves_out_go_back_to_the_code() {
     let (backend, _clock) = manual_backend();
     let api = throttle("limits:restore:api", "2/min", &backend);
     let dynamic = HttpThrottle::builder("limits:restore:dynamic")
-        .rate_fn(|_, _| Box::pin(async { Rate::per_second(1) }))
+        .rate_fn(|_, _| async { Rate::per_second(1) })
         .backend(backend.clone())
         .registry(throttle::registry::global())
         .build()
@@ -151,12 +154,8 @@ async fn a_bad_file_is_refused_precisely_and_changes_nothing() {
             "limits.toml:5:12: throttle \"limits:bad:gcra\", field `strategy`: ",
         ),
         (
-            "[throttles.\"limits:bad:gcra\"]\nstrategy = \"gcra\"",
-            "limits.toml:5:12: throttle \"limits:bad:gcra\", field `strategy`: the throttle runs `Gcra { burst: 20 }`, not `gcra`",
-        ),
-        (
-            "[throttles.\"limits:bad:gcra\"]\nstrategy = \"token_bucket\"",
-            "limits.toml:5:12: throttle \"limits:bad:gcra\", field `strategy`: the throttle runs `gcra`, not `token_bucket`",
+            "[throttles.\"limits:bad:gcra\"]\nrate = \"1/s\"\nstrategy = \"token_bucket(burst = 0)\"",
+            "limits.toml:6:12: throttle \"limits:bad:gcra\", field `strategy`: invalid parameter of strategy `token_bucket`: `burst` must be at least 1",
         ),
         (
             "[throttles.\"limits:bad:gcra\"]\nrte = \"1/s\"",
@@ -167,8 +166,8 @@ async fn a_bad_file_is_refused_precisely_and_changes_nothing() {
             "limits.toml:5:11: throttle \"limits:bad:gcra\", field `enabled`: expected a boolean (`true` or `false`), found string",
         ),
         (
-            "[throttles.\"limits:bad:gcra\"]\nshadow = true",
-            "limits.toml:5:10: throttle \"limits:bad:gcra\", field `shadow`: shadow mode cannot be applied: no shadow hook is set",
+            "[throttles.\"limits:bad:gcra\"]\nshadow = 1",
+            "limits.toml:5:10: throttle \"limits:bad:gcra\", field `shadow`: expected a boolean (`true` or `false`), found integer",
         ),
         (
             "[throttle.\"limits:bad:gcra\"]",
@@ -195,6 +194,8 @@ async fn a_bad_file_is_refused_precisely_and_changes_nothing() {
         assert_eq!(api.rate(), Some(Rate::per_minute(2)), "{bad:?} changed the valid entry before it");
         assert!(api.is_enabled(), "{bad:?}");
         assert_eq!(gcra.rate(), Some(Rate::per_second(10)), "{bad:?}");
+        assert_eq!(registry::global().get("limits:bad:gcra").unwrap().strategy(), "gcra", "{bad:?}");
+        assert!(!gcra.is_shadow(), "{bad:?}");
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     // The structured parts of one error.
@@ -242,20 +243,161 @@ async fn the_watcher_applies_each_new_version_and_keeps_the_limits_through_a_bad
     assert_eq!(api.rate(), Some(Rate::per_minute(6)), "a dropped watcher applies nothing");
 }
 
+/// `shadow = true` puts the throttle in shadow mode: it admits everything and counts
+/// each would-be rejection; a version without the line enforces again.
 #[tokio::test]
-async fn shadow_flags_go_through_the_hook() {
-    let (backend, _clock) = manual_backend();
-    let _api = throttle("limits:shadow:api", "2/min", &backend);
-    let calls: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
-    let seen = calls.clone();
+async fn the_file_turns_shadow_mode_on_and_off() {
+    let (backend, clock) = manual_backend();
+    let api = HttpThrottle::builder("limits:shadow:api")
+        .rate("2/min")
+        .backend(backend)
+        .track_top_denied(4)
+        .registry(registry::global())
+        .build()
+        .unwrap();
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(ThrottleLayer::new(api.clone()));
+    let denials = || api.top_denied().first().map_or(0, |d| d.denials);
     let file = TempFile::new("shadow", "[throttles.\"limits:shadow:api\"]\nshadow = true\n");
-    let limits = LimitsFile::new(&file.0)
-        .on_shadow(move |entry, shadow| seen.lock().unwrap().push((entry.uid().to_string(), shadow)));
+    let limits = LimitsFile::new(&file.0);
     limits.load().unwrap();
+    assert!(api.is_shadow());
+    assert_eq!(admitted(&app, 5).await, 5, "shadow mode admits everything");
+    assert_eq!(denials(), 3, "and counts the 3 rejections enforcing mode would have made");
     limits.load().unwrap();
-    file.write("[throttles.\"limits:shadow:api\"]\nrate = \"3/min\"\n");
+    assert!(api.is_shadow(), "applying again changes nothing");
+
+    file.write("[throttles.\"limits:shadow:api\"]\nrate = \"2/min\"\n");
     limits.load().unwrap();
-    let on = ("limits:shadow:api".to_string(), true);
-    let off = ("limits:shadow:api".to_string(), false);
-    assert_eq!(*calls.lock().unwrap(), [on.clone(), on, off], "on, on again, then off when the flag is removed");
+    assert!(!api.is_shadow(), "the line removed: the code's setting is back");
+    assert_eq!(admitted(&app, 3).await, 0, "enforced again, on the same count");
+    assert_eq!(denials(), 6);
+    clock.advance(Duration::from_secs(45));
+    assert_eq!(admitted(&app, 3).await, 2, "the next window: the limit, exactly");
+
+    // A throttle built in shadow mode, put to enforcing by the file, then dropped from it.
+    let (backend, _clock) = manual_backend();
+    let rollout = HttpThrottle::builder("limits:shadow:rollout")
+        .rate("1/min")
+        .backend(backend)
+        .shadow(true)
+        .registry(registry::global())
+        .build()
+        .unwrap();
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(ThrottleLayer::new(rollout.clone()));
+    file.write("[throttles.\"limits:shadow:rollout\"]\nshadow = false\n");
+    limits.load().unwrap();
+    assert_eq!(admitted(&app, 3).await, 1, "the file enforces");
+    file.write("[throttles]\n");
+    limits.load().unwrap();
+    assert!(rollout.is_shadow(), "dropped: back to the code's shadow mode");
+    assert_eq!(admitted(&app, 3).await, 3);
+}
+
+/// The statuses of `n` requests from one client, in order.
+async fn statuses(app: &Router, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    for _ in 0..n {
+        statuses.push(send(app, get_from("/", [9, 9, 9, 9])).await.status().as_u16());
+    }
+    statuses
+}
+
+/// What a router does over a minute with a rate of 4/min, from `T0` (15 s into a
+/// window): a fixed window admits 4, then nothing until the window ends 45 s later; a
+/// token bucket admits 4, then one more every 15 s.
+async fn fixed_or_bucket(app: &Router, clock: &ManualClock) -> &'static str {
+    let burst = statuses(app, 5).await;
+    assert_eq!(burst, [200, 200, 200, 200, 429], "a fresh quota of 4");
+    clock.advance(Duration::from_secs(15));
+    let refill = statuses(app, 2).await;
+    clock.advance(Duration::from_secs(30));
+    match refill[..] {
+        [429, 429] => "fixed_window",
+        [200, 429] => "token_bucket",
+        _ => panic!("neither: {refill:?}"),
+    }
+}
+
+/// Switches a fixed window to a token bucket and back through the file, on `backend`
+/// (in memory or on Redis): each behaves as its strategy does, starts from a full
+/// quota (no state of the other kind is read), and going back finds the fixed
+/// window's own state. A hit taken under one strategy is refunded to it.
+async fn assert_strategy_swaps(uid: &str, backend: impl throttle::backend::Backend + Clone, clock: &ManualClock) {
+    let api = HttpThrottle::builder(uid).rate("4/min").backend(backend).registry(registry::global()).build().unwrap();
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(ThrottleLayer::new(api.clone()));
+    let entry = registry::global().get(uid).unwrap();
+    assert_eq!(fixed_or_bucket(&app, clock).await, "fixed_window");
+    // The next window: 3 used, and one more taken with a ticket.
+    assert_eq!(statuses(&app, 3).await, [200, 200, 200]);
+    let mut ticket = api.hit(&get_from("/", [9, 9, 9, 9])).refundable().await.unwrap();
+
+    let file = TempFile::new(&uid.replace(':', "-"), &format!("[throttles.\"{uid}\"]\nstrategy = \"token_bucket\"\n"));
+    let limits = LimitsFile::new(&file.0);
+    limits.load().unwrap();
+    assert_eq!(entry.strategy(), "token_bucket");
+    assert_eq!(fixed_or_bucket(&app, clock).await, "token_bucket", "a full bucket, then its refill");
+    assert!(ticket.refund().await.unwrap(), "given back to the fixed window it was counted in");
+    limits.load().unwrap();
+    assert_eq!(entry.strategy(), "token_bucket", "applying again changes nothing");
+    assert_eq!(statuses(&app, 3).await, [200, 200, 429], "nor resets the bucket: 2 tokens in 30 s");
+
+    file.write(&format!("[throttles.\"{uid}\"]\nrate = \"4/min\"\n"));
+    limits.load().unwrap();
+    assert_eq!(entry.strategy(), "fixed_window", "the key dropped: the code's strategy is back");
+    assert_eq!(statuses(&app, 2).await, [200, 429], "its window, as left: 3 counted, the refunded one free");
+    clock.advance(Duration::from_secs(15));
+    assert_eq!(fixed_or_bucket(&app, clock).await, "fixed_window");
+
+    // Written out, the code's own strategy is no swap either.
+    file.write(&format!("[throttles.\"{uid}\"]\nstrategy = \"fixed_window\"\n"));
+    limits.load().unwrap();
+    assert_eq!(statuses(&app, 2).await, [429, 429], "the same keys: no fresh quota");
+    clock.advance(Duration::from_secs(15));
+    assert_eq!(fixed_or_bucket(&app, clock).await, "fixed_window");
+}
+
+#[tokio::test]
+async fn the_file_switches_the_strategy_and_dropping_it_restores_the_code_s() {
+    let (backend, clock) = manual_backend();
+    assert_strategy_swaps("limits:strategy:memory", backend, &clock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_the_file_switches_the_strategy_and_its_keys() {
+    let Some(server) = crate::support::redis_server::RedisServer::start() else { return };
+    let clock = ManualClock::new(T0);
+    let redis = crate::support::test_redis::TestRedis::connect(&server.url()).await.unwrap().with_clock(clock.clone());
+    assert_strategy_swaps("limits:strategy:redis", redis, &clock).await;
+    let mut keys: Vec<String> = server.cli(&["KEYS", "*"]).lines().map(str::to_string).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "throttle:limits:strategy:redis:{ip=9.9.9.9}:default",
+            "throttle:limits:strategy:redis:{ip=9.9.9.9}:default#t"
+        ],
+        "the token bucket's state under a key of its own"
+    );
+}
+
+/// A bad strategy refuses the whole file: the rate before it is not applied either,
+/// and the router goes on enforcing the code's limit with the code's strategy.
+#[tokio::test]
+async fn a_bad_strategy_changes_nothing() {
+    let (backend, clock) = manual_backend();
+    let uid = "limits:strategy:bad";
+    let api = HttpThrottle::builder(uid).rate("4/min").backend(backend).registry(registry::global()).build().unwrap();
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(ThrottleLayer::new(api.clone()));
+    let file = TempFile::new(
+        "bad-strategy",
+        &format!("[throttles.\"{uid}\"]\nrate = \"9/min\"\nstrategy = \"token_buckets\"\nshadow = true\n"),
+    );
+    let error = LimitsFile::new(&file.0).load().unwrap_err();
+    assert_eq!((error.position(), error.uid(), error.field()), (Some((3, 12)), Some(uid), Some("strategy")));
+    assert!(matches!(error.kind(), LimitsErrorKind::Strategy(_)));
+    assert!(error.to_string().ends_with("(did you mean `token_bucket`?)"), "{error}");
+    assert_eq!(api.rate(), Some(Rate::per_minute(4)));
+    assert!(!api.is_shadow());
+    assert_eq!(registry::global().get(uid).unwrap().strategy(), "fixed_window");
+    assert_eq!(fixed_or_bucket(&app, &clock).await, "fixed_window");
 }

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::get;
 use http::StatusCode;
-use throttle::{Context, DEFAULT_HEADERS_ALWAYS, HttpThrottle, ThrottleError, ThrottleLayer};
+use throttle::{HttpThrottle, ThrottleError, ThrottleLayer, headers::DEFAULT_HEADERS_ALWAYS};
 
 async fn json(response: http::Response<axum::body::Body>) -> serde_json::Value {
     serde_json::from_str(&body_text(response).await).expect("a JSON body")
@@ -63,7 +63,7 @@ async fn the_layer_answers_with_problem_details_and_the_text_body_stays_the_defa
         .rate("1/10s")
         .backend(backend.clone())
         .problem_details()
-        .context(Context::new().with("detail", "Slow down."))
+        .throttled_detail("Slow down.")
         .build()
         .unwrap();
     let text = HttpThrottle::builder("problem:text").rate("1/10s").backend(backend).build().unwrap();
@@ -77,12 +77,38 @@ async fn the_layer_answers_with_problem_details_and_the_text_body_stays_the_defa
     let rejected = send(&app, get_from("/problem", [2, 2, 2, 2])).await;
     assert_eq!(header(&rejected, "content-type"), Some("application/problem+json"));
     let body = json(rejected).await;
-    assert_eq!(body["detail"], "Slow down.", "the context's detail");
+    assert_eq!(body["detail"], "Slow down.", "the throttle's detail");
     assert_eq!(body["retry_after"], 5);
     assert_eq!(body["policy"]["rate"], "1/10s");
     let rejected = send(&app, get_from("/text", [2, 2, 2, 2])).await;
     assert_eq!(header(&rejected, "content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(body_text(rejected).await, "Too many requests. Retry in 5 seconds.");
+}
+
+/// Shedding load: a typed 503 with its own detail and header is the draft's
+/// `temporary-reduced-capacity` problem, and `Retry-After` is still the wait.
+#[tokio::test]
+async fn a_typed_503_is_a_reduced_capacity_problem() {
+    let (backend, _clock) = manual_backend();
+    let shed = HttpThrottle::builder("problem:shed")
+        .rate("1/10s")
+        .backend(backend)
+        .problem_details()
+        .throttled_status(StatusCode::SERVICE_UNAVAILABLE)
+        .throttled_detail("Busy, try again shortly.")
+        .throttled_header("Cache-Control", "no-store")
+        .throttled_header("Retry-After", "3600")
+        .build()
+        .unwrap();
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(ThrottleLayer::new(shed));
+    assert_eq!(send(&app, get_from("/", [3, 3, 3, 3])).await.status(), StatusCode::OK);
+    let rejected = send(&app, get_from("/", [3, 3, 3, 3])).await;
+    assert_eq!(rejected.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&rejected, "cache-control"), Some("no-store"));
+    assert_eq!(header(&rejected, "retry-after"), Some("5"), "a header cannot lie about the wait");
+    let body = json(rejected).await;
+    assert_eq!(body["type"], "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity");
+    assert_eq!((body["status"].as_u64(), body["detail"].as_str()), (Some(503), Some("Busy, try again shortly.")));
 }
 
 #[tokio::test]

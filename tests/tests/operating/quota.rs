@@ -10,7 +10,10 @@ use axum::routing::get;
 use http::{HeaderMap, StatusCode};
 use std::collections::HashMap;
 use throttle::quota::Quota;
-use throttle::{Context, HttpThrottle, MemoryBackend, ThrottleError, backend::Backend};
+use throttle::{
+    HttpThrottle, ThrottleError,
+    backend::{Backend, MemoryBackend},
+};
 
 fn throttle(uid: &str, rate: &str, backend: impl Backend) -> HttpThrottle {
     HttpThrottle::builder(uid).rate(rate).backend(backend).build().unwrap()
@@ -94,15 +97,14 @@ async fn the_same_throttle_twice_is_one_charge_and_scopes_are_separate() {
     let (backend, _clock) = manual_backend();
     let reads = throttle("quota:sum", "10/min", backend);
     let request = get_from("/", [1, 1, 1, 1]);
-    let tenant = Context::new().with("scope", "tenant-7");
     let mut quota = Quota::new();
     quota.add(&reads, 4).unwrap().add(&reads, 5).unwrap().add(&reads, 0).unwrap();
-    quota.add_with_context(&reads, 2, tenant.clone()).unwrap();
+    quota.add_scoped(&reads, 2, "tenant-7").unwrap();
     assert_eq!(quota.queued_cost(&reads), 9);
     assert!(quota.add(&reads, -1).is_err(), "a negative cost is refused");
     quota.apply(&request).await.unwrap();
     assert_eq!(remaining(&reads, [1, 1, 1, 1]).await, 1);
-    let scoped = reads.stat(&request).context(tenant).await.unwrap().unwrap();
+    let scoped = reads.stat(&request).scope("tenant-7").await.unwrap().unwrap();
     assert_eq!(scoped.hits_remaining, 8);
 }
 
@@ -167,7 +169,7 @@ async fn nested_contexts_merge_into_their_parent_and_only_the_outermost_applies(
 /// apply as the tighter budget allows, and no rejected one leaves a partial charge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_applies_are_all_or_nothing_on_one_backend() {
-    let backend = MemoryBackend::builder().clock(throttle::ManualClock::new(T0)).build().unwrap();
+    let backend = MemoryBackend::builder().clock(throttle::backend::ManualClock::new(T0)).build().unwrap();
     let reads = throttle("quota:race:reads", "100/min", backend.clone());
     let writes = throttle("quota:race:writes", "41/min", backend);
     let app = app(&reads, &writes);

@@ -11,7 +11,7 @@ use axum::extract::ConnectInfo;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
-use throttle::{ManualClock, MemoryBackend};
+use throttle::backend::{ManualClock, MemoryBackend};
 use tower::ServiceExt;
 
 /// A minute boundary far from zero, plus 15 s: "n/min" windows end 45 s later.

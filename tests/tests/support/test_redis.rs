@@ -1,9 +1,9 @@
 //! The backend the Redis suites test: a `RedisBackend`, behind a `DenyCache` when
 //! `THROTTLE_TEST_DENY_CACHE=1`, so every Redis test also runs with the cache on.
 
-use throttle::backend::{Backend, BackendError, DenyCache, Hit, Key, RedisBackend, Reply, Since};
+use throttle::backend::{Backend, BackendError, DenyCache, Hit, Key, RedisBackend, Reply, Route, Since};
 use throttle::strategy::{Decision, DynStrategy, Snapshot};
-use throttle::{ConfigError, ManualClock, Rate};
+use throttle::{ConfigError, Rate, backend::ManualClock};
 
 /// Whether the Redis suites run behind the deny cache.
 pub fn deny_cache_on() -> bool {
@@ -104,7 +104,7 @@ impl Backend for TestRedis {
         self.backend().since_now()
     }
 
-    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since) -> Reply<'a, bool> {
-        self.backend().refund(hit, since)
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since, route: Route) -> Reply<'a, bool> {
+        self.backend().refund(hit, since, route)
     }
 }

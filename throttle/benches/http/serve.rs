@@ -26,10 +26,11 @@ pub(crate) fn run(args: &[String]) {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
         if backend == "memory" {
-            throttle::set_default_backend(throttle::MemoryBackend::new()).expect("set before any throttle");
+            throttle::backend::set_default_backend(throttle::backend::MemoryBackend::new())
+                .expect("set before any throttle");
         } else {
             let redis = throttle::backend::RedisBackend::connect(backend).await.expect("redis answers");
-            throttle::set_default_backend(redis).expect("set before any throttle");
+            throttle::backend::set_default_backend(redis).expect("set before any throttle");
         }
         let app = servers::router(Setup { server, path, identify: Identify::Header });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");

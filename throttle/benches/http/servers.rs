@@ -15,7 +15,8 @@ use std::num::NonZeroU32;
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 use throttle::{
-    Admitted, DEFAULT_HEADERS_ALWAYS, HttpThrottle, Identifier, Rate, ThrottleError, ThrottleLayer, throttle,
+    Admitted, HttpThrottle, Rate, ThrottleError, ThrottleLayer, headers::DEFAULT_HEADERS_ALWAYS, identity::Identifier,
+    throttle,
 };
 
 /// The request header that names the client when [`Identify::Header`] is in force.

@@ -25,6 +25,11 @@ impl<'a, Op> StaticCall<'a, Op> {
     pub fn context(self, context: Context) -> Self {
         StaticCall { call: self.call.map(|call| call.context(context)) }
     }
+
+    /// [`Call::scope`].
+    pub fn scope(self, scope: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        StaticCall { call: self.call.map(|call| call.scope(scope)) }
+    }
 }
 
 impl<Op: CostedOp> StaticCall<'_, Op> {

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 /// Where a [`Failover`](super::Failover)'s circuit breaker stands.
 ///
 /// ```
-/// use throttle::MemoryBackend;
+/// use throttle::backend::MemoryBackend;
 /// use throttle::backend::{CircuitState, Failover};
 ///
 /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new()).build()?;
@@ -172,7 +172,7 @@ impl Drop for Attempt<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ManualClock;
+    use crate::clock::ManualClock;
     use std::time::Duration;
 
     fn breaker(failures: u32, probes: u32) -> (CircuitBreaker, ManualClock) {

@@ -16,7 +16,7 @@ pub fn default_backend() -> Arc<dyn Backend> {
 /// hold the old one.
 ///
 /// ```
-/// use throttle::{MemoryBackend, set_default_backend};
+/// use throttle::backend::{MemoryBackend, set_default_backend};
 /// set_default_backend(MemoryBackend::builder().namespace("myapp").build()?)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -1,7 +1,7 @@
 //! [`DenyCache`]: a remote backend's rejections remembered in-process, so a client over
 //! its limit is turned away without a round trip until its wait has passed.
 
-use super::{Backend, Hit, InvalidBackendOption, Key, Reply, Since};
+use super::{Backend, Hit, InvalidBackendOption, Key, Reply, Route, Since};
 use crate::strategy::{
     Decision, DynStrategy, FixedWindow, Gcra, LeakyBucket, LeakyBucketQueue, NEVER, SlidingWindowCounter,
     SlidingWindowLog, Snapshot, TokenBucket, TokenBucketDebt,
@@ -175,7 +175,7 @@ impl<B: Backend> DenyCache<B> {
     /// Caches `inner`'s rejections, for up to 100 000 keys, on the system clock.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     ///
     /// let cached = DenyCache::new(MemoryBackend::new());
@@ -188,7 +188,7 @@ impl<B: Backend> DenyCache<B> {
     /// Options: capacity and clock.
     ///
     /// ```
-    /// use throttle::{ManualClock, MemoryBackend};
+    /// use throttle::backend::{ManualClock, MemoryBackend};
     /// use throttle::backend::DenyCache;
     ///
     /// let cached = DenyCache::builder(MemoryBackend::new()).capacity(1_000).clock(ManualClock::new(0)).build()?;
@@ -220,7 +220,7 @@ impl<B: Backend> DenyCache<B> {
     /// The backend whose rejections are cached.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{Backend, DenyCache};
     ///
     /// let cached = DenyCache::new(MemoryBackend::builder().namespace("shop").build()?);
@@ -234,7 +234,7 @@ impl<B: Backend> DenyCache<B> {
     /// The most keys the cache holds.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert_eq!(DenyCache::builder(MemoryBackend::new()).capacity(64).build()?.capacity(), 64);
     /// # Ok::<(), throttle::backend::InvalidBackendOption>(())
@@ -246,7 +246,7 @@ impl<B: Backend> DenyCache<B> {
     /// Keys held now (some rejections may have ended and not been dropped yet).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert_eq!(DenyCache::new(MemoryBackend::new()).len(), 0);
     /// ```
@@ -257,7 +257,7 @@ impl<B: Backend> DenyCache<B> {
     /// `true` when no key is held.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert!(DenyCache::new(MemoryBackend::new()).is_empty());
     /// ```
@@ -269,7 +269,7 @@ impl<B: Backend> DenyCache<B> {
     /// `RedisBackend::reset_namespace`).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     ///
     /// let cached = DenyCache::new(MemoryBackend::new());
@@ -351,6 +351,32 @@ impl<B: Backend> DenyCache<B> {
             return; // reset while in flight: this rejection may predate it
         }
         map.remember(ticket.slot.hash, key, denial, now, &self.shared.hasher);
+    }
+
+    /// Decisions stop at the first rejection: a first hit rejected here is the answer.
+    fn lookup_first(&self, hits: &[Hit<'_>]) -> Option<Decision> {
+        let first = hits.first().filter(|hit| is_built_in(hit.strategy));
+        first.and_then(|hit| {
+            let key = hit.key.as_str();
+            self.lookup(self.slot(key), key, hit.rate, hit.cost)
+        })
+    }
+
+    fn tickets(&self, hits: &[Hit<'_>]) -> Vec<Ticket> {
+        hits.iter().map(|hit| self.ticket(self.slot(hit.key.as_str()))).collect()
+    }
+
+    /// Learns from the decisions of a joint call.
+    fn learn_all(&self, tickets: &[Ticket], hits: &[Hit<'_>], decisions: &[Decision]) {
+        for (i, (hit, decision)) in hits.iter().zip(decisions).enumerate() {
+            // A key hit twice in one call was decided after its own earlier hit,
+            // which a rejection rolls back: not a fact about the key alone.
+            let key = hit.key.as_str();
+            let repeated = hits[..i].iter().any(|earlier| earlier.key.as_str() == key);
+            if is_built_in(hit.strategy) && (decision.allowed || !repeated) {
+                self.learn(tickets[i], key, hit.rate, hit.cost, decision);
+            }
+        }
     }
 
     fn forget(&self, key: &str) {
@@ -436,6 +462,24 @@ impl<B: Backend> Backend for DenyCache<B> {
         })
     }
 
+    fn hit_routed<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, (Decision, Route)> {
+        if !is_built_in(hit.strategy) {
+            return self.inner.hit_routed(hit);
+        }
+        let key = hit.key.as_str();
+        let slot = self.slot(key);
+        if let Some(decision) = self.lookup(slot, key, hit.rate, hit.cost) {
+            // A rejection: nothing to give back, so no route to remember.
+            return Reply::ready(Ok((decision, Route::default())));
+        }
+        let ticket = self.ticket(slot);
+        self.inner.hit_routed(hit).inspect(move |answer| {
+            if let Ok((decision, _)) = answer {
+                self.learn(ticket, key, hit.rate, hit.cost, decision);
+            }
+        })
+    }
+
     fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
         self.inner.stat(key, strategy, rate)
     }
@@ -446,27 +490,27 @@ impl<B: Backend> Backend for DenyCache<B> {
     }
 
     fn hit_all<'a>(&'a self, hits: &'a [Hit<'a>]) -> Option<Reply<'a, Vec<Decision>>> {
-        // Decisions stop at the first rejection: a first hit rejected here is the answer.
-        let first = hits.first().filter(|hit| is_built_in(hit.strategy));
-        let cached = first.and_then(|hit| {
-            let key = hit.key.as_str();
-            self.lookup(self.slot(key), key, hit.rate, hit.cost)
-        });
-        if let Some(decision) = cached {
+        if let Some(decision) = self.lookup_first(hits) {
             return Some(Reply::ready(Ok(vec![decision])));
         }
-        let tickets: Vec<Ticket> = hits.iter().map(|hit| self.ticket(self.slot(hit.key.as_str()))).collect();
+        let tickets = self.tickets(hits);
         let reply = self.inner.hit_all(hits)?;
         Some(reply.inspect(move |decisions| {
-            let Ok(decisions) = decisions else { return };
-            for (i, (hit, decision)) in hits.iter().zip(decisions).enumerate() {
-                // A key hit twice in one call was decided after its own earlier hit,
-                // which a rejection rolls back: not a fact about the key alone.
-                let key = hit.key.as_str();
-                let repeated = hits[..i].iter().any(|earlier| earlier.key.as_str() == key);
-                if is_built_in(hit.strategy) && (decision.allowed || !repeated) {
-                    self.learn(tickets[i], key, hit.rate, hit.cost, decision);
-                }
+            if let Ok(decisions) = decisions {
+                self.learn_all(&tickets, hits, decisions);
+            }
+        }))
+    }
+
+    fn hit_all_routed<'a>(&'a self, hits: &'a [Hit<'a>]) -> Option<Reply<'a, (Vec<Decision>, Route)>> {
+        if let Some(decision) = self.lookup_first(hits) {
+            return Some(Reply::ready(Ok((vec![decision], Route::default()))));
+        }
+        let tickets = self.tickets(hits);
+        let reply = self.inner.hit_all_routed(hits)?;
+        Some(reply.inspect(move |answer| {
+            if let Ok((decisions, _)) = answer {
+                self.learn_all(&tickets, hits, decisions);
             }
         }))
     }
@@ -481,10 +525,10 @@ impl<B: Backend> Backend for DenyCache<B> {
         self.inner.since_now()
     }
 
-    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since) -> Reply<'a, bool> {
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since, route: Route) -> Reply<'a, bool> {
         // After the refund lands: a rejection cached (or in flight) from before it may
         // no longer hold. Forgotten even on failure, as dropping one is safe.
-        self.inner.refund(hit, since).inspect(move |_| self.forget(hit.key.as_str()))
+        self.inner.refund(hit, since, route).inspect(move |_| self.forget(hit.key.as_str()))
     }
 }
 
@@ -507,7 +551,7 @@ impl<B: fmt::Debug> fmt::Debug for DenyCache<B> {
 /// Builds a [`DenyCache`].
 ///
 /// ```
-/// use throttle::MemoryBackend;
+/// use throttle::backend::MemoryBackend;
 /// use throttle::backend::DenyCache;
 ///
 /// let cached = DenyCache::builder(MemoryBackend::new()).capacity(10_000).build()?;
@@ -526,7 +570,7 @@ impl<B: Backend> DenyCacheBuilder<B> {
     /// four rejections of 48 bytes.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// assert!(DenyCache::builder(MemoryBackend::new()).capacity(0).build().is_err());
     /// ```
@@ -536,11 +580,11 @@ impl<B: Backend> DenyCacheBuilder<B> {
     }
 
     /// The clock deadlines are measured on (default: the system's monotonic clock).
-    /// Give it the [`ManualClock`](crate::ManualClock) the inner backend decides on, if
+    /// Give it the [`ManualClock`](crate::backend::ManualClock) the inner backend decides on, if
     /// it does.
     ///
     /// ```
-    /// use throttle::{ManualClock, MemoryBackend};
+    /// use throttle::backend::{ManualClock, MemoryBackend};
     /// use throttle::backend::DenyCache;
     ///
     /// let clock = ManualClock::new(0);
@@ -556,7 +600,7 @@ impl<B: Backend> DenyCacheBuilder<B> {
     /// Checks the options and builds the cache.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::DenyCache;
     /// let cached = DenyCache::builder(MemoryBackend::new()).build()?;
     /// # let _ = cached; Ok::<(), throttle::backend::InvalidBackendOption>(())
@@ -572,8 +616,8 @@ impl<B: Backend> DenyCacheBuilder<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ManualClock;
     use crate::backend::MemoryBackend;
+    use crate::clock::ManualClock;
     use std::time::Duration;
 
     fn cached(capacity: usize) -> (DenyCache<MemoryBackend>, MemoryBackend, ManualClock) {

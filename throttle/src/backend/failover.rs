@@ -2,7 +2,7 @@
 //! backend (in memory) that decides while the primary is failing.
 
 use super::circuit_breaker::{Attempt, BreakerConfig, CircuitBreaker, CircuitState};
-use super::{Backend, BackendError, Hit, InvalidBackendOption, Key, Reply};
+use super::{Backend, BackendError, Hit, InvalidBackendOption, Key, Reply, Route, Since};
 use crate::strategy::{Decision, DynStrategy, NEVER, Snapshot};
 use crate::{Clock, Rate};
 use core::fmt;
@@ -11,8 +11,13 @@ use std::time::Duration;
 
 type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 
+/// The primary's and the fallback's places in a [`Route`].
+const PRIMARY: u64 = 0;
+const FALLBACK: u64 = 1;
+const STORES: u64 = 2;
+
 /// Decides on a primary backend while it answers, and on a fallback backend (for
-/// example a [`MemoryBackend`](crate::MemoryBackend), possibly at a smaller rate) while
+/// example a [`MemoryBackend`](crate::backend::MemoryBackend), possibly at a smaller rate) while
 /// it fails, then returns to the primary by itself.
 ///
 /// A circuit breaker picks the backend:
@@ -38,7 +43,7 @@ type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 /// # #[cfg(feature = "redis")]
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use throttle::{HttpThrottle, MemoryBackend, Rate};
+/// use throttle::{HttpThrottle, Rate, backend::MemoryBackend};
 /// use throttle::backend::{DenyCache, Failover, RedisBackend};
 ///
 /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
@@ -60,8 +65,11 @@ type RateMap = dyn Fn(Rate) -> Rate + Send + Sync;
 /// The two backends hold separate state: what the primary counted is not known to the
 /// fallback, and the other way round. [`reset`](Backend::reset) resets both;
 /// [`stat`](Backend::stat) reads the backend that decides now. A
-/// [`refund`](Backend::refund) gives nothing back (the hit stays counted): it cannot
-/// tell which of the two decided the hit. Cloning is cheap and shares the breaker.
+/// [`refund`](Backend::refund) goes to the backend that decided the hit (its
+/// [`Route`]), at that backend's rate: a hit the fallback counted is given back there,
+/// even once the primary is back; one the primary counted is given back on the primary
+/// when the breaker lets a call through (otherwise it stays counted). Cloning is cheap
+/// and shares the breaker.
 pub struct Failover<P, F> {
     shared: Arc<Shared<P, F>>,
 }
@@ -78,7 +86,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// Options: thresholds, timeout, the fallback's rate, the clock.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     ///
     /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new()).failures(3).build()?;
@@ -100,7 +108,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// Where the circuit breaker stands.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{CircuitState, Failover};
     /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new()).build()?;
     /// assert_eq!(failover.state(), CircuitState::Closed);
@@ -113,7 +121,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// The primary backend.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{Backend, Failover};
     /// let primary = MemoryBackend::builder().namespace("main").build()?;
     /// let failover = Failover::builder(primary, MemoryBackend::new()).build()?;
@@ -127,7 +135,7 @@ impl<P: Backend, F: Backend> Failover<P, F> {
     /// The fallback backend.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::{Backend, Failover};
     /// let fallback = MemoryBackend::builder().namespace("spare").build()?;
     /// let failover = Failover::builder(MemoryBackend::new(), fallback).build()?;
@@ -180,6 +188,43 @@ impl<P: Backend, F: Backend> Shared<P, F> {
         Ok(self.on_fallback(decision))
     }
 
+    /// [`hit`](Self::hit), and which backend decided.
+    async fn hit_routed(&self, hit: Hit<'_>) -> Result<(Decision, Route), BackendError> {
+        if let Some(attempt) = self.breaker.attempt() {
+            if let Some((decision, route)) = self.try_primary(attempt, self.primary.hit_routed(hit)).await {
+                return Ok((decision, route.through(PRIMARY, STORES)));
+            }
+        }
+        let (decision, route) = self.fallback.hit_routed(self.on_fallback_rate(hit)).await?;
+        Ok((self.on_fallback(decision), route.through(FALLBACK, STORES)))
+    }
+
+    /// Gives the hit back on the backend that decided it. The primary is called only
+    /// when the breaker lets a call through, and the outcome counts for the breaker.
+    async fn refund(&self, hit: Hit<'_>, since: Since, route: Route) -> Result<bool, BackendError> {
+        if route == Route::UNKNOWN {
+            return Ok(false);
+        }
+        match route.split(STORES) {
+            (FALLBACK, inner) => self.fallback.refund(self.on_fallback_rate(hit), since, inner).await,
+            (_, inner) => {
+                let Some(attempt) = self.breaker.attempt() else {
+                    return Err(BackendError::Failed("failover: the primary backend is failing (circuit open)".into()));
+                };
+                match self.primary.refund(hit, since, inner).within(self.timeout).await {
+                    Ok(given) => {
+                        attempt.succeeded();
+                        Ok(given)
+                    }
+                    Err(error) => {
+                        attempt.failed();
+                        Err(error)
+                    }
+                }
+            }
+        }
+    }
+
     async fn stat(&self, key: Key<'_>, strategy: &dyn DynStrategy, rate: Rate) -> Result<Snapshot, BackendError> {
         if let Some(attempt) = self.breaker.attempt() {
             let call = self.primary.stat(key, strategy, rate);
@@ -199,24 +244,29 @@ impl<P: Backend, F: Backend> Shared<P, F> {
     }
 
     /// Several hits on the fallback, as one when it can, else one by one up to the
-    /// first rejection.
-    async fn hit_all_on_fallback(&self, hits: &[Hit<'_>]) -> Result<Vec<Decision>, BackendError> {
+    /// first rejection; and the route they took there ([`Route::UNKNOWN`] if one by one
+    /// took different ones).
+    async fn hit_all_on_fallback(&self, hits: &[Hit<'_>]) -> Result<(Vec<Decision>, Route), BackendError> {
         let mapped: Vec<Hit<'_>> = hits.iter().map(|&hit| self.on_fallback_rate(hit)).collect();
-        let decisions = match self.fallback.hit_all(&mapped) {
+        let (decisions, route) = match self.fallback.hit_all_routed(&mapped) {
             Some(together) => together.await?,
             None => {
                 let mut decisions = Vec::with_capacity(mapped.len());
+                let mut routes = Vec::with_capacity(mapped.len());
                 for &hit in &mapped {
-                    let decision = self.fallback.hit(hit).await?;
+                    let (decision, route) = self.fallback.hit_routed(hit).await?;
                     decisions.push(decision);
+                    routes.push(route);
                     if !decision.allowed {
                         break;
                     }
                 }
-                decisions
+                let first = routes.first().copied().unwrap_or_default();
+                (decisions, if routes.iter().all(|r| *r == first) { first } else { Route::UNKNOWN })
             }
         };
-        Ok(decisions.into_iter().map(|d| self.on_fallback(d)).collect())
+        let decisions = decisions.into_iter().map(|d| self.on_fallback(d)).collect();
+        Ok((decisions, route.through(FALLBACK, STORES)))
     }
 }
 
@@ -238,21 +288,33 @@ impl<P: Backend, F: Backend> Backend for Failover<P, F> {
     }
 
     fn hit_all<'a>(&'a self, hits: &'a [Hit<'a>]) -> Option<Reply<'a, Vec<Decision>>> {
+        Some(self.hit_all_routed(hits)?.map(|(decisions, _)| decisions))
+    }
+
+    fn hit_routed<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, (Decision, Route)> {
+        Reply::pending(self.shared.hit_routed(hit))
+    }
+
+    fn hit_all_routed<'a>(&'a self, hits: &'a [Hit<'a>]) -> Option<Reply<'a, (Vec<Decision>, Route)>> {
         let shared = &*self.shared;
         let Some(attempt) = shared.breaker.attempt() else {
             return Some(Reply::pending(shared.hit_all_on_fallback(hits)));
         };
-        let Some(call) = shared.primary.hit_all(hits) else {
+        let Some(call) = shared.primary.hit_all_routed(hits) else {
             // One by one instead, each through `hit` (and the breaker).
             attempt.release();
             return None;
         };
         Some(Reply::pending(async move {
             match shared.try_primary(attempt, call).await {
-                Some(decisions) => Ok(decisions),
+                Some((decisions, route)) => Ok((decisions, route.through(PRIMARY, STORES))),
                 None => shared.hit_all_on_fallback(hits).await,
             }
         }))
+    }
+
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since, route: Route) -> Reply<'a, bool> {
+        Reply::pending(self.shared.refund(hit, since, route))
     }
 
     /// Clones of one failover decide stacked limits together; a throttle on the bare
@@ -283,7 +345,7 @@ impl<P: fmt::Debug, F: fmt::Debug> fmt::Debug for Failover<P, F> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use throttle::MemoryBackend;
+/// use throttle::backend::MemoryBackend;
 /// use throttle::backend::Failover;
 ///
 /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new())
@@ -311,7 +373,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// least 1).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// assert!(Failover::builder(MemoryBackend::new(), MemoryBackend::new()).failures(0).build().is_err());
     /// ```
@@ -325,7 +387,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// let builder = Failover::builder(MemoryBackend::new(), MemoryBackend::new());
     /// assert!(builder.cool_down(Duration::ZERO).build().is_err());
@@ -338,7 +400,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// Probe calls in flight at once while half-open (default 1, at least 1).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// assert!(Failover::builder(MemoryBackend::new(), MemoryBackend::new()).probes(3).build().is_ok());
     /// ```
@@ -352,7 +414,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// let builder = Failover::builder(MemoryBackend::new(), MemoryBackend::new());
     /// assert!(builder.timeout(Duration::from_millis(30)).build().is_ok());
@@ -369,7 +431,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// wait.
     ///
     /// ```
-    /// use throttle::{MemoryBackend, Rate};
+    /// use throttle::{Rate, backend::MemoryBackend};
     /// use throttle::backend::Failover;
     ///
     /// let failover = Failover::builder(MemoryBackend::new(), MemoryBackend::new())
@@ -383,10 +445,10 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     }
 
     /// The clock the cool-down is measured on (default: the system's); tests pass a
-    /// [`ManualClock`](crate::ManualClock).
+    /// [`ManualClock`](crate::backend::ManualClock).
     ///
     /// ```
-    /// use throttle::{ManualClock, MemoryBackend};
+    /// use throttle::backend::{ManualClock, MemoryBackend};
     /// use throttle::backend::Failover;
     /// let builder = Failover::builder(MemoryBackend::new(), MemoryBackend::new());
     /// let failover = builder.clock(ManualClock::new(0)).build()?;
@@ -400,7 +462,7 @@ impl<P: Backend, F: Backend> FailoverBuilder<P, F> {
     /// Checks the thresholds and builds the failover.
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Failover;
     /// let error = Failover::builder(MemoryBackend::new(), MemoryBackend::new()).probes(0).build().unwrap_err();
     /// assert_eq!(error.option, "probes");

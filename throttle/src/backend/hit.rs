@@ -9,7 +9,7 @@ use crate::strategy::DynStrategy;
 /// ```
 /// use throttle::backend::{Backend, Hit};
 /// use throttle::strategy::FixedWindow;
-/// use throttle::{MemoryBackend, Rate};
+/// use throttle::{Rate, backend::MemoryBackend};
 ///
 /// # async fn demo() -> Result<(), throttle::backend::BackendError> {
 /// let backend = MemoryBackend::new();

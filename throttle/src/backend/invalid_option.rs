@@ -4,7 +4,7 @@
 /// [`FailoverBuilder`](super::FailoverBuilder)) is out of range.
 ///
 /// ```
-/// use throttle::MemoryBackend;
+/// use throttle::backend::MemoryBackend;
 /// use throttle::backend::DenyCache;
 ///
 /// let error = DenyCache::builder(MemoryBackend::new()).capacity(0).build().unwrap_err();

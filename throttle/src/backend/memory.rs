@@ -4,7 +4,7 @@
 mod packed;
 
 use self::packed::{Digest, Packed, PackedOp, Pair};
-use super::{Backend, Hit, Key, Reply, Since};
+use super::{Backend, Hit, Key, Reply, Route, Since};
 use crate::strategy::{AnyState, Decision, DynStrategy, Snapshot, Strategy};
 use crate::{Clock, Rate};
 use core::fmt;
@@ -49,7 +49,7 @@ use std::time::Duration;
 /// ```
 /// use std::time::Duration;
 /// use throttle::strategy::FixedWindow;
-/// use throttle::{ManualClock, MemoryBackend, Rate};
+/// use throttle::{Rate, backend::{ManualClock, MemoryBackend}};
 ///
 /// let clock = ManualClock::new(0);
 /// let backend = MemoryBackend::builder().clock(clock.clone()).build()?;
@@ -175,7 +175,7 @@ impl MemoryBackend {
     /// [Memory](Self#memory)).
     ///
     /// ```
-    /// let backend = throttle::MemoryBackend::new();
+    /// let backend = throttle::backend::MemoryBackend::new();
     /// assert_eq!(backend.len(), 0);
     /// ```
     pub fn len(&self) -> usize {
@@ -192,7 +192,7 @@ impl MemoryBackend {
     /// a table less than a quarter full (see [Memory](Self#memory)).
     ///
     /// ```
-    /// let backend = throttle::MemoryBackend::new();
+    /// let backend = throttle::backend::MemoryBackend::new();
     /// assert!(backend.capacity() >= backend.len());
     /// ```
     pub fn capacity(&self) -> usize {
@@ -364,12 +364,8 @@ impl PackedOp for PackedHit<'_> {
             // A state of another type reads as fresh, and is replaced.
             let mut state = entry.state::<S::State>().unwrap_or_default();
             let (decision, expires_at) = decide(&mut state);
-            match Packed::pack(at.id, &state, expires_at) {
-                Some(packed) => *entry = packed,
-                None => {
-                    map.remove_packed(at);
-                    map.insert_boxed(at, Box::new(state), expires_at);
-                }
+            if let Err(state) = repack(entry, at, state, expires_at) {
+                map.move_to_boxed(at, Box::new(state), expires_at);
             }
             return decision;
         }
@@ -388,6 +384,18 @@ impl PackedOp for PackedHit<'_> {
         }
         map.inserts_since_sweep += 1;
         decision
+    }
+}
+
+/// Writes a packed key's new state in place; the state back when it no longer packs
+/// (then it moves to the boxed table: [`ShardMap::move_to_boxed`]).
+fn repack<P: Pair>(entry: &mut Packed, at: Located, state: P, expires_at: u64) -> Result<(), P> {
+    match Packed::pack(at.id, &state, expires_at) {
+        Some(packed) => {
+            *entry = packed;
+            Ok(())
+        }
+        None => Err(state),
     }
 }
 
@@ -444,12 +452,8 @@ impl PackedOp for PackedRefund<'_> {
                 return false;
             }
             let expires_at = strategy.expires_at(&state, rate);
-            match Packed::pack(at.id, &state, expires_at) {
-                Some(packed) => *entry = packed,
-                None => {
-                    map.remove_packed(at);
-                    map.insert_boxed(at, Box::new(state), expires_at);
-                }
+            if let Err(state) = repack(entry, at, state, expires_at) {
+                map.move_to_boxed(at, Box::new(state), expires_at);
             }
             return true;
         }
@@ -529,6 +533,12 @@ impl ShardMap {
 
     fn insert_boxed(&mut self, at: Located, state: AnyState, expires_at: u64) {
         self.boxed.insert_unique(at.hash, Boxed { id: at.id, state, expires_at }, boxed_hash);
+    }
+
+    /// A packed key whose state no longer packs: boxed from now on.
+    fn move_to_boxed(&mut self, at: Located, state: AnyState, expires_at: u64) {
+        self.remove_packed(at);
+        self.insert_boxed(at, state, expires_at);
     }
 
     fn remove_packed(&mut self, at: Located) {
@@ -631,7 +641,7 @@ impl Backend for MemoryBackend {
         Since::Ms(self.inner.clock.now_ms())
     }
 
-    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since) -> Reply<'a, bool> {
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since, _route: Route) -> Reply<'a, bool> {
         let since_ms = since.as_ms_before(self.inner.clock.now_ms());
         Reply::ready(Ok(self.refund_now(hit.key.as_str(), hit.strategy, hit.rate, hit.cost, since_ms)))
     }
@@ -652,7 +662,7 @@ impl MemoryBackendBuilder {
         self
     }
 
-    /// The clock decisions use; tests pass a [`ManualClock`](crate::ManualClock).
+    /// The clock decisions use; tests pass a [`ManualClock`](crate::backend::ManualClock).
     pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
         self.clock = clock.into();
         self
@@ -668,7 +678,7 @@ impl MemoryBackendBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ManualClock;
+    use crate::clock::ManualClock;
     use crate::strategy::FixedWindow;
     use std::time::Duration;
 

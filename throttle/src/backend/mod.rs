@@ -12,11 +12,13 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod reply;
+mod route;
 mod since;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{Batching, RedisBackend};
+pub use crate::clock::{Clock, ManualClock};
 pub use circuit_breaker::CircuitState;
 pub use default::{DefaultBackendInUse, default_backend, set_default_backend};
 pub use deny_cache::{DenyCache, DenyCacheBuilder};
@@ -26,6 +28,7 @@ pub use invalid_option::InvalidBackendOption;
 pub use key::Key;
 pub use memory::{MemoryBackend, MemoryBackendBuilder};
 pub use reply::Reply;
+pub use route::Route;
 pub use since::Since;
 
 use crate::Rate;
@@ -50,7 +53,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// ```
 /// use throttle::backend::{Backend, Hit, Key, Reply};
 /// use throttle::strategy::{Decision, DynStrategy, Snapshot};
-/// use throttle::{MemoryBackend, Rate};
+/// use throttle::{Rate, backend::MemoryBackend};
 ///
 /// /// Logs every hit, and decides in memory.
 /// #[derive(Debug, Default)]
@@ -78,7 +81,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a throttle backend",
-    note = "use `throttle::MemoryBackend` or implement `throttle::backend::Backend`"
+    note = "use `throttle::backend::MemoryBackend` or implement `throttle::backend::Backend`"
 )]
 pub trait Backend: sealed::AsAny + Debug + Send + Sync + 'static {
     /// Prefix of every key this backend stores (`"throttle"` by default): letters,
@@ -104,6 +107,20 @@ pub trait Backend: sealed::AsAny + Debug + Send + Sync + 'static {
         None
     }
 
+    /// [`hit`](Self::hit), and which of its stores decided, for a later
+    /// [`refund`](Self::refund) of the hit: a hit that takes a refund ticket is sent
+    /// this way. The default sends `hit` and answers [`Route::default`]; a backend that
+    /// picks a store per hit (a [`Failover`]) says which.
+    fn hit_routed<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, (Decision, Route)> {
+        self.hit(hit).map(|decision| (decision, Route::default()))
+    }
+
+    /// [`hit_all`](Self::hit_all), and which of its stores decided them (one for all:
+    /// a backend that would split them answers [`Route::UNKNOWN`]).
+    fn hit_all_routed<'a>(&'a self, hits: &'a [Hit<'a>]) -> Option<Reply<'a, (Vec<Decision>, Route)>> {
+        Some(self.hit_all(hits)?.map(|decisions| (decisions, Route::default())))
+    }
+
     /// Whether `other` decides in the same store as this backend, so that stacked hits
     /// on throttles of both can be decided together, by one [`hit_all`](Self::hit_all)
     /// on either. By default only the same handle does.
@@ -113,7 +130,7 @@ pub trait Backend: sealed::AsAny + Debug + Send + Sync + 'static {
     /// clones of a store recognise each other with [`downcast_ref`](#method.downcast_ref).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Backend;
     ///
     /// let store = MemoryBackend::new();
@@ -133,13 +150,15 @@ pub trait Backend: sealed::AsAny + Debug + Send + Sync + 'static {
 
     /// Gives back the cost of `hit`, admitted after `since`, as far as the strategy's
     /// [`refund`](crate::strategy::Strategy::refund) finds the hit still holds it;
-    /// `Ok(true)` when something was given back. Atomic per key, like `hit`.
+    /// `Ok(true)` when something was given back. Atomic per key, like `hit`. `route` is
+    /// what [`hit_routed`](Self::hit_routed) answered for the hit.
     ///
     /// The default gives nothing back (`Ok(false)`): the hit stays counted. The
-    /// in-memory and Redis backends implement it, and a [`DenyCache`] forgets the
-    /// key's cached rejection before passing it on.
-    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since) -> Reply<'a, bool> {
-        let _ = (hit, since);
+    /// in-memory and Redis backends implement it for every built-in strategy, a
+    /// [`DenyCache`] forgets the key's cached rejection before passing it on, and a
+    /// [`Failover`] passes it to the backend that decided the hit.
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since, route: Route) -> Reply<'a, bool> {
+        let _ = (hit, since, route);
         Reply::ready(Ok(false))
     }
 }
@@ -149,7 +168,7 @@ impl dyn Backend {
     /// clone of itself in [`shares_store_with`](Backend::shares_store_with).
     ///
     /// ```
-    /// use throttle::MemoryBackend;
+    /// use throttle::backend::MemoryBackend;
     /// use throttle::backend::Backend;
     ///
     /// let backend: &dyn Backend = &MemoryBackend::new();

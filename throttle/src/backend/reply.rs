@@ -75,6 +75,14 @@ impl<'a, T> Reply<'a, T> {
 }
 
 impl<'a, T: Send + 'a> Reply<'a, T> {
+    /// The answer passed through `f` when it comes (at once when it is ready).
+    pub fn map<U: Send + 'a>(self, f: impl FnOnce(T) -> U + Send + 'a) -> Reply<'a, U> {
+        match self.now() {
+            Ok(result) => Reply::ready(result.map(f)),
+            Err(pending) => Reply::pending(async move { pending.await.map(f) }),
+        }
+    }
+
     /// Runs `f` on the answer when it comes (at once when it is ready).
     pub(crate) fn inspect(self, f: impl FnOnce(&Result<T, BackendError>) + Send + 'a) -> Self {
         match self.now() {

@@ -8,7 +8,7 @@ use std::time::Instant;
 ///
 /// ```
 /// use throttle::backend::{Backend, Since};
-/// use throttle::{ManualClock, MemoryBackend};
+/// use throttle::backend::{ManualClock, MemoryBackend};
 ///
 /// let clock = ManualClock::new(5_000);
 /// let backend = MemoryBackend::builder().clock(clock).build()?;
@@ -38,6 +38,17 @@ impl Since {
                 let ms = if elapsed.subsec_nanos() % 1_000_000 == 0 { ms } else { ms.saturating_add(1) };
                 now_ms.saturating_sub(ms)
             }
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    /// For a backend that reads its clock elsewhere (a script on server time): `Ok` with
+    /// the moment on a clock, or `Err` with the milliseconds elapsed since the instant,
+    /// rounded up, to subtract from that clock's reading.
+    pub(crate) fn on_clock_or_elapsed(self) -> Result<u64, u64> {
+        match self {
+            Since::Ms(ms) => Ok(ms),
+            Since::Instant(_) => Err(u64::MAX - self.as_ms_before(u64::MAX)),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 /// An address range such as `10.0.0.0/8`, `fd00::/8` or a single address.
 ///
 /// ```
-/// let range: throttle::IpRange = "10.0.0.0/8".parse()?;
+/// let range: throttle::identity::IpRange = "10.0.0.0/8".parse()?;
 /// assert!(range.contains("10.1.2.3".parse().unwrap()));
 /// assert!(range.contains("::ffff:10.1.2.3".parse().unwrap()), "IPv4-mapped is IPv4");
 /// assert!(!range.contains("11.0.0.1".parse().unwrap()));

@@ -201,7 +201,10 @@ impl Header {
             Value::Resolver(f) => match HeaderValue::try_from(f(input.conn, input.stat(), input.context)) {
                 Ok(v) => Some(v),
                 Err(err) => {
-                    tracing::warn!("throttle: dropped a header whose resolver returned an invalid value: {err}");
+                    crate::log::event!(
+                        warn,
+                        "throttle: dropped a header whose resolver returned an invalid value: {err}"
+                    );
                     None
                 }
             },

@@ -56,6 +56,7 @@ pub(crate) struct Inner {
     on_error: OnError,
     pub(crate) status: StatusCode,
     pub(crate) retry_after: Option<Duration>,
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
     pub(crate) problem_details: bool,
     pub(crate) headers_on_admitted: bool,
     releases: Releases,
@@ -76,6 +77,7 @@ pub struct InFlightBuilder {
     on_error: OnError,
     status: StatusCode,
     retry_after: Option<Duration>,
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
     problem_details: bool,
     headers_on_admitted: bool,
 }
@@ -361,7 +363,9 @@ impl InFlightBuilder {
     }
 
     /// Rejections answer with RFC 9457 problem details (`application/problem+json`)
-    /// instead of a text body.
+    /// instead of a text body (feature `json`, on by default).
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     pub fn problem_details(mut self) -> Self {
         self.problem_details = true;
         self

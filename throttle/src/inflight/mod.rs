@@ -53,6 +53,7 @@ pub use limit::{InFlightBuilder, InFlightLimit, InFlightPermit};
 pub use store::{Acquired, InFlightStore, MemoryInFlight, Release};
 
 use crate::backend::BackendError;
+#[cfg(feature = "json")]
 use crate::problem::{self, Problem};
 use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
@@ -113,24 +114,38 @@ impl IntoResponse for InFlightFull {
     fn into_response(self) -> Response {
         let limit = &self.limit;
         let detail = format!("Too many requests in flight: at most {} at once.", limit.max);
-        let mut response = if limit.problem_details {
-            let policy = serde_json::json!({ "uid": &*limit.uid, "max_in_flight": limit.max });
-            problem::response(Problem {
-                status: limit.status,
-                detail,
-                retry_after: self.retry_after,
-                uid: &limit.uid,
-                policy,
-            })
-        } else {
-            (limit.status, detail).into_response()
-        };
+        let mut response = self.body(detail);
         let headers = response.headers_mut();
         limit.policy_headers(headers, 0);
         if let Some(seconds) = self.retry_after {
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl InFlightFull {
+    /// The text body, or a problem-details one when the limit was built so.
+    #[cfg(feature = "json")]
+    fn body(&self, detail: String) -> Response {
+        let limit = &self.limit;
+        if !limit.problem_details {
+            return (limit.status, detail).into_response();
+        }
+        let policy = serde_json::json!({ "uid": &*limit.uid, "max_in_flight": limit.max });
+        problem::response(Problem {
+            status: limit.status,
+            detail,
+            retry_after: self.retry_after,
+            uid: &limit.uid,
+            policy,
+        })
+    }
+
+    /// The text body.
+    #[cfg(not(feature = "json"))]
+    fn body(&self, detail: String) -> Response {
+        (self.limit.status, detail).into_response()
     }
 }
 

@@ -2,11 +2,11 @@
 //! then everything is applied, so a refused file changes nothing. Fields a previous
 //! file set and this one leaves out go back to what the code configured.
 
-use super::ShadowHook;
 use super::error::LimitsErrorKind;
 use super::parse::{Source, Spec};
 use crate::registry::{self, Entry};
 use crate::throttles::core::Core;
+use crate::throttles::limit::{Limit, Swapped};
 use crate::throttles::options::RateSource;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -22,8 +22,11 @@ struct Original {
     /// The throttle the values belong to (a uid can be registered again).
     core: Weak<Core>,
     rate: Option<RateSource>,
+    /// The strategy before the file set one (`Some(None)`: the code's).
+    strategy: Option<Option<Swapped>>,
     enabled: Option<bool>,
-    shadow: bool,
+    /// The throttle's own shadow switch.
+    shadow: Option<bool>,
 }
 
 /// A spec matched to its live throttle.
@@ -35,13 +38,8 @@ pub(crate) struct Target {
 impl Originals {
     /// Checks every spec against the running throttles, then applies them all.
     /// Returns how many throttles the file names.
-    pub(crate) fn apply(
-        &mut self,
-        source: &Source<'_>,
-        specs: Vec<Spec>,
-        shadow: Option<&ShadowHook>,
-    ) -> Result<usize, super::LimitsError> {
-        let targets = check_all(source, specs, shadow.is_some())?;
+    pub(crate) fn apply(&mut self, source: &Source<'_>, specs: Vec<Spec>) -> Result<usize, super::LimitsError> {
+        let targets = check_all(source, specs)?;
         // From here nothing can fail: the entries keep their throttles alive.
         let named = targets.len();
         let mut left_out: HashMap<String, Original> = std::mem::take(&mut self.by_uid);
@@ -49,14 +47,26 @@ impl Originals {
             let core = entry.core();
             let mut original = match left_out.remove(&spec.uid) {
                 Some(original) if std::ptr::eq(original.core.as_ptr(), Arc::as_ptr(core)) => original,
-                _ => Original { core: Arc::downgrade(core), rate: None, enabled: None, shadow: false },
+                _ => Original { core: Arc::downgrade(core), rate: None, strategy: None, enabled: None, shadow: None },
             };
-            match spec.rate {
-                Some(rate) => {
-                    let previous = std::mem::replace(&mut *core.rate.write(), RateSource::Static(rate));
-                    original.rate.get_or_insert(previous);
+            {
+                // The rate and the strategy change together: no request sees one
+                // without the other.
+                let mut limit = core.limit.write();
+                match spec.rate {
+                    Some(rate) => {
+                        let previous = std::mem::replace(&mut limit.rate, RateSource::Static(rate));
+                        original.rate.get_or_insert(previous);
+                    }
+                    None => restore_rate(&mut limit, &mut original),
                 }
-                None => restore_rate(core, &mut original),
+                match spec.strategy {
+                    Some(strategy) => {
+                        let previous = std::mem::replace(&mut limit.swapped, Swapped::new(&*core.strategy, strategy));
+                        original.strategy.get_or_insert(previous);
+                    }
+                    None => restore_strategy(&mut limit, &mut original),
+                }
             }
             match spec.enabled {
                 Some(enabled) => {
@@ -65,33 +75,39 @@ impl Originals {
                 }
                 None => restore_enabled(core, &mut original),
             }
-            if let Some(hook) = shadow {
-                let on = spec.shadow.is_some_and(|(on, _)| on);
-                if on || original.shadow {
-                    hook(&entry, on);
+            match spec.shadow {
+                Some(shadow) => {
+                    original.shadow.get_or_insert(core.ops.shadow.is_set());
+                    core.ops.shadow.set(shadow);
                 }
-                original.shadow = on;
+                None => restore_shadow(core, &mut original),
             }
             self.by_uid.insert(spec.uid, original);
         }
         // Throttles a previous file named and this one does not: back to the code's values.
         for (_, mut original) in left_out {
             let Some(core) = original.core.upgrade() else { continue };
-            restore_rate(&core, &mut original);
-            restore_enabled(&core, &mut original);
-            if let (Some(hook), true) = (shadow, original.shadow) {
-                if let Some(entry) = registry::global().get(core.uid()) {
-                    hook(&entry, false);
-                }
+            {
+                let mut limit = core.limit.write();
+                restore_rate(&mut limit, &mut original);
+                restore_strategy(&mut limit, &mut original);
             }
+            restore_enabled(&core, &mut original);
+            restore_shadow(&core, &mut original);
         }
         Ok(named)
     }
 }
 
-fn restore_rate(core: &Core, original: &mut Original) {
+fn restore_rate(limit: &mut Limit, original: &mut Original) {
     if let Some(rate) = original.rate.take() {
-        *core.rate.write() = rate;
+        limit.rate = rate;
+    }
+}
+
+fn restore_strategy(limit: &mut Limit, original: &mut Original) {
+    if let Some(swapped) = original.strategy.take() {
+        limit.swapped = swapped;
     }
 }
 
@@ -101,34 +117,24 @@ fn restore_enabled(core: &Core, original: &mut Original) {
     }
 }
 
+fn restore_shadow(core: &Core, original: &mut Original) {
+    if let Some(shadow) = original.shadow.take() {
+        core.ops.shadow.set(shadow);
+    }
+}
+
 /// Every spec matched to its live throttle, or the first that cannot apply.
-pub(crate) fn check_all(
-    source: &Source<'_>,
-    specs: Vec<Spec>,
-    has_shadow_hook: bool,
-) -> Result<Vec<Target>, super::LimitsError> {
-    specs.into_iter().map(|spec| check(source, spec, has_shadow_hook)).collect()
+pub(crate) fn check_all(source: &Source<'_>, specs: Vec<Spec>) -> Result<Vec<Target>, super::LimitsError> {
+    specs.into_iter().map(|spec| check(source, spec)).collect()
 }
 
 /// The live throttle for `spec`, or why the spec cannot apply to it.
-fn check(source: &Source<'_>, spec: Spec, has_shadow_hook: bool) -> Result<Target, super::LimitsError> {
+fn check(source: &Source<'_>, spec: Spec) -> Result<Target, super::LimitsError> {
     let Some(entry) = registry::global().get(&spec.uid) else {
         let running: Vec<String> = registry::global().list().iter().map(|entry| entry.uid().to_string()).collect();
         let candidates: Vec<&str> = running.iter().map(String::as_str).collect();
         let suggestion = did_you_mean(&spec.uid, &candidates).map(str::to_string);
         return Err(source.error(Some(spec.at), Some(&spec.uid), None, LimitsErrorKind::UnknownUid { suggestion }));
     };
-    if let Some((strategy, text, at)) = &spec.strategy {
-        let running = &entry.core().strategy;
-        if format!("{running:?}") != format!("{strategy:?}") {
-            let running =
-                if running.name() == strategy.name() { format!("{running:?}") } else { running.name().to_string() };
-            let kind = LimitsErrorKind::StrategyDiffers { running, file: text.clone() };
-            return Err(source.error(Some(*at), Some(&spec.uid), Some("strategy"), kind));
-        }
-    }
-    if let (Some((true, at)), false) = (spec.shadow, has_shadow_hook) {
-        return Err(source.error(Some(at), Some(&spec.uid), Some("shadow"), LimitsErrorKind::ShadowUnavailable));
-    }
     Ok(Target { entry, spec })
 }

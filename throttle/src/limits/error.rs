@@ -80,23 +80,6 @@ pub enum LimitsErrorKind {
     /// The strategy does not parse.
     #[error(transparent)]
     Strategy(ParseStrategyError),
-    /// The strategy is not the running one (a strategy cannot change at runtime).
-    #[error(
-        "the throttle runs `{running}`, not `{file}`; a strategy cannot change at runtime (its state would not \
-         carry over), so change it in code and restart, or write the running one"
-    )]
-    StrategyDiffers {
-        /// The running strategy.
-        running: String,
-        /// The file's.
-        file: String,
-    },
-    /// `shadow = true`, with nothing to apply it.
-    #[error(
-        "shadow mode cannot be applied: no shadow hook is set (`LimitsFile::on_shadow`); without one, only \
-         `shadow = false` is accepted"
-    )]
-    ShadowUnavailable,
 }
 
 fn did_you_mean(suggestion: &Option<impl fmt::Display>) -> String {

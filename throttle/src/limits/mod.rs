@@ -7,9 +7,9 @@
 //! # limits.toml: every key is optional; a throttle left out keeps what the code says.
 //! [throttles."api:data"]
 //! rate = "200/min"                       # any rate string: "5 per 10s", "unlimited", ...
-//! strategy = "token_bucket(burst = 300)" # must be the running one (see below)
+//! strategy = "token_bucket(burst = 300)" # any strategy string (see below)
 //! enabled = true
-//! shadow = false                         # needs a shadow hook (see `on_shadow`)
+//! shadow = false                         # see `throttle::shadow`
 //!
 //! [throttles."api:search"]
 //! enabled = false
@@ -41,17 +41,28 @@
 //! - **The file is a set of overrides.** A field it sets replaces the code's value; a
 //!   field a later version leaves out (or a throttle it drops) goes back to the code's
 //!   value. Applying a file again is a no-op.
-//! - **Strategies cannot change at runtime**: a throttle's state is the state of its
-//!   strategy, and the Redis backend picks its script by strategy. A `strategy` key
-//!   must name the running strategy with the same parameters, and otherwise refuses the
-//!   file; it documents what runs, and catches a file written for another build.
-//! - **Shadow mode** is applied through a hook ([`LimitsFile::on_shadow`]); without
-//!   one, `shadow = true` is refused (a throttle that enforces when the file says it
-//!   only observes would be a surprise), and `shadow = false` is accepted.
+//! - **The strategy changes at runtime**, and no state one strategy wrote is ever read
+//!   by another: a throttle running a strategy of another kind than the code's (say
+//!   `token_bucket` where the code says `fixed_window`) keeps its state under keys of
+//!   its own, the usual key with `#` and a letter per kind at the end
+//!   (`throttle:api:data:{ip=1.2.3.4}:default#t`). So every client starts the new
+//!   strategy with a full quota, in memory and on Redis (whose script is chosen by
+//!   strategy), and the state of the old one is left to expire by itself. Going back
+//!   to the code's kind (the key dropped, or the code's strategy written) reads the
+//!   untagged keys again, as the code's strategy left them, aged by the time spent
+//!   away. Other parameters of the same kind (`token_bucket(burst = 50)` where the code
+//!   says `burst = 300`) keep the keys and their state, as a rate change does. A hit
+//!   taken under one strategy is refunded to it, whatever runs by then.
+//! - **Shadow mode** (see [`shadow`](crate::shadow)) is the throttle's own switch:
+//!   `shadow = true` lets every request through while deciding and counting as usual,
+//!   `false` enforces, and a version without the key gives the switch back to what it
+//!   was before the file set it. The process-wide switch
+//!   ([`shadow::set_global`](crate::shadow::set_global)) still overrides it.
 //! - Throttles built by `#[throttle]` exist from their first request; call the
 //!   generated static's `.get()` at startup so the file can name them.
-//! - Each throttle changes atomically, the file as a whole does not: a request that
-//!   arrives during a load may see one throttle's new rate and another's old one.
+//! - Each throttle's rate and strategy change atomically, the file as a whole does
+//!   not: a request that arrives during a load may see one throttle's new rate and
+//!   another's old one.
 
 mod apply;
 mod error;
@@ -59,7 +70,6 @@ mod parse;
 
 pub use error::{LimitsError, LimitsErrorKind};
 
-use crate::registry::Entry;
 use parking_lot::Mutex;
 use parse::Source;
 use std::path::{Path, PathBuf};
@@ -70,9 +80,6 @@ use tokio::task::AbortHandle;
 
 /// The largest limits file read, in bytes.
 const MAX_FILE_LEN: u64 = 1 << 20;
-
-/// Applies a file's `shadow` flag to a throttle: `(entry, shadow)`.
-pub type ShadowHook = Arc<dyn Fn(&Entry, bool) + Send + Sync>;
 
 /// A limits file: [`load`](Self::load) it at startup (and whenever you like), and
 /// [`watch`](Self::watch) it for changes. Cheap to clone; clones share what was
@@ -92,30 +99,12 @@ struct State {
     originals: apply::Originals,
     /// The text of the last version read, applied or refused.
     last_seen: Option<Vec<u8>>,
-    shadow: Option<ShadowHook>,
 }
 
 impl LimitsFile {
     /// A limits file at `path`; nothing is read until [`load`](Self::load).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         LimitsFile { inner: Arc::new(Inner { path: path.into(), state: Mutex::default() }) }
-    }
-
-    /// Applies `shadow = true/false` through `hook`, e.g. the registry's shadow switch
-    /// once the throttle has one. Set it before the first load.
-    ///
-    /// ```
-    /// use throttle::limits::LimitsFile;
-    ///
-    /// let limits = LimitsFile::new("limits.toml").on_shadow(|entry, shadow| {
-    ///     tracing::info!("throttle {}: shadow mode {shadow}", entry.uid());
-    /// });
-    /// # let _ = limits;
-    /// ```
-    #[must_use]
-    pub fn on_shadow(self, hook: impl Fn(&Entry, bool) + Send + Sync + 'static) -> Self {
-        self.inner.state.lock().shadow = Some(Arc::new(hook));
-        self
     }
 
     /// The file's path.
@@ -140,8 +129,7 @@ impl LimitsFile {
         let text = read(&self.inner.path)?;
         let source = self.source(&text)?;
         let specs = source.parse()?;
-        let has_shadow_hook = self.inner.state.lock().shadow.is_some();
-        Ok(apply::check_all(&source, specs, has_shadow_hook)?.len())
+        Ok(apply::check_all(&source, specs)?.len())
     }
 
     fn source<'t>(&'t self, text: &'t [u8]) -> Result<Source<'t>, LimitsError> {
@@ -159,7 +147,7 @@ impl LimitsFile {
     fn apply(&self, state: &mut State, text: &[u8]) -> Result<usize, LimitsError> {
         let source = self.source(text)?;
         let specs = source.parse()?;
-        let named = state.originals.apply(&source, specs, state.shadow.as_ref())?;
+        let named = state.originals.apply(&source, specs)?;
         crate::log::event!(info, "limits file {}: applied to {named} throttles", self.inner.path.display());
         Ok(named)
     }
@@ -245,10 +233,7 @@ fn check_len(path: &Path, len: u64) -> Result<(), LimitsError> {
 
 impl std::fmt::Debug for LimitsFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LimitsFile")
-            .field("path", &self.inner.path)
-            .field("shadow_hook", &self.inner.state.lock().shadow.is_some())
-            .finish_non_exhaustive()
+        f.debug_struct("LimitsFile").field("path", &self.inner.path).finish_non_exhaustive()
     }
 }
 

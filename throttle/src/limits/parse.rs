@@ -17,9 +17,9 @@ pub(crate) struct Spec {
     /// Byte offset of the uid, for errors found later (unknown uid).
     pub(crate) at: usize,
     pub(crate) rate: Option<Rate>,
-    pub(crate) strategy: Option<(Arc<dyn DynStrategy>, String, usize)>,
+    pub(crate) strategy: Option<Arc<dyn DynStrategy>>,
     pub(crate) enabled: Option<bool>,
-    pub(crate) shadow: Option<(bool, usize)>,
+    pub(crate) shadow: Option<bool>,
 }
 
 /// Errors with positions computed from the text.
@@ -92,10 +92,10 @@ impl Source<'_> {
                 "strategy" => {
                     let text = string(value.get_ref()).map_err(error)?;
                     let strategy = crate::strategy::from_name(text).map_err(|e| error(LimitsErrorKind::Strategy(e)))?;
-                    spec.strategy = Some((strategy, text.to_string(), at));
+                    spec.strategy = Some(strategy);
                 }
                 "enabled" => spec.enabled = Some(boolean(value.get_ref()).map_err(error)?),
-                "shadow" => spec.shadow = Some((boolean(value.get_ref()).map_err(error)?, at)),
+                "shadow" => spec.shadow = Some(boolean(value.get_ref()).map_err(error)?),
                 unknown => {
                     let kind = unknown_key(unknown, "`rate`, `strategy`, `enabled` or `shadow`", &FIELDS);
                     return Err(self.error(Some(key.span().start), Some(uid), Some(unknown), kind));

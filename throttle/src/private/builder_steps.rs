@@ -1,10 +1,10 @@
 //! The builder steps `#[throttle]` emits, one per key: each takes a value the macro
 //! already checked and hands it to [`ThrottleBuilder`].
 
-use crate::backend::BoxFuture;
+use crate::headers::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Headers};
 use crate::throttles::ThrottleBuilder;
 use crate::{ConfigError, Connection, Context, HttpThrottle, Rate};
-use crate::{DEFAULT_HEADERS_ALWAYS, DEFAULT_HEADERS_THROTTLED, Headers};
+use core::future::Future;
 
 /// A rate the macro already checked with the shared grammar.
 pub const fn rate(limit: u64, period_ms: u64) -> Rate {
@@ -56,9 +56,9 @@ pub fn count_all() -> crate::CountWhen {
     crate::CountWhen::All
 }
 
-/// `scope = "name"`.
+/// `scope = "name"`: the throttle's typed scope.
 pub fn scope(builder: ThrottleBuilder<HttpThrottle>, scope: &'static str) -> ThrottleBuilder<HttpThrottle> {
-    builder.context(Context::new().with("scope", scope))
+    builder.scope(scope)
 }
 
 /// `cost = path`: a cost function or an integer constant.
@@ -69,16 +69,17 @@ pub fn cost<C: CostArg>(builder: ThrottleBuilder<HttpThrottle>, cost: C) -> Thro
 /// What `cost = path` may name.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a cost",
-    note = "`cost = path` names an integer constant or a `fn(&Connection<'_>, &Context) -> BoxFuture<'static, u64>`"
+    note = "`cost = path` names an integer constant or a `fn(&Connection<'_>, &Context) -> impl Future<Output = u64> + Send + 'static`"
 )]
 pub trait CostArg {
     /// Sets the cost on the builder.
     fn apply(self, builder: ThrottleBuilder<HttpThrottle>) -> ThrottleBuilder<HttpThrottle>;
 }
 
-impl<F> CostArg for F
+impl<F, Fut> CostArg for F
 where
-    F: Fn(&Connection<'_>, &Context) -> BoxFuture<'static, u64> + Send + Sync + 'static,
+    F: Fn(&Connection<'_>, &Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = u64> + Send + 'static,
 {
     fn apply(self, builder: ThrottleBuilder<HttpThrottle>) -> ThrottleBuilder<HttpThrottle> {
         builder.cost_fn(self)

@@ -1,4 +1,5 @@
 use super::*;
+use core::time::Duration;
 use proptest::prelude::*;
 
 use throttle_grammar::vectors::rate as vectors;

@@ -4,6 +4,7 @@ mod glob;
 
 use crate::backend::BoxFuture;
 use crate::{ConfigError, Connection};
+use core::future::Future;
 use glob::Glob;
 use http::Method;
 use std::fmt;
@@ -30,7 +31,7 @@ type PredicateFn = dyn Fn(&Connection<'_>) -> BoxFuture<'static, bool> + Send + 
 /// let api_writes = Rule::apply_if().path("/api/**")?.methods([Method::POST, Method::PUT]);
 /// let internal = Rule::bypass_if().predicate(|conn| {
 ///     let internal = conn.headers().contains_key("x-internal-token");
-///     Box::pin(async move { internal })
+///     async move { internal }
 /// });
 /// # let _ = (health, api_writes, internal);
 /// # Ok::<(), throttle::ConfigError>(())
@@ -66,13 +67,15 @@ impl Rule {
         self
     }
 
-    /// Adds an async predicate: it reads what it needs from the request and returns
-    /// a `'static` future.
-    pub fn predicate(
-        mut self,
-        f: impl Fn(&Connection<'_>) -> BoxFuture<'static, bool> + Send + Sync + 'static,
-    ) -> Self {
-        self.predicate = Some(Arc::new(f));
+    /// Adds an async predicate: it reads what it needs from the request right away
+    /// and returns a `'static` future (an `async move` block) that may await.
+    pub fn predicate<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(&Connection<'_>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        let boxed = move |conn: &Connection<'_>| -> BoxFuture<'static, bool> { Box::pin(f(conn)) };
+        self.predicate = Some(Arc::new(boxed));
         self
     }
 

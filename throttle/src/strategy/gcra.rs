@@ -22,7 +22,7 @@ use crate::Rate;
 /// 35 bytes). Every decision is O(1) on both.
 ///
 /// ```
-/// use throttle::{ManualClock, MemoryBackend, Rate};
+/// use throttle::{Rate, backend::{ManualClock, MemoryBackend}};
 /// use throttle::strategy::Gcra;
 ///
 /// let clock = ManualClock::new(0);
@@ -62,7 +62,7 @@ impl Gcra {
     /// [`Rate::MAX`]).
     ///
     /// ```
-    /// use throttle::{MemoryBackend, Rate};
+    /// use throttle::{Rate, backend::MemoryBackend};
     /// use throttle::strategy::Gcra;
     ///
     /// let smooth = Gcra::with_burst(1)?;
@@ -151,6 +151,7 @@ impl Strategy for Gcra {
                 tat_ms: state.tat_ms + u64::from(state.tat_rem > 0),
                 emission_interval_us: sat(period * 1_000 / limit),
                 burst,
+                level_units: sat(ahead),
             },
         }
     }
@@ -221,7 +222,10 @@ mod tests {
     fn a_fresh_key_reports_its_full_quota() {
         let stat = Gcra::new().stat(&GcraState::default(), 5_000, Rate::per_minute(5));
         assert_eq!((stat.remaining, stat.wait_ms, stat.reset_ms), (5, 0, 0));
-        assert_eq!(stat.metadata, Metadata::Gcra { tat_ms: 0, emission_interval_us: 12_000_000, burst: 5 });
+        assert_eq!(
+            stat.metadata,
+            Metadata::Gcra { tat_ms: 0, emission_interval_us: 12_000_000, burst: 5, level_units: 0 }
+        );
     }
 
     #[test]

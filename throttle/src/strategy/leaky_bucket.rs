@@ -19,7 +19,7 @@ use crate::Rate;
 /// 35 bytes). Every decision is O(1) on both.
 ///
 /// ```
-/// use throttle::{ManualClock, MemoryBackend, Rate};
+/// use throttle::{Rate, backend::{ManualClock, MemoryBackend}};
 /// use throttle::strategy::LeakyBucket;
 ///
 /// let clock = ManualClock::new(0);
@@ -75,6 +75,7 @@ impl Strategy for LeakyBucket {
                 level: sat(ceil_div(view.reading.level, bucket::unit(rate))),
                 capacity: rate.limit(),
                 last_leak_ms: state.last_ms,
+                level_units: sat(view.reading.level),
             },
         }
     }
@@ -110,7 +111,10 @@ mod tests {
         assert!(LeakyBucket.decide(&mut state, 10_000, rate, 3).allowed);
         let stat = LeakyBucket.stat(&state, 10_100, rate);
         // 100 ms leak 0.4: level 2.6 shows as 3; one more unit fits.
-        assert_eq!(stat.metadata, Metadata::LeakyBucket { level: 3, capacity: 4, last_leak_ms: 10_000 });
+        assert_eq!(
+            stat.metadata,
+            Metadata::LeakyBucket { level: 3, capacity: 4, last_leak_ms: 10_000, level_units: 2_600 }
+        );
         assert_eq!((stat.remaining, stat.wait_ms, stat.reset_ms), (1, 0, 650));
         assert!(LeakyBucket.decide(&mut state, 10_100, rate, 1).allowed);
         let before = state;

@@ -18,6 +18,10 @@ use std::collections::VecDeque;
 /// `limit` per key. Unlike the reference library, there is no minimum wait and a
 /// first hit above the limit is never admitted.
 ///
+/// A refund gives back what the leaky bucket would (the hit's cost less what has
+/// drained since the hit, at most what is queued), drained from the head: the hits
+/// are not told apart, and the queue's total then stays the bucket's level.
+///
 /// State per key, worst case: in memory 56 bytes plus 8 per queued hit (the deque may
 /// keep as much again in spare capacity); on Redis a string of 7 integers (at most
 /// 119 bytes) plus a list of the queued hits' running totals beside it, 2 to 10 bytes
@@ -38,7 +42,7 @@ use std::collections::VecDeque;
 /// let stat = LeakyBucketQueue.stat(&state, 250, rate);
 /// assert_eq!(
 ///     stat.metadata,
-///     Metadata::LeakyBucketQueue { queue_len: 2, queue_cost: 8, capacity: 10, last_leak_ms: 0 },
+///     Metadata::LeakyBucketQueue { queue_len: 2, queue_cost: 8, capacity: 10, last_leak_ms: 0, level_units: 7_500 },
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -169,8 +173,28 @@ impl Strategy for LeakyBucketQueue {
                 queue_cost: sat(ceil_div(level, unit)),
                 capacity: rate.limit(),
                 last_leak_ms: state.last_ms,
+                level_units: sat(view.reading.level),
             },
         }
+    }
+
+    /// What the hit still holds, as the [`LeakyBucket`](super::LeakyBucket) gives back
+    /// (its cost less what has drained since `since_ms`, at most the level), drained
+    /// from the head: a queued hit cannot be told from the others, and the queue's
+    /// undrained cost, which decides every hit, is then the bucket's.
+    fn refund(&self, state: &mut LeakyBucketQueueState, now_ms: u64, rate: Rate, cost: u64, since_ms: u64) -> bool {
+        if degenerate(rate).is_some() {
+            return false;
+        }
+        let unit = bucket::unit(rate);
+        let level = sat(state.level(unit));
+        let (mut last_ms, mut after) = (state.last_ms, level);
+        if !bucket::refund(&mut last_ms, &mut after, now_ms, rate, cost, since_ms) {
+            return false;
+        }
+        state.drain(u128::from(level) - u128::from(after), unit);
+        state.last_ms = last_ms;
+        true
     }
 
     fn expires_at(&self, state: &LeakyBucketQueueState, rate: Rate) -> u64 {
@@ -256,5 +280,28 @@ mod tests {
         // A head said to have leaked more than its cost (another rate's state) is harmless.
         let mut odd = LeakyBucketQueueState { last_ms: 0, head_leaked: 1_000_000, queue: [1].into(), total: 1 };
         assert!(LeakyBucketQueue.decide(&mut odd, 0, RATE, 10).allowed);
+    }
+
+    #[test]
+    fn a_refund_drains_the_head_as_the_bucket_gives_back() {
+        let (mut queue, mut bucket) = (LeakyBucketQueueState::default(), LeakyBucketState::default());
+        for cost in [4, 4, 2] {
+            assert!(LeakyBucketQueue.decide(&mut queue, 1_000, RATE, cost).allowed);
+            assert!(LeakyBucket.decide(&mut bucket, 1_000, RATE, cost).allowed);
+        }
+        // The hit of 2 given back 50 ms later: 0.5 of it may have drained, 1.5 is left.
+        assert!(LeakyBucketQueue.refund(&mut queue, 1_050, RATE, 2, 1_000));
+        assert!(LeakyBucket.refund(&mut bucket, 1_050, RATE, 2, 1_000));
+        assert_eq!(queue.queue, [4, 4, 2], "2 units of the head have drained");
+        assert_eq!((queue.last_ms, queue.head_leaked), (1_050, 2_000));
+        for (now, cost) in [(1_050, 3), (1_050, 1), (1_100, 1), (1_300, 3)] {
+            assert_eq!(
+                LeakyBucketQueue.decide(&mut queue, now, RATE, cost),
+                LeakyBucket.decide(&mut bucket, now, RATE, cost),
+                "at {now} ms, cost {cost}"
+            );
+        }
+        // Nothing is left to give back once the hit could have drained.
+        assert!(!LeakyBucketQueue.refund(&mut queue, 5_000, RATE, 2, 1_300));
     }
 }

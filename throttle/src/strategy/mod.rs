@@ -53,12 +53,15 @@
 //! |---|---|
 //! | `fixed_window` | the cost, from the window the hit was counted in, if `since` and now fall in it; nothing once the window has ended (the hit no longer counts) or when the window may have changed in between |
 //! | `sliding_window_counter` | the cost, from the current window if the hit was counted there, else from the previous window (its weight is smaller, so that errs toward counting) |
-//! | `sliding_window_log` | the cost, from the log entries at or after `since` (earliest first, which errs toward counting); nothing after a whole period (in memory only: on Redis the log keeps running totals, and a refund gives nothing back) |
+//! | `sliding_window_log` | the cost, from the log entries at or after `since` (earliest first, which errs toward counting); nothing after a whole period |
 //! | `token_bucket`, `token_bucket_debt`, `leaky_bucket`, `gcra` | the cost, less what the bucket has refilled (or leaked, or the TAT has caught up) since `since`: what the hit still provably holds |
-//! | `leaky_bucket_queue` | nothing: a queued hit cannot be told from the others |
+//! | `leaky_bucket_queue` | what the `leaky_bucket` gives back, drained from the head of the queue (a queued hit cannot be told from the others; the queue's total stays the bucket's level) |
 //!
 //! A hit whose units have run out on their own has nothing left to give back, so a
 //! refund never raises a quota above what it would be had the hit never been made.
+//! Every backend of this crate refunds every built-in strategy the same way (on Redis
+//! the log and the queue take the cost out of their entries in one script call), and
+//! a [`Failover`](crate::backend::Failover) refunds on the backend that decided the hit.
 //!
 //! Select one by type with [`ThrottleBuilder::strategy`](crate::ThrottleBuilder::strategy)
 //! or by name, with parameters, with [`from_name`] and
@@ -96,6 +99,7 @@ mod sliding_window_log;
 mod stat;
 mod token_bucket;
 mod token_bucket_debt;
+pub(crate) mod wait;
 
 pub use codec::EncodedDecision;
 pub use erased::{AnyState, Builtin, DynStrategy};
@@ -147,7 +151,7 @@ use core::fmt::Debug;
 ///     fn expires_at(&self, _spent: &u64, _rate: Rate) -> u64 { u64::MAX }
 /// }
 ///
-/// let backend = throttle::MemoryBackend::new();
+/// let backend = throttle::backend::MemoryBackend::new();
 /// let rate = Rate::per_minute(2);
 /// assert!(backend.hit_now("k", &Lifetime, rate, 2).allowed);
 /// assert!(!backend.hit_now("k", &Lifetime, rate, 1).allowed);

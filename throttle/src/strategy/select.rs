@@ -82,6 +82,33 @@ impl StrategyKind {
         }
     }
 
+    /// The built-in kind `strategy` is, by its type (never by its name, which any
+    /// strategy may share); `None` for a strategy of your own.
+    #[cfg(feature = "limits-file")]
+    pub(crate) fn of(strategy: &dyn DynStrategy) -> Option<StrategyKind> {
+        let any = strategy.as_any();
+        let kind = if any.is::<FixedWindow>() {
+            StrategyKind::FixedWindow
+        } else if any.is::<SlidingWindowCounter>() {
+            StrategyKind::SlidingWindowCounter
+        } else if any.is::<SlidingWindowLog>() {
+            StrategyKind::SlidingWindowLog
+        } else if any.is::<TokenBucket>() {
+            StrategyKind::TokenBucket
+        } else if any.is::<TokenBucketDebt>() {
+            StrategyKind::TokenBucketDebt
+        } else if any.is::<LeakyBucket>() {
+            StrategyKind::LeakyBucket
+        } else if any.is::<LeakyBucketQueue>() {
+            StrategyKind::LeakyBucketQueue
+        } else if any.is::<Gcra>() {
+            StrategyKind::Gcra
+        } else {
+            return None;
+        };
+        Some(kind)
+    }
+
     /// The strategy with these parameters (see [`params`](Self::params)); parameters
     /// left out take their defaults.
     ///

@@ -22,7 +22,7 @@ use crate::Rate;
 /// 52 bytes). Every decision is O(1) on both.
 ///
 /// ```
-/// use throttle::{ManualClock, MemoryBackend, Rate};
+/// use throttle::{Rate, backend::{ManualClock, MemoryBackend}};
 /// use throttle::strategy::SlidingWindowCounter;
 ///
 /// let clock = ManualClock::new(60_000); // the start of a minute

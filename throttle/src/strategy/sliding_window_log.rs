@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 /// answer lies), and admissions trim what has aged out.
 ///
 /// ```
-/// use throttle::{ManualClock, MemoryBackend, Rate};
+/// use throttle::{Rate, backend::{ManualClock, MemoryBackend}};
 /// use throttle::strategy::SlidingWindowLog;
 ///
 /// let clock = ManualClock::new(0);

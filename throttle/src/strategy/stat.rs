@@ -88,6 +88,10 @@ pub enum Metadata {
         capacity: u64,
         /// When tokens were last taken, ms since the epoch.
         last_refill_ms: u64,
+        /// Tokens missing from a full bucket now, exact (where `tokens` is rounded
+        /// down), in units that a hit of cost `c` takes `c × period_ms` of and that
+        /// refill at `limit` per millisecond.
+        level_units: u64,
     },
     /// [`TokenBucketDebt`](crate::strategy::TokenBucketDebt): tokens, possibly
     /// negative.
@@ -102,6 +106,9 @@ pub enum Metadata {
         debt: u64,
         /// When tokens were last taken, ms since the epoch.
         last_refill_ms: u64,
+        /// Tokens missing from a full bucket now, exact, in the units of
+        /// [`Metadata::TokenBucket`]'s `level_units`.
+        level_units: u64,
     },
     /// [`LeakyBucket`](crate::strategy::LeakyBucket): the bucket's level.
     LeakyBucket {
@@ -111,6 +118,10 @@ pub enum Metadata {
         capacity: u64,
         /// When cost was last added, ms since the epoch.
         last_leak_ms: u64,
+        /// Cost in the bucket now, exact (where `level` is rounded up), in units that
+        /// a hit of cost `c` adds `c × period_ms` of and that leak at `limit` per
+        /// millisecond.
+        level_units: u64,
     },
     /// [`LeakyBucketQueue`](crate::strategy::LeakyBucketQueue): the queue.
     LeakyBucketQueue {
@@ -122,6 +133,9 @@ pub enum Metadata {
         capacity: u64,
         /// When the queue was last updated, ms since the epoch.
         last_leak_ms: u64,
+        /// The queue's undrained cost now, exact, in the units of
+        /// [`Metadata::LeakyBucket`]'s `level_units`.
+        level_units: u64,
     },
     /// [`Gcra`](crate::strategy::Gcra): the theoretical arrival time.
     Gcra {
@@ -132,6 +146,10 @@ pub enum Metadata {
         emission_interval_us: u64,
         /// Hits admitted at once from rest.
         burst: u64,
+        /// How far the TAT runs ahead of now, exact, in units of `1 / limit` ms: a
+        /// hit of cost `c` pushes it `c × period_ms` units, and it falls `limit` units
+        /// per millisecond.
+        level_units: u64,
     },
     /// A user strategy's own named integers.
     Custom(Vec<(&'static str, i64)>),
@@ -148,7 +166,8 @@ pub struct StrategyStat {
     pub rate: Rate,
     /// Quota left, between 0 and the limit.
     pub hits_remaining: u64,
-    /// Milliseconds until a hit of cost 1 would be admitted; 0 if it would be now.
+    /// Milliseconds until a hit of cost 1 would be admitted (of cost `n` for a stat
+    /// asked with [`.cost(n)`](crate::Call::cost)); 0 if it would be now.
     pub wait_ms: u64,
     /// Milliseconds until the quota is whole again.
     pub reset_ms: u64,
@@ -165,12 +184,18 @@ impl StrategyStat {
     /// [`Admitted::remaining`](crate::Admitted::remaining).
     ///
     /// ```
-    /// # async fn demo(request: axum::extract::Request) -> Result<(), throttle::ThrottleError> {
-    /// # let throttle = throttle::HttpThrottle::builder("docs:stat:after").rate("100/min").build().unwrap();
-    /// let before = throttle.stat(&request).await?;
-    /// let admitted = throttle.hit(&request).await?;
-    /// let remaining = admitted.remaining().or(before.map(|s| s.remaining_after(1)));
-    /// # let _ = remaining; Ok(()) }
+    /// use axum::extract::Request;
+    /// use throttle::{HttpThrottle, ThrottleError};
+    ///
+    /// // The seed's "quota_remaining": stat, then hit.
+    /// async fn get_data(api: &HttpThrottle, request: Request) -> Result<String, ThrottleError> {
+    ///     let before = api.stat(&request).await?;
+    ///     let admitted = api.hit(&request).await?;
+    ///     // Preferred: what the hit itself left. Else the stat's figure, which cannot underflow.
+    ///     let remaining = admitted.remaining().or(before.map(|stat| stat.remaining_after(1)));
+    ///     Ok(format!("quota_remaining: {remaining:?}"))
+    /// }
+    /// # let _ = get_data;
     /// ```
     pub const fn remaining_after(&self, cost: u64) -> u64 {
         self.hits_remaining.saturating_sub(cost)

@@ -3,7 +3,7 @@
 use super::InvalidStrategyParam;
 use super::bucket;
 use super::codec::tags;
-use super::math::{decode_pair, encode_pair};
+use super::math::{decode_pair, encode_pair, sat};
 use super::{Decision, Metadata, Snapshot, Strategy, degenerate, degenerate_stat};
 use crate::Rate;
 
@@ -19,7 +19,7 @@ use crate::Rate;
 /// 35 bytes). Every decision is O(1) on both.
 ///
 /// ```
-/// use throttle::{MemoryBackend, Rate, ManualClock};
+/// use throttle::{Rate, backend::{ManualClock, MemoryBackend}};
 /// use throttle::strategy::TokenBucket;
 ///
 /// const BUCKET: TokenBucket = match TokenBucket::with_burst(15) {
@@ -133,6 +133,7 @@ impl Strategy for TokenBucket {
                 tokens: tokens as u64,
                 capacity: Strategy::capacity(self, rate),
                 last_refill_ms: state.last_ms,
+                level_units: sat(view.reading.level),
             },
         }
     }
@@ -208,7 +209,10 @@ mod tests {
         let d = bucket.decide(&mut state, 0, RATE, 1);
         assert_eq!(d.remaining, 10, "14 tokens, shown as at most the limit");
         let stat = bucket.stat(&state, 0, RATE);
-        assert_eq!(stat.metadata, Metadata::TokenBucket { tokens: 14, capacity: 15, last_refill_ms: 0 });
+        assert_eq!(
+            stat.metadata,
+            Metadata::TokenBucket { tokens: 14, capacity: 15, last_refill_ms: 0, level_units: 1_000 }
+        );
         assert!(bucket.decide(&mut state, 0, RATE, 14).allowed);
         assert!(!bucket.decide(&mut state, 0, RATE, 1).allowed);
     }

@@ -3,7 +3,7 @@
 use super::InvalidStrategyParam;
 use super::bucket;
 use super::codec::tags;
-use super::math::{decode_pair, encode_pair};
+use super::math::{decode_pair, encode_pair, sat};
 use super::token_bucket::{burst_or_limit, check_burst};
 use super::{Decision, Metadata, Snapshot, Strategy, TokenBucketState, degenerate, degenerate_stat};
 use crate::Rate;
@@ -19,7 +19,7 @@ use crate::Rate;
 /// 35 bytes). Every decision is O(1) on both.
 ///
 /// ```
-/// use throttle::{MemoryBackend, Rate};
+/// use throttle::{Rate, backend::MemoryBackend};
 /// use throttle::strategy::TokenBucketDebt;
 ///
 /// let debt = TokenBucketDebt::new(15)?; // burst: the limit
@@ -121,6 +121,7 @@ impl Strategy for TokenBucketDebt {
                 max_debt: self.max_debt,
                 debt: u64::try_from(-tokens.min(0)).unwrap_or(u64::MAX),
                 last_refill_ms: state.last_ms,
+                level_units: sat(view.reading.level),
             },
         }
     }

@@ -6,15 +6,18 @@ use super::options::{CostSource, OnError, RateSource};
 use super::split::KeySplit;
 use super::top_denied::MAX_TOP_DENIED;
 use crate::CountWhen;
-use crate::backend::{Backend, BoxFuture, default_backend};
-use crate::headers::Headers;
+use crate::backend::{Backend, default_backend};
+use crate::headers::{HeaderError, Headers};
 use crate::rate::ParseRateError;
 use crate::registry::Registry;
-use crate::rejection::{Throttled, ThrottledHandler};
+use crate::rejection::{Rejection, Throttled, ThrottledHandler};
 use crate::strategy::{DynStrategy, FixedWindow, Strategy};
 use crate::{ConfigError, Connection, Context, Cost, Identifier, InvalidCost, Rate, Rule, key};
 use axum::response::Response;
+use core::future::Future;
+use http::{HeaderName, HeaderValue, StatusCode};
 use parking_lot::RwLock;
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
@@ -36,7 +39,13 @@ pub struct ThrottleBuilder<T: BuildThrottle> {
     on_error: OnError,
     timeout: Duration,
     context: Context,
+    /// Set apart from `context`, so a later `.context(..)` keeps it.
+    scope: Option<Cow<'static, str>>,
     handler: Option<ThrottledHandler>,
+    /// Status, detail, extra headers and frame fields of rejections.
+    pub(crate) rejection: Rejection,
+    /// The first invalid `throttled_header`, reported by `build`.
+    header_error: Option<HeaderError>,
     rules: Vec<Rule>,
     split: KeySplit,
     registry: Option<Registry>,
@@ -98,7 +107,10 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             on_error: OnError::default(),
             timeout: Duration::from_millis(250),
             context: Context::new(),
+            scope: None,
             handler: None,
+            rejection: Rejection::default(),
+            header_error: None,
             rules: Vec::new(),
             split: KeySplit::default(),
             registry: None,
@@ -114,12 +126,51 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
-    /// A rate computed per request. Stats, checks and headers use it too.
-    pub fn rate_fn(
-        mut self,
-        f: impl Fn(&Connection<'_>, &Context) -> BoxFuture<'static, Rate> + Send + Sync + 'static,
-    ) -> Self {
-        self.rate = Some(Ok(RateSource::Dynamic(Arc::new(f))));
+    /// A rate computed per request; stats, checks and headers use it too.
+    ///
+    /// `f` reads what it needs from the request and the [`Context`] right away, then
+    /// returns a `'static` future (an `async move` block) that may await, e.g. a
+    /// lookup of the client's plan:
+    ///
+    /// ```
+    /// use throttle::{HttpThrottle, Rate};
+    ///
+    /// async fn plan_limit(api_key: Option<String>) -> u64 {
+    ///     if api_key.is_some() { 1_000 } else { 100 } // a database lookup, say
+    /// }
+    ///
+    /// let api = HttpThrottle::builder("docs:rate-fn")
+    ///     .rate_fn(|conn, _context| {
+    ///         let api_key = conn.headers().get("x-api-key").and_then(|v| v.to_str().ok()).map(String::from);
+    ///         async move { Rate::per_minute(plan_limit(api_key).await) }
+    ///     })
+    ///     .build()?;
+    /// # let _ = api;
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    ///
+    /// A named function has the same shape; in edition 2024, `use<>` says its future
+    /// borrows nothing from the arguments:
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// use throttle::{Connection, Context, Rate};
+    ///
+    /// fn by_plan(conn: &Connection<'_>, _context: &Context) -> impl Future<Output = Rate> + Send + use<> {
+    ///     let pro = conn.headers().contains_key("x-pro-key");
+    ///     async move { if pro { Rate::per_minute(1_000) } else { Rate::per_minute(100) } }
+    /// }
+    ///
+    /// let api = throttle::HttpThrottle::builder("docs:rate-fn-named").rate_fn(by_plan).build()?;
+    /// # let _ = api;
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn rate_fn<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(&Connection<'_>, &Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Rate> + Send + 'static,
+    {
+        self.rate = Some(Ok(RateSource::dynamic(f)));
         self
     }
 
@@ -196,12 +247,30 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
-    /// A cost computed per request (used when a call gives none).
-    pub fn cost_fn(
-        mut self,
-        f: impl Fn(&Connection<'_>, &Context) -> BoxFuture<'static, u64> + Send + Sync + 'static,
-    ) -> Self {
-        self.cost = Ok(CostSource::Dynamic(Arc::new(f)));
+    /// A cost computed per request, used when a call gives none; the shape of
+    /// [`rate_fn`](Self::rate_fn). A cost above 2^53 - 1 fails the hit with
+    /// [`ThrottleError::InvalidCost`](crate::ThrottleError::InvalidCost).
+    ///
+    /// ```
+    /// use throttle::HttpThrottle;
+    ///
+    /// // One unit per KiB the client says it sends, at least 1.
+    /// let uploads = HttpThrottle::builder("docs:cost-fn")
+    ///     .rate("1000/min")
+    ///     .cost_fn(|conn, _context| {
+    ///         let length = conn.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    ///         async move { length.map_or(1, |bytes| (bytes / 1024).max(1)) }
+    ///     })
+    ///     .build()?;
+    /// # let _ = uploads;
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn cost_fn<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(&Connection<'_>, &Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = u64> + Send + 'static,
+    {
+        self.cost = Ok(CostSource::dynamic(f));
         self
     }
 
@@ -225,13 +294,81 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         self
     }
 
-    /// Default context, under every call's context.
+    /// The default context: your values, under every call's (see [`Context`]).
     pub fn context(mut self, context: Context) -> Self {
         self.context = context;
         self
     }
 
-    /// Replaces the default 429 response.
+    /// A separate bucket for this throttle's hits: clients count in `scope` (default
+    /// `"default"`), and [`Call::scope`](crate::Call::scope) picks another per call.
+    /// Two throttles with one uid and different scopes share nothing.
+    ///
+    /// ```
+    /// use throttle::HttpThrottle;
+    ///
+    /// let public = HttpThrottle::builder("docs:scoped").rate("100/min").scope("public").build()?;
+    /// # let _ = public;
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn scope(mut self, scope: impl Into<Cow<'static, str>>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The status of the default rejection instead of 429 (e.g. 503 to shed load).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use throttle::HttpThrottle;
+    ///
+    /// let shed = HttpThrottle::builder("docs:shed")
+    ///     .rate("500/s")
+    ///     .throttled_status(StatusCode::SERVICE_UNAVAILABLE)
+    ///     .throttled_detail("The service is busy. Try again shortly.")
+    ///     .throttled_header("Cache-Control", "no-store")
+    ///     .build()?;
+    /// # let _ = shed;
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    pub fn throttled_status(mut self, status: StatusCode) -> Self {
+        self.rejection.status = Some(status);
+        self
+    }
+
+    /// The body of the default rejection (the `detail` of a
+    /// [problem details](Self::problem_details) body) instead of
+    /// `Too many requests. Retry in N seconds.`
+    pub fn throttled_detail(mut self, detail: impl Into<String>) -> Self {
+        self.rejection.detail = Some(detail.into().into_boxed_str());
+        self
+    }
+
+    /// An extra header on every rejection (replacing a throttled header of the same
+    /// name; `Retry-After` is always the wait). An invalid name or value is reported by
+    /// [`build`](Self::build) as [`ConfigError::Header`].
+    ///
+    /// ```
+    /// use throttle::{ConfigError, HttpThrottle};
+    ///
+    /// let err = HttpThrottle::builder("docs:bad-header").rate("1/s").throttled_header("X-Why", "line\nbreak").build();
+    /// assert!(matches!(err, Err(ConfigError::Header(_))));
+    /// ```
+    pub fn throttled_header(mut self, name: &str, value: &str) -> Self {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| HeaderError::InvalidName(name.to_string()));
+        let value = HeaderValue::from_str(value).map_err(|_| HeaderError::InvalidValue(value.to_string()));
+        match (name, value) {
+            (Ok(name), Ok(value)) => {
+                self.rejection.headers.insert(name, value);
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                self.header_error.get_or_insert(error);
+            }
+        }
+        self
+    }
+
+    /// Replaces the default rejection response.
     pub fn throttled_handler(mut self, f: impl Fn(&Throttled) -> Response + Send + Sync + 'static) -> Self {
         self.handler = Some(Arc::new(f));
         self
@@ -249,6 +386,8 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
     /// # let _ = api;
     /// # Ok::<(), throttle::ConfigError>(())
     /// ```
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
     pub fn problem_details(mut self) -> Self {
         self.handler = Some(Arc::new(Throttled::problem_details));
         self
@@ -408,6 +547,13 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         if let Some(error) = self.strategy_error {
             return Err(error.into());
         }
+        if let Some(error) = self.header_error {
+            return Err(error.into());
+        }
+        let mut context = self.context;
+        if let Some(scope) = self.scope {
+            context.set_scope(scope);
+        }
         let backend = self.backend.unwrap_or_else(default_backend);
         // A user backend's namespace too: keys stay within `key::MAX_KEY_LEN`.
         key::validate_namespace(backend.namespace())?;
@@ -421,10 +567,9 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             uid: self.uid.as_str().into(),
             origin: self.origin,
             key_prefix,
-            default_scope: (!self.split.method && !self.split.path)
-                .then(|| key::scope_segment(&[&self.context.scope()])),
+            default_scope: (!self.split.method && !self.split.path).then(|| key::scope_segment(&[context.scope()])),
             limit_value: std::sync::OnceLock::new(),
-            rate: RwLock::new(rate),
+            limit: RwLock::new(super::limit::Limit::new(rate)),
             strategy: self.strategy,
             backend,
             identifier: self.identifier,
@@ -432,8 +577,9 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             headers: self.headers,
             on_error: self.on_error,
             timeout: self.timeout,
-            context: Arc::new(self.context),
+            context: Arc::new(context),
             handler: self.handler,
+            rejection: Arc::new(self.rejection),
             rules: self.rules,
             split: self.split,
             enabled: AtomicBool::new(true),

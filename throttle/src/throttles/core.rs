@@ -1,17 +1,18 @@
 //! The engine shared by HTTP and WebSocket throttles: hit, stat, check, headers.
 
 use super::instruments::{ErrorOutcome, Stopwatch};
+use super::limit::{Limit, Swapped};
 use super::operating::Operating;
 use super::options::{CostSource, ErrorAction, OnError, RateSource};
 use super::split::KeySplit;
-use crate::backend::{Backend, BackendError, Hit, Key, Since};
+use crate::backend::{Backend, BackendError, Hit, Key, Route, Since};
 use crate::headers::Headers;
 use crate::headers::header::{Figures, Input};
 use crate::headers::resolved::Resolved;
 use crate::identity::ClientId;
 use crate::key::{BuiltKey, ClientSegment, KeyBuf, ScopeSegment};
 use crate::outcome::RefundTicket;
-use crate::rejection::{Throttled, ThrottledHandler};
+use crate::rejection::{Rejection, Throttled, ThrottledHandler};
 use crate::rules::{self, Rule};
 use crate::strategy::{Decision, DynStrategy, Metadata, Snapshot, StrategyStat};
 use crate::{Connection, Context, Cost, Identifier, InvalidCost, Rate, ThrottleError, key};
@@ -33,7 +34,9 @@ pub struct Core {
     pub(crate) default_scope: Option<String>,
     /// The `X-RateLimit-Limit`-style value of the first limit seen, made once.
     pub(crate) limit_value: OnceLock<(u64, HeaderValue)>,
-    pub(crate) rate: RwLock<RateSource>,
+    /// The rate, and a strategy set at runtime (see `limit`): one lock per request.
+    pub(crate) limit: RwLock<Limit>,
+    /// The code's strategy.
     pub(crate) strategy: Arc<dyn DynStrategy>,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) identifier: Identifier,
@@ -44,6 +47,8 @@ pub struct Core {
     /// Shared with every rejection, so a 429 never copies it.
     pub(crate) context: Arc<Context>,
     pub(crate) handler: Option<ThrottledHandler>,
+    /// Status, detail and extra headers of rejections, shared with each one.
+    pub(crate) rejection: Arc<Rejection>,
     pub(crate) rules: Vec<Rule>,
     pub(crate) split: KeySplit,
     pub(crate) enabled: AtomicBool,
@@ -127,6 +132,10 @@ pub(crate) struct Prepared<'c> {
     pub(crate) context: Cow<'c, Context>,
     /// Read before the decision when the hit takes a refund ticket.
     pub(crate) since: Option<Since>,
+    /// The strategy, when not the code's (its key is tagged already).
+    pub(crate) swapped: Option<Swapped>,
+    /// Where a refundable hit was decided.
+    pub(crate) route: Route,
 }
 
 impl Core {
@@ -139,7 +148,17 @@ impl Core {
     }
 
     pub(crate) fn strategy_name(&self) -> &'static str {
-        self.strategy.name()
+        self.limit.read().swapped.as_ref().map_or(&*self.strategy, |s| &*s.strategy).name()
+    }
+
+    /// The strategy in force now (the code's, or one a limits file set).
+    pub(crate) fn strategy_now(&self) -> Arc<dyn DynStrategy> {
+        self.limit.read().swapped.as_ref().map_or_else(|| self.strategy.clone(), |s| s.strategy.clone())
+    }
+
+    /// The strategy in force for a hit that read `swapped`.
+    pub(crate) fn strategy_in<'a>(&'a self, swapped: Option<&'a Swapped>) -> &'a dyn DynStrategy {
+        swapped.map_or(&*self.strategy, |s| &*s.strategy)
     }
 
     pub(crate) fn backend_namespace(&self) -> &str {
@@ -155,14 +174,14 @@ impl Core {
     }
 
     pub(crate) fn static_rate(&self) -> Option<Rate> {
-        match &*self.rate.read() {
+        match &self.limit.read().rate {
             RateSource::Static(rate) => Some(*rate),
             RateSource::Dynamic(_) => None,
         }
     }
 
     pub(crate) fn set_rate(&self, rate: Rate) {
-        *self.rate.write() = RateSource::Static(rate);
+        self.limit.write().rate = RateSource::Static(rate);
     }
 
     /// The default context, or the default with the call's context merged on top.
@@ -173,12 +192,16 @@ impl Core {
         }
     }
 
-    async fn resolve_rate(&self, conn: &Connection<'_>, context: &Context) -> Rate {
-        let source = match &*self.rate.read() {
-            RateSource::Static(rate) => return *rate,
-            RateSource::Dynamic(f) => f.clone(),
+    /// The rate and the strategy in force, read together.
+    async fn resolve_rate(&self, conn: &Connection<'_>, context: &Context) -> (Rate, Option<Swapped>) {
+        let (source, swapped) = {
+            let limit = self.limit.read();
+            match &limit.rate {
+                RateSource::Static(rate) => return (*rate, limit.swapped.clone()),
+                RateSource::Dynamic(f) => (f.clone(), limit.swapped.clone()),
+            }
         };
-        source(conn, context).await
+        (source(conn, context).await, swapped)
     }
 
     async fn resolve_cost(&self, conn: &Connection<'_>, context: &Context) -> Result<u64, InvalidCost> {
@@ -198,7 +221,7 @@ impl Core {
             Some(segment) if std::ptr::eq(context, &*self.context) => ScopeSegment::Built(segment),
             _ => {
                 scope_text = context.scope();
-                parts = self.split.scope_parts(&scope_text, conn);
+                parts = self.split.scope_parts(scope_text, conn);
                 ScopeSegment::Parts(&parts)
             }
         };
@@ -215,19 +238,34 @@ impl Core {
     }
 
     /// The backend's decision; an answer it gives at once (in memory) is taken as it
-    /// is, a pending one within the timeout.
-    pub(crate) async fn decide(&self, key: Key<'_>, rate: Rate, cost: u64) -> Result<Decision, BackendError> {
+    /// is, a pending one within the timeout. A refundable hit learns which store decided.
+    pub(crate) async fn decide(&self, prepared: &mut Prepared<'_>) -> Result<Decision, BackendError> {
         let started = Stopwatch::start();
-        let decision = match self.backend.hit(Hit { key, strategy: &*self.strategy, rate, cost }).now() {
-            Ok(decision) => decision,
-            Err(pending) => pending.within(self.timeout).await,
+        let strategy = self.strategy_in(prepared.swapped.as_ref());
+        let hit = Hit { key: prepared.key.as_key(), strategy, rate: prepared.rate, cost: prepared.cost };
+        let decision = if prepared.since.is_some() {
+            let routed = self.backend.hit_routed(hit).within(self.timeout).await;
+            routed.map(|(decision, route)| {
+                prepared.route = route;
+                decision
+            })
+        } else {
+            match self.backend.hit(hit).now() {
+                Ok(decision) => decision,
+                Err(pending) => pending.within(self.timeout).await,
+            }
         };
         self.ops.instruments.decided(started);
         decision
     }
 
-    async fn snapshot(&self, key: Key<'_>, rate: Rate) -> Result<Snapshot, BackendError> {
-        self.backend.stat(key, &*self.strategy, rate).within(self.timeout).await
+    pub(super) async fn snapshot(
+        &self,
+        key: Key<'_>,
+        strategy: &dyn DynStrategy,
+        rate: Rate,
+    ) -> Result<Snapshot, BackendError> {
+        self.backend.stat(key, strategy, rate).within(self.timeout).await
     }
 
     pub(crate) async fn hit(
@@ -238,8 +276,8 @@ impl Core {
     ) -> Result<Admitted, ThrottleError> {
         match self.prepare(conn, cost, call_context).await? {
             None => Ok(Admitted::default()),
-            Some(prepared) => {
-                let decision = self.decide(prepared.key.as_key(), prepared.rate, prepared.cost).await;
+            Some(mut prepared) => {
+                let decision = self.decide(&mut prepared).await;
                 self.finish(conn, prepared, decision)
             }
         }
@@ -265,7 +303,7 @@ impl Core {
             self.ops.instruments.bypassed();
             return Ok(None);
         }
-        let rate = self.resolve_rate(conn, &context).await;
+        let (rate, swapped) = self.resolve_rate(conn, &context).await;
         if rate.is_unlimited() {
             return Ok(None);
         }
@@ -276,16 +314,19 @@ impl Core {
         if cost == 0 {
             return Ok(None);
         }
-        let capacity = self.strategy.capacity(rate);
+        let capacity = self.strategy_in(swapped.as_ref()).capacity(rate);
         if cost > capacity && capacity > 0 {
             return Err(ThrottleError::CostExceedsCapacity { uid: self.uid.to_string(), cost, capacity });
         }
-        let Some(key) = self.client_key(conn, &context).await else {
+        let Some(mut key) = self.client_key(conn, &context).await else {
             self.ops.instruments.exempted();
             return Ok(None);
         };
+        if let Some(tag) = swapped.as_ref().and_then(|s| s.key_tag) {
+            key.push_str(tag);
+        }
         let since = self.ops.since(&*self.backend);
-        Ok(Some(Prepared { key, rate, cost, context, since }))
+        Ok(Some(Prepared { key, rate, cost, context, since, swapped, route: Route::default() }))
     }
 
     /// Everything after the backend: the error policy, headers, the rejection.
@@ -295,7 +336,7 @@ impl Core {
         prepared: Prepared<'_>,
         decision: Result<Decision, BackendError>,
     ) -> Result<Admitted, ThrottleError> {
-        let Prepared { key, rate, cost, context, since } = prepared;
+        let Prepared { key, rate, cost, context, since, swapped, route } = prepared;
         let failed = decision.is_err();
         let decision = match decision {
             Ok(decision) => decision,
@@ -318,14 +359,15 @@ impl Core {
             },
         };
         let hide_headers = self.ops.shadow.hides_headers() || self.headers.is_empty();
-        let stat = || self.stat_from(key.to_string(), rate, decision);
+        let strategy = self.strategy_in(swapped.as_ref()).name();
+        let stat = || self.stat_from(key.to_string(), rate, decision, strategy);
         if decision.allowed {
             let resolved = if hide_headers {
                 Resolved::default()
             } else {
                 self.headers.resolve_list(&Input::lazy(conn, self.figures(rate, decision), &context, false, &stat))
             };
-            let ticket = self.on_admitted(&decision, &key, rate, cost, since);
+            let ticket = self.on_admitted(&decision, &key, rate, cost, since.map(|since| (since, route)), swapped);
             return Ok(Admitted { remaining: Some(decision.remaining), resolved, ticket, shadowed: false });
         }
         if self.on_rejected(&key, &decision, failed) {
@@ -352,6 +394,7 @@ impl Core {
             headers,
             context,
             handler: self.handler.clone(),
+            rejection: self.rejection.clone(),
         }
         .into())
     }
@@ -369,7 +412,7 @@ impl Core {
         }
     }
 
-    fn stat_from(&self, key: String, rate: Rate, decision: Decision) -> StrategyStat {
+    fn stat_from(&self, key: String, rate: Rate, decision: Decision, strategy: &'static str) -> StrategyStat {
         StrategyStat {
             uid: self.uid.clone(),
             key,
@@ -377,7 +420,7 @@ impl Core {
             hits_remaining: decision.remaining,
             wait_ms: decision.wait_ms,
             reset_ms: decision.reset_ms,
-            strategy: self.strategy.name(),
+            strategy,
             metadata: Metadata::None,
         }
     }
@@ -391,15 +434,19 @@ impl Core {
         if !rules::applies(&self.rules, conn).await {
             return Ok(None);
         }
-        let rate = self.resolve_rate(conn, &context).await;
-        let Some(key) = self.client_key(conn, &context).await else {
+        let (rate, swapped) = self.resolve_rate(conn, &context).await;
+        let Some(mut key) = self.client_key(conn, &context).await else {
             return Ok(None);
         };
+        if let Some(tag) = swapped.as_ref().and_then(|s| s.key_tag) {
+            key.push_str(tag);
+        }
+        let strategy = self.strategy_in(swapped.as_ref());
         if rate.is_unlimited() {
             let unlimited = Decision { allowed: true, remaining: u64::MAX, wait_ms: 0, reset_ms: 0 };
-            return Ok(Some(self.stat_from(key.to_string(), rate, unlimited)));
+            return Ok(Some(self.stat_from(key.to_string(), rate, unlimited, strategy.name())));
         }
-        let snapshot = self.snapshot(key.as_key(), rate).await?;
+        let snapshot = self.snapshot(key.as_key(), strategy, rate).await?;
         Ok(Some(StrategyStat {
             uid: self.uid.clone(),
             key: key.to_string(),
@@ -407,7 +454,7 @@ impl Core {
             hits_remaining: snapshot.remaining.min(rate.limit()),
             wait_ms: snapshot.wait_ms,
             reset_ms: snapshot.reset_ms,
-            strategy: self.strategy.name(),
+            strategy: strategy.name(),
             metadata: snapshot.metadata,
         }))
     }
@@ -434,7 +481,7 @@ impl Core {
             return true;
         }
         match self.stat(conn, Some(&context)).await {
-            Ok(Some(stat)) => stat.rate.is_unlimited() || stat.hits_remaining >= cost,
+            Ok(Some(stat)) => self.fits_now(&stat, cost),
             // Exempted, or the state cannot be read: check is best effort and optimistic.
             Ok(None) | Err(_) => true,
         }

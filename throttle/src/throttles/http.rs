@@ -9,33 +9,40 @@ use std::sync::Arc;
 /// A rate limit for HTTP requests, called directly from handlers. Cheap to clone.
 ///
 /// ```
-/// use axum::{Json, extract::Request, routing::get, Router};
+/// use axum::extract::{Request, State};
+/// use axum::{Json, Router, routing::get};
 /// use throttle::{HttpThrottle, ThrottleError};
-/// use std::sync::LazyLock;
 ///
-/// static API: LazyLock<HttpThrottle> =
-///     LazyLock::new(|| HttpThrottle::builder("docs:data").rate("100/min").build().expect("valid throttle"));
-///
-/// async fn get_data(request: Request) -> Result<Json<Vec<u32>>, ThrottleError> {
-///     API.hit(&request).await?; // a 429 with Retry-After when over the limit
+/// async fn get_data(State(api): State<HttpThrottle>, request: Request) -> Result<Json<Vec<u32>>, ThrottleError> {
+///     api.hit(&request).await?; // a 429 with Retry-After when over the limit
 ///     Ok(Json(vec![]))
 /// }
 ///
-/// let app: Router = Router::new().route("/data", get(get_data));
+/// let api = HttpThrottle::builder("docs:data").rate("100/min").build()?;
+/// let app: Router = Router::new().route("/data", get(get_data)).with_state(api);
+/// # Ok::<(), throttle::ConfigError>(())
 /// ```
 ///
-/// Per-call cost and context, a pre-check, and a stat:
+/// Per-call cost and scope, a pre-check, and stats:
 ///
 /// ```
-/// # use throttle::{Context, HttpThrottle, ThrottleError};
-/// # async fn demo(request: axum::extract::Request) -> Result<(), ThrottleError> {
-/// let uploads = HttpThrottle::builder("docs:uploads").rate("1000/min").build().unwrap();
-/// if uploads.check(&request).cost(5).await {
-///     uploads.hit(&request).cost(5).await?;
+/// use axum::extract::Request;
+/// use throttle::{HttpThrottle, ThrottleError};
+///
+/// async fn upload(uploads: &HttpThrottle, request: Request) -> Result<String, ThrottleError> {
+///     if !uploads.check(&request).cost(5).await {
+///         // How long until a cost of 5 fits (`wait_ms` alone is for a cost of 1).
+///         let wait_ms = uploads.stat(&request).cost(5).await?.map_or(0, |stat| stat.wait_ms);
+///         return Ok(format!("retry in {wait_ms} ms"));
+///     }
+///     let admitted = uploads.hit(&request).cost(5).await?;
+///     uploads.hit(&request).scope("tenant-7").await?; // another bucket: the tenant's
+///     Ok(format!("{:?} left", admitted.remaining()))
 /// }
-/// uploads.hit(&request).context(Context::new().with("scope", "tenant-7")).await?;
-/// let remaining = uploads.stat(&request).await?.map(|s| s.hits_remaining);
-/// # let _ = remaining; Ok(()) }
+///
+/// let uploads = HttpThrottle::builder("docs:uploads").rate("1000/min").build()?;
+/// # let _ = (uploads, upload);
+/// # Ok::<(), throttle::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct HttpThrottle {
@@ -61,7 +68,9 @@ impl HttpThrottle {
 
     /// Records a hit: admits it (consuming its cost) or rejects it with
     /// [`ThrottleError::Throttled`](crate::ThrottleError::Throttled), which renders as a
-    /// 429 with `Retry-After`. Configure with `.cost(n)` and `.context(ctx)`.
+    /// 429 with `Retry-After`. Configure with `.cost(n)`, `.scope(..)` and
+    /// `.context(ctx)`. The admission's [`remaining`](crate::Admitted::remaining) is
+    /// the quota left after it.
     pub fn hit<'a>(&'a self, conn: &'a (impl AsConnection + ?Sized)) -> Hit<'a> {
         Call::new(&self.core, conn.as_connection())
     }
@@ -75,6 +84,9 @@ impl HttpThrottle {
     }
 
     /// The client's current standing, consuming nothing; `None` for an exempted client.
+    /// With `.cost(n)`, its [`wait_ms`](crate::StrategyStat::wait_ms) is how long until
+    /// a hit of `n` would be admitted (exact for every built-in strategy; see
+    /// [`Call::cost`]).
     pub fn stat<'a>(&'a self, conn: &'a (impl AsConnection + ?Sized)) -> Call<'a, StatOp> {
         Call::new(&self.core, conn.as_connection())
     }

@@ -1,23 +1,28 @@
-//! Throttles: [`HttpThrottle`], its builder, and the per-call builders ([`Call`]).
+//! The pieces around [`HttpThrottle`](crate::HttpThrottle) and its builder: the
+//! per-call builders ([`Call`]), the error policy's action, the tower service of
+//! [`ThrottleLayer`](crate::ThrottleLayer), and the types their signatures name.
 
-mod builder;
+pub(crate) mod builder;
 mod call;
 pub(crate) mod core;
-mod http;
+pub(crate) mod http;
 pub(crate) mod instruments;
+pub(crate) mod limit;
 mod operating;
 pub(crate) mod options;
 mod split;
 mod top_denied;
+mod wait;
 #[cfg(feature = "ws")]
-mod websocket;
+pub(crate) mod websocket;
 
-pub use self::core::Admitted;
-pub use builder::{BuildThrottle, IntoRate, ThrottleBuilder};
+pub use crate::error::InvalidCost;
+pub use crate::layer::ThrottleService;
+pub use crate::rejection::ThrottledHandler;
+pub use builder::{BuildThrottle, IntoRate};
 pub use call::{Call, CheckOp, CostedOp, HeadersOp, Hit, HitOp, StatOp};
-pub use http::HttpThrottle;
-pub use options::{ErrorAction, OnError};
+pub use options::ErrorAction;
 pub use top_denied::{DeniedClient, MAX_TOP_DENIED};
-#[cfg(feature = "ws")]
-#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
-pub use websocket::{MessageHit, MessageVerdict, WebSocketThrottle, WsConnection, default_frame};
+
+pub(crate) use builder::ThrottleBuilder;
+pub(crate) use options::OnError;

@@ -4,8 +4,9 @@
 
 use super::core::{Admitted, Core};
 use super::instruments::{ErrorOutcome, Instruments};
+use super::limit::Swapped;
 use super::top_denied::{DeniedClient, TopDenied};
-use crate::backend::{Backend, Since};
+use crate::backend::{Backend, Route, Since};
 use crate::key::BuiltKey;
 use crate::outcome::{CountWhen, RefundTicket};
 use crate::shadow::Shadow;
@@ -76,25 +77,27 @@ impl Core {
             None => Ok(Admitted::default()),
             Some(mut prepared) => {
                 prepared.since.get_or_insert_with(|| self.backend.since_now());
-                let decision = self.decide(prepared.key.as_key(), prepared.rate, prepared.cost).await;
+                let decision = self.decide(&mut prepared).await;
                 self.finish(conn, prepared, decision)
             }
         }
     }
 
-    /// An admitted hit is counted; its refund ticket when a moment was read for one.
+    /// An admitted hit is counted; its refund ticket when a moment was read for one
+    /// (with where the hit was decided, and by which strategy).
     pub(crate) fn on_admitted(
         &self,
         decision: &Decision,
         key: &BuiltKey,
         rate: Rate,
         cost: u64,
-        since: Option<Since>,
+        refund: Option<(Since, Route)>,
+        swapped: Option<Swapped>,
     ) -> Option<RefundTicket> {
         self.ops.instruments.admitted(decision.remaining, rate);
-        let since = since?;
+        let (since, route) = refund?;
         let me = self.ops.me.upgrade()?;
-        Some(RefundTicket::new(me, *key, rate, cost, since))
+        Some(RefundTicket::new(me, *key, (rate, cost), (since, route), swapped))
     }
 
     /// A rejection, over the limit or (`failed`) by the error policy of a failed

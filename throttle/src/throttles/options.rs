@@ -2,24 +2,55 @@
 
 use crate::backend::{BackendError, BoxFuture};
 use crate::{Connection, Context, Rate};
+use core::future::Future;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) type RateFn = dyn Fn(&Connection<'_>, &Context) -> BoxFuture<'static, Rate> + Send + Sync;
-pub(crate) type CostFn = dyn Fn(&Connection<'_>, &Context) -> BoxFuture<'static, u64> + Send + Sync;
+/// A user function of the request and context, its future boxed here once (user code
+/// returns any `'static` future).
+pub(crate) type HookFn<T> = dyn Fn(&Connection<'_>, &Context) -> BoxFuture<'static, T> + Send + Sync;
 type ErrorFn = dyn Fn(&BackendError, &Context) -> ErrorAction + Send + Sync;
+
+/// `f` with its future boxed.
+pub(crate) fn boxed_hook<T, F, Fut>(f: F) -> Arc<HookFn<T>>
+where
+    F: Fn(&Connection<'_>, &Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    Arc::new(move |conn: &Connection<'_>, context: &Context| -> BoxFuture<'static, T> { Box::pin(f(conn, context)) })
+}
 
 #[derive(Clone)]
 pub(crate) enum RateSource {
     Static(Rate),
-    Dynamic(Arc<RateFn>),
+    Dynamic(Arc<HookFn<Rate>>),
+}
+
+impl RateSource {
+    pub(crate) fn dynamic<F, Fut>(f: F) -> Self
+    where
+        F: Fn(&Connection<'_>, &Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Rate> + Send + 'static,
+    {
+        RateSource::Dynamic(boxed_hook(f))
+    }
 }
 
 #[derive(Clone)]
 pub(crate) enum CostSource {
     Fixed(u64),
-    Dynamic(Arc<CostFn>),
+    Dynamic(Arc<HookFn<u64>>),
+}
+
+impl CostSource {
+    pub(crate) fn dynamic<F, Fut>(f: F) -> Self
+    where
+        F: Fn(&Connection<'_>, &Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = u64> + Send + 'static,
+    {
+        CostSource::Dynamic(boxed_hook(f))
+    }
 }
 
 /// What a throttle does when its backend fails or times out.

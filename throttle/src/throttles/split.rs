@@ -23,7 +23,7 @@ pub(crate) struct KeySplit {
 }
 
 impl KeySplit {
-    /// The scope's parts: the context's `scope`, then the method and the route when the
+    /// The scope's parts: the call's (or the throttle's) `scope`, then the method and the route when the
     /// throttle splits by them.
     pub(crate) fn scope_parts<'a>(&self, scope: &'a str, conn: &Connection<'a>) -> ArrayVec<&'a str, 3> {
         let mut parts = ArrayVec::new();

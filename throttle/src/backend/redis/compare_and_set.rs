@@ -2,7 +2,7 @@
 //! if unchanged (retrying otherwise). User strategies with a codec, rates too large
 //! for the scripts' doubles, and refunds of every strategy stored as one string.
 
-use super::keys::stored_key;
+use super::keys::{entries_key, stored_key};
 use super::scripts::{self, Plan};
 use super::{RedisBackend, failed, no_codec};
 use crate::backend::{BackendError, Hit, Since};
@@ -41,12 +41,14 @@ impl RedisBackend {
 
     /// A refund through compare-and-set: read, let the strategy give back what the hit
     /// still holds, write back if unchanged. The sliding log and the queue (header and
-    /// entries list) give nothing back here: a refund of theirs keeps the hit counted.
+    /// entries list) are refunded by one script call instead.
     pub(super) async fn give_back(&self, hit: Hit<'_>, since: Since) -> Result<bool, BackendError> {
         let Hit { key, strategy, rate, cost } = hit;
         let scripted = match scripts::plan(strategy, rate) {
             Plan::Script(..) if degenerate(rate).is_some() => return Ok(false),
-            Plan::Script(scripted) if scripted.has_entries() => return Ok(false),
+            Plan::Script(scripted) if scripted.has_entries() => {
+                return self.give_back_entries(&stored_key(key), scripted.tag, hit, since).await;
+            }
             Plan::Script(..) => true,
             Plan::CompareAndSet if !strategy.has_codec() => return Err(no_codec(strategy)),
             Plan::CompareAndSet => false,
@@ -67,6 +69,26 @@ impl RedisBackend {
             }
         }
         Err(failed(format!("compare-and-set on `{key}` conflicted {CAS_ATTEMPTS} times in a row")))
+    }
+
+    /// A refund of the sliding log or the queue: one call of their refund script.
+    async fn give_back_entries(
+        &self,
+        stored_key: &str,
+        tag: i64,
+        hit: Hit<'_>,
+        since: Since,
+    ) -> Result<bool, BackendError> {
+        let mut invocation = scripts::ENTRIES_REFUND.prepare_invoke();
+        invocation.key(stored_key).key(entries_key(stored_key));
+        invocation.arg(self.now_arg()).arg(tag).arg(hit.rate.limit()).arg(hit.rate.period_ms());
+        invocation.arg(hit.cost).arg(self.grace_ms());
+        match since.on_clock_or_elapsed() {
+            Ok(since_ms) => invocation.arg(since_ms).arg(0),
+            Err(elapsed_ms) => invocation.arg("").arg(elapsed_ms),
+        };
+        let given: i64 = self.invoke(&invocation).await?;
+        Ok(given == 1)
     }
 
     /// Writes `state` over `read` (the text the decision read, "" for none); `None`

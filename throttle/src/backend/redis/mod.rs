@@ -28,7 +28,7 @@ mod stat;
 
 pub use batch::Batching;
 
-use super::{Backend, BackendError, Hit, Key, Reply, Since};
+use super::{Backend, BackendError, Hit, Key, Reply, Route, Since};
 use crate::Clock;
 use crate::Rate;
 use crate::strategy::{Decision, DynStrategy, Snapshot};
@@ -68,7 +68,7 @@ use std::sync::Arc;
 ///   limit.
 ///
 /// The scripts reproduce the Rust strategies step for step, so a key makes the same
-/// decisions here as on the [`MemoryBackend`](crate::MemoryBackend).
+/// decisions here as on the [`MemoryBackend`](crate::backend::MemoryBackend).
 ///
 /// The scripts compute with doubles, which are exact below 2^53. Rates large enough to
 /// leave that range (`limit × period_ms` or `burst × period_ms` of 2^50 or more, e.g.
@@ -90,9 +90,11 @@ use std::sync::Arc;
 /// conflict. A strategy without a codec fails with an error that says so.
 ///
 /// Refunds ([`Backend::refund`]) run through compare-and-set too, for every strategy
-/// stored as one string: two round trips. The sliding log and the queue keep their
-/// entries in a list beside the state, and a refund gives nothing back there (the hit
-/// stays counted). With Redis server time, the moment a refund measures from is the
+/// stored as one string: two round trips. The sliding log and the queue, whose entries
+/// sit in a list beside the state, are refunded by one script call that takes the
+/// refunded cost out of the entries (the log's entries logged since the hit, earliest
+/// first; the queue's head, as the leaky bucket drains), atomically with the hits of
+/// other callers. With Redis server time, the moment a refund measures from is the
 /// server's reading less the time elapsed here since the hit was sent, which is never
 /// later than the hit.
 ///
@@ -217,7 +219,7 @@ impl Backend for RedisBackend {
         }
     }
 
-    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since) -> Reply<'a, bool> {
+    fn refund<'a>(&'a self, hit: Hit<'a>, since: Since, _route: Route) -> Reply<'a, bool> {
         Reply::pending(self.give_back(hit, since))
     }
 }

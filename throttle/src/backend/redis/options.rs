@@ -36,7 +36,7 @@ impl RedisBackend {
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// use throttle::ManualClock;
+    /// use throttle::backend::ManualClock;
     /// use throttle::backend::RedisBackend;
     ///
     /// let clock = ManualClock::new(1_700_000_000_000);

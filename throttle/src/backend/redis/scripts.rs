@@ -141,6 +141,22 @@ pub(super) static ENTRIES_STAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&lua)
 });
 
+/// Refunds of the strategies with an entries key (the sliding log and the queue), by
+/// codec tag, atomic with the entries they change.
+pub(super) static ENTRIES_REFUND: LazyLock<Script> = LazyLock::new(|| {
+    let mut lua = prelude();
+    lua.push_str(BUCKET);
+    lua.push_str(ENTRIES);
+    lua.push_str("local REFUND = {}\n");
+    for twin in TWINS.iter().filter(|twin| twin.header_tag.is_some()) {
+        let _ = writeln!(lua, "REFUND[{}] = (function()", twin.tag);
+        twin.with_tags(&mut lua);
+        lua.push_str("return refund end)()\n");
+    }
+    lua.push_str(include_str!("lua/refund.lua"));
+    Script::new(&lua)
+});
+
 /// Reads (for stats) and compare-and-set (for strategies decided in Rust).
 pub(super) static STATE: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{}{}", prelude(), include_str!("lua/state.lua"))));

@@ -40,10 +40,10 @@ impl RedisBackend {
     }
 }
 
-/// The stat script's `{remaining, wait, reset, four metadata integers}` for the
-/// strategy with codec tag `tag`.
+/// The stat script's `{remaining, wait, reset, four metadata integers, the queue's
+/// exact level}` for the strategy with codec tag `tag`.
 fn snapshot_from(tag: i64, reply: &[i64]) -> Result<Snapshot, BackendError> {
-    let &[remaining, wait_ms, reset_ms, a, b, c, d] = reply else {
+    let &[remaining, wait_ms, reset_ms, a, b, c, d, level] = reply else {
         return Err(failed(format!("unexpected stat reply {reply:?}")));
     };
     let n = |v: i64| v.max(0) as u64;
@@ -54,7 +54,13 @@ fn snapshot_from(tag: i64, reply: &[i64]) -> Result<Snapshot, BackendError> {
             current_count: n(c),
             oldest_entry_ms: n(d),
         },
-        _ => Metadata::LeakyBucketQueue { queue_len: n(a), queue_cost: n(b), capacity: n(c), last_leak_ms: n(d) },
+        _ => Metadata::LeakyBucketQueue {
+            queue_len: n(a),
+            queue_cost: n(b),
+            capacity: n(c),
+            last_leak_ms: n(d),
+            level_units: n(level),
+        },
     };
     Ok(Snapshot { remaining: n(remaining), wait_ms: n(wait_ms), reset_ms: n(reset_ms), metadata })
 }

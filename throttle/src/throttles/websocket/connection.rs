@@ -19,12 +19,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// [`RequestInfo`]) and move it into the socket task. Message hits identify the client
 /// from it as the handshake did: the peer address (axum's `ConnectInfo`), the headers,
 /// URI, method and extensions of the upgrade request. Custom
-/// [`Identifier`](crate::Identifier)s see the same request.
+/// [`Identifier`](crate::identity::Identifier)s see the same request.
 ///
 /// ```
 /// use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 /// use axum::response::Response;
-/// use throttle::WsConnection;
+/// use throttle::websocket::WsConnection;
 ///
 /// async fn ws(conn: WsConnection, upgrade: WebSocketUpgrade) -> Response {
 ///     upgrade.on_upgrade(move |socket| chat(socket, conn))
@@ -54,7 +54,7 @@ impl WsConnection {
     /// ```
     /// use axum::extract::{ConnectInfo, Request};
     /// use std::net::SocketAddr;
-    /// use throttle::{AsConnection, WsConnection};
+    /// use throttle::{AsConnection, websocket::WsConnection};
     ///
     /// let mut request = Request::new(axum::body::Body::empty());
     /// request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 5000))));
@@ -74,7 +74,7 @@ impl WsConnection {
     /// hits return.
     ///
     /// ```
-    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::WsConnection) {
+    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::websocket::WsConnection) {
     /// # let messages = throttle::WebSocketThrottle::builder("docs:ws:flag").rate("60/min").build().unwrap();
     /// messages.hit(&conn, &mut socket).await;
     /// if conn.is_throttled() {
@@ -91,7 +91,7 @@ impl WsConnection {
     ///
     /// ```
     /// use axum::extract::ws::WebSocket;
-    /// use throttle::{WebSocketThrottle, WsConnection};
+    /// use throttle::{WebSocketThrottle, websocket::WsConnection};
     ///
     /// async fn handle(mut socket: WebSocket, conn: WsConnection, burst: WebSocketThrottle, hourly: WebSocketThrottle) {
     ///     while let Some(Ok(_message)) = socket.recv().await {

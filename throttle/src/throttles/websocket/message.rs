@@ -9,10 +9,12 @@ use crate::{AsConnection, Context, Cost, InvalidCost, ThrottleError, Throttled};
 use axum::extract::ws::Message;
 use core::future::IntoFuture;
 use futures_util::{Sink, SinkExt};
+use std::borrow::Cow;
 use std::fmt;
 
-/// A pending [`hit`](WebSocketThrottle::hit): configure with [`cost`](Self::cost) and
-/// [`context`](Self::context), then `.await` it.
+/// A pending [`hit`](WebSocketThrottle::hit): configure with [`cost`](Self::cost),
+/// [`scope`](Self::scope), [`context`](Self::context) and
+/// [`frame_extra`](Self::frame_extra), then `.await` it.
 #[must_use = "a throttle call does nothing until it is awaited"]
 pub struct MessageHit<'a, S: ?Sized> {
     throttle: &'a WebSocketThrottle,
@@ -20,11 +22,24 @@ pub struct MessageHit<'a, S: ?Sized> {
     socket: &'a mut S,
     cost: Option<Result<Cost, InvalidCost>>,
     context: Option<Context>,
+    scope: Option<Cow<'static, str>>,
+    /// Fields for this hit's `rate_limit` frame, after the throttle's.
+    #[cfg(feature = "json")]
+    frame_extras: Vec<(String, serde_json::Value)>,
 }
 
 impl<'a, S: ?Sized> MessageHit<'a, S> {
     pub(super) fn new(throttle: &'a WebSocketThrottle, conn: &'a WsConnection, socket: &'a mut S) -> Self {
-        MessageHit { throttle, conn, socket, cost: None, context: None }
+        MessageHit {
+            throttle,
+            conn,
+            socket,
+            cost: None,
+            context: None,
+            scope: None,
+            #[cfg(feature = "json")]
+            frame_extras: Vec::new(),
+        }
     }
 
     /// The cost of this message instead of the throttle's default. 0 is a no-op (no
@@ -35,11 +50,35 @@ impl<'a, S: ?Sized> MessageHit<'a, S> {
         self
     }
 
-    /// Context for this hit, merged over the throttle's default context (the call
-    /// wins per key). `scope` selects a separate bucket; `extras` (an object) is
-    /// merged into the `rate_limit` frame.
+    /// Your values for this hit, merged over the throttle's default context (see
+    /// [`Call::context`](crate::Call::context)).
     pub fn context(mut self, context: Context) -> Self {
         self.context = Some(context);
+        self
+    }
+
+    /// The bucket for this hit (see [`Call::scope`](crate::Call::scope)); a
+    /// [`per_socket`](crate::ThrottleBuilder::per_socket) throttle counts in
+    /// `"{scope}/{socket id}"`.
+    pub fn scope(mut self, scope: impl Into<Cow<'static, str>>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// A field of this hit's `rate_limit` frame, after the throttle's own
+    /// [`frame_extra`](crate::ThrottleBuilder::frame_extra) fields (one named like a
+    /// fixed field replaces its value in place).
+    ///
+    /// ```
+    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::websocket::WsConnection, messages: throttle::WebSocketThrottle) {
+    /// let verdict = messages.hit(&conn, &mut socket).frame_extra("room", "lobby").await;
+    /// // over the limit, the client got {"type":"rate_limit",...,"retry_after":N,"room":"lobby"}
+    /// # let _ = verdict; }
+    /// ```
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+    pub fn frame_extra(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.frame_extras.push((name.into(), value.into()));
         self
     }
 }
@@ -53,9 +92,12 @@ where
     type IntoFuture = BoxFuture<'a, MessageVerdict>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let MessageHit { throttle, conn, socket, cost, context } = self;
+        #[cfg(feature = "json")]
+        let MessageHit { throttle, conn, socket, cost, context, scope, frame_extras } = self;
+        #[cfg(not(feature = "json"))]
+        let MessageHit { throttle, conn, socket, cost, context, scope } = self;
+        let context = message_context(throttle, conn, context, scope);
         Box::pin(async move {
-            let context = message_context(throttle, conn, context);
             let result = throttle.http.core().hit(&conn.as_connection(), cost, context.as_ref()).await;
             // Recorded before the frame is sent: a handler cancelled mid-send still sees it.
             match result {
@@ -65,6 +107,8 @@ where
                 }
                 Err(ThrottleError::Throttled(throttled)) => {
                     conn.record(throttle.uid(), LastHit::Throttled(throttled.wait_ms));
+                    #[cfg(feature = "json")]
+                    let throttled = with_frame_extras(throttled, frame_extras);
                     let frame = match &throttle.options.handler {
                         Some(handler) => handler(&throttled),
                         None => Some(default_frame(&throttled)),
@@ -88,15 +132,34 @@ where
     }
 }
 
-/// The call's context, with the socket's scope when counting per socket.
-fn message_context(throttle: &WebSocketThrottle, conn: &WsConnection, call: Option<Context>) -> Option<Context> {
-    if !throttle.options.per_socket {
-        return call;
+/// The rejection with the hit's own frame fields after the throttle's.
+#[cfg(feature = "json")]
+fn with_frame_extras(mut throttled: Box<Throttled>, extras: Vec<(String, serde_json::Value)>) -> Box<Throttled> {
+    if !extras.is_empty() {
+        std::sync::Arc::make_mut(&mut throttled.rejection).frame_extras.extend(extras);
     }
-    let mut call = call.unwrap_or_default();
-    let scope = format!("{}/{}", throttle.http.core().context.merged_with(&call).scope(), conn.socket_id());
-    call.insert("scope", scope);
-    Some(call)
+    throttled
+}
+
+/// The call's context with its scope; the socket's own scope when counting per socket.
+fn message_context(
+    throttle: &WebSocketThrottle,
+    conn: &WsConnection,
+    context: Option<Context>,
+    scope: Option<Cow<'static, str>>,
+) -> Option<Context> {
+    if scope.is_none() && !throttle.options.per_socket {
+        return context;
+    }
+    let mut context = context.unwrap_or_default();
+    if let Some(scope) = scope {
+        context.set_scope(scope);
+    }
+    if throttle.options.per_socket {
+        let scope = format!("{}/{}", throttle.http.core().context.merged_with(&context).scope(), conn.socket_id());
+        context.set_scope(scope.into());
+    }
+    Some(context)
 }
 
 /// Sends the frame, waiting at most the frame timeout: a client that never reads must
@@ -132,6 +195,7 @@ impl<S: ?Sized> fmt::Debug for MessageHit<'_, S> {
             .field("uid", &self.throttle.uid())
             .field("socket", &self.conn.socket_id())
             .field("cost", &self.cost)
+            .field("scope", &self.scope)
             .field("context", &self.context)
             .finish_non_exhaustive()
     }
@@ -161,7 +225,7 @@ impl MessageVerdict {
     /// Whether the message may be processed.
     ///
     /// ```
-    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::WsConnection) {
+    /// # async fn demo(mut socket: axum::extract::ws::WebSocket, conn: throttle::websocket::WsConnection) {
     /// # let messages = throttle::WebSocketThrottle::builder("docs:ws:verdict").rate("60/min").build().unwrap();
     /// if messages.hit(&conn, &mut socket).await.is_admitted() {
     ///     // process it

@@ -86,27 +86,30 @@ impl Default for MessageOptions {
 ///
 /// ```
 /// use axum::Router;
+/// use axum::extract::State;
 /// use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 /// use axum::response::Response;
 /// use axum::routing::get;
-/// use std::sync::LazyLock;
-/// use throttle::{ThrottleError, WebSocketThrottle, WsConnection};
+/// use throttle::{ThrottleError, WebSocketThrottle, websocket::WsConnection};
 ///
-/// static CONNECTS: LazyLock<WebSocketThrottle> = LazyLock::new(|| {
-///     WebSocketThrottle::builder("docs:ws:connect").rate("10/min").build().expect("valid throttle")
-/// });
-/// static WS_THROTTLE: LazyLock<WebSocketThrottle> = LazyLock::new(|| {
-///     WebSocketThrottle::builder("docs:ws:messages").rate("60/min").build().expect("valid throttle")
-/// });
-///
-/// async fn ws(conn: WsConnection, upgrade: WebSocketUpgrade) -> Result<Response, ThrottleError> {
-///     CONNECTS.hit_upgrade(&conn).await?; // 429 + Retry-After: the handshake is refused
-///     Ok(upgrade.on_upgrade(move |socket| echo(socket, conn)))
+/// #[derive(Clone)]
+/// struct Throttles {
+///     connects: WebSocketThrottle,
+///     messages: WebSocketThrottle,
 /// }
 ///
-/// async fn echo(mut websocket: WebSocket, conn: WsConnection) {
+/// async fn ws(
+///     State(throttles): State<Throttles>,
+///     conn: WsConnection,
+///     upgrade: WebSocketUpgrade,
+/// ) -> Result<Response, ThrottleError> {
+///     throttles.connects.hit_upgrade(&conn).await?; // 429 + Retry-After: the handshake is refused
+///     Ok(upgrade.on_upgrade(move |socket| echo(socket, conn, throttles.messages)))
+/// }
+///
+/// async fn echo(mut websocket: WebSocket, conn: WsConnection, messages: WebSocketThrottle) {
 ///     while let Some(Ok(Message::Text(message))) = websocket.recv().await {
-///         WS_THROTTLE.hit(&conn, &mut websocket).await; // over the limit: a `rate_limit` frame
+///         messages.hit(&conn, &mut websocket).await; // over the limit: a `rate_limit` frame
 ///         if conn.is_throttled() {
 ///             let reason = "Rate limit exceeded".into();
 ///             let _ = websocket.send(Message::Close(Some(CloseFrame { code: close_code::POLICY, reason }))).await;
@@ -118,7 +121,12 @@ impl Default for MessageOptions {
 ///     }
 /// }
 ///
-/// let app: Router = Router::new().route("/ws", get(ws));
+/// let throttles = Throttles {
+///     connects: WebSocketThrottle::builder("docs:ws:connect").rate("10/min").build()?,
+///     messages: WebSocketThrottle::builder("docs:ws:messages").rate("60/min").build()?,
+/// };
+/// let app: Router = Router::new().route("/ws", get(ws)).with_state(throttles);
+/// # Ok::<(), throttle::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct WebSocketThrottle {
@@ -162,18 +170,21 @@ impl ThrottleBuilder<WebSocketThrottle> {
     /// default: all sockets of one client share a bucket.)
     ///
     /// The socket's bucket is the scope `"{scope}/{socket id}"`, where `scope` is the
-    /// call's (or the default context's) `scope`, `"default"` without one. It applies
-    /// to [`hit`](WebSocketThrottle::hit); to read such a bucket with
-    /// [`stat`](WebSocketThrottle::stat), pass that scope in the context:
+    /// hit's (or the throttle's) [`scope`](Self::scope), `"default"` without one. It
+    /// applies to [`hit`](WebSocketThrottle::hit); to read such a bucket with
+    /// [`stat`](WebSocketThrottle::stat), give the stat that scope:
     ///
     /// ```
-    /// # async fn demo(conn: throttle::WsConnection) -> Result<(), throttle::ThrottleError> {
-    /// use throttle::{Context, WebSocketThrottle};
+    /// use throttle::{ThrottleError, WebSocketThrottle, websocket::WsConnection};
     ///
-    /// let typing = WebSocketThrottle::builder("docs:ws:per-socket").rate("10/s").per_socket().build().unwrap();
-    /// let scope = Context::new().with("scope", format!("default/{}", conn.socket_id()));
-    /// let stat = typing.stat(&conn).context(scope).await?;
-    /// # let _ = stat; Ok(()) }
+    /// async fn left_on_this_socket(typing: &WebSocketThrottle, conn: &WsConnection) -> Result<Option<u64>, ThrottleError> {
+    ///     let stat = typing.stat(conn).scope(format!("default/{}", conn.socket_id())).await?;
+    ///     Ok(stat.map(|stat| stat.hits_remaining))
+    /// }
+    ///
+    /// let typing = WebSocketThrottle::builder("docs:ws:per-socket").rate("10/s").per_socket().build()?;
+    /// # let _ = (typing, left_on_this_socket);
+    /// # Ok::<(), throttle::ConfigError>(())
     /// ```
     pub fn per_socket(self) -> Self {
         self.kind_options(|options| options.per_socket = true)
@@ -198,6 +209,30 @@ impl ThrottleBuilder<WebSocketThrottle> {
     /// ```
     pub fn frame_timeout(self, timeout: Duration) -> Self {
         self.kind_options(|options| options.frame_timeout = timeout)
+    }
+
+    /// A field appended to every `rate_limit` frame this throttle sends (in the order
+    /// given; one named like a fixed field replaces its value in place). A hit adds
+    /// its own with [`MessageHit::frame_extra`]. [`default_frame`] includes them, so a
+    /// [`message_handler`](Self::message_handler) starting from it does too.
+    ///
+    /// ```
+    /// use throttle::WebSocketThrottle;
+    ///
+    /// let chat = WebSocketThrottle::builder("docs:ws:extras")
+    ///     .rate("5/s")
+    ///     .frame_extra("docs", "https://example.com/limits")
+    ///     .frame_extra("limit", 5)
+    ///     .build()?;
+    /// // {"type":"rate_limit","error":"Too many messages","retry_after":1,"docs":"https://example.com/limits","limit":5}
+    /// # let _ = chat;
+    /// # Ok::<(), throttle::ConfigError>(())
+    /// ```
+    #[cfg(feature = "json")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+    pub fn frame_extra(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.rejection.frame_extras.push((name.into(), value.into()));
+        self
     }
 }
 
@@ -225,8 +260,8 @@ impl WebSocketThrottle {
     /// - admitted: nothing is sent;
     /// - over the limit: the text frame
     ///   `{"type":"rate_limit","error":"Too many messages","retry_after":N}` is sent
-    ///   through `socket` (N = the wait in whole seconds, rounded up; the entries of the
-    ///   context's `extras` object are merged after, replacing same-named fields), or
+    ///   through `socket` (N = the wait in whole seconds, rounded up; the throttle's and
+    ///   the hit's [`frame_extra`](MessageHit::frame_extra) fields follow), or
     ///   what the [`message_handler`](ThrottleBuilder::message_handler) returns. The
     ///   send waits at most the [`frame_timeout`](ThrottleBuilder::frame_timeout); a
     ///   failed or late send (the client has gone, or does not read) is logged at debug
@@ -237,20 +272,20 @@ impl WebSocketThrottle {
     ///
     /// `socket` is anything that sends axum [`Message`]s: the `WebSocket` itself, the
     /// sending half of `socket.split()`, or a channel sender feeding a writer task.
-    /// Configure with `.cost(n)` and `.context(ctx)`; the call resolves to a
-    /// [`MessageVerdict`], which handlers may use instead of the flag.
+    /// Configure with `.cost(n)`, `.scope(..)`, `.context(ctx)` and
+    /// `.frame_extra(name, value)`; the call resolves to a [`MessageVerdict`], which
+    /// handlers may use instead of the flag.
     ///
     /// ```
     /// use axum::extract::ws::{Message, WebSocket};
     /// use futures_util::StreamExt;
-    /// use throttle::{Context, WebSocketThrottle, WsConnection};
+    /// use throttle::{WebSocketThrottle, websocket::WsConnection};
     ///
     /// async fn chat(socket: WebSocket, conn: WsConnection, messages: WebSocketThrottle) {
     ///     let (mut sender, mut receiver) = socket.split();
     ///     while let Some(Ok(message)) = receiver.next().await {
     ///         let cost = if matches!(message, Message::Binary(_)) { 5 } else { 1 };
-    ///         let extras = Context::new().with("extras", serde_json::json!({ "room": "lobby" }));
-    ///         let verdict = messages.hit(&conn, &mut sender).cost(cost).context(extras).await;
+    ///         let verdict = messages.hit(&conn, &mut sender).cost(cost).frame_extra("room", "lobby").await;
     ///         if !verdict.is_admitted() {
     ///             continue;
     ///         }
@@ -270,7 +305,7 @@ impl WebSocketThrottle {
     /// `RequestInfo`, `Request` or `Parts`) is an ordinary HTTP request, so this is
     /// [`HttpThrottle::hit`]: it resolves to `Err(ThrottleError::Throttled)` over the
     /// limit, a 429 with `Retry-After` when returned from the handler, before
-    /// anything is upgraded. Configure with `.cost(n)` and `.context(ctx)`. It always
+    /// anything is upgraded. Configure with `.cost(n)`, `.scope(..)` and `.context(ctx)`. It always
     /// counts in the client's bucket, also for a [`per_socket`](ThrottleBuilder::per_socket)
     /// throttle.
     ///
@@ -279,7 +314,7 @@ impl WebSocketThrottle {
     /// use axum::extract::ws::{WebSocket, WebSocketUpgrade};
     /// use axum::response::Response;
     /// use axum::{Router, routing::get};
-    /// use throttle::{ThrottleError, WebSocketThrottle, WsConnection};
+    /// use throttle::{ThrottleError, WebSocketThrottle, websocket::WsConnection};
     ///
     /// async fn ws(
     ///     State(connects): State<WebSocketThrottle>,
@@ -309,7 +344,7 @@ impl WebSocketThrottle {
     /// client (see [`HttpThrottle::stat`]).
     ///
     /// ```
-    /// # async fn demo(conn: throttle::WsConnection, messages: throttle::WebSocketThrottle) -> Result<(), throttle::ThrottleError> {
+    /// # async fn demo(conn: throttle::websocket::WsConnection, messages: throttle::WebSocketThrottle) -> Result<(), throttle::ThrottleError> {
     /// if let Some(stat) = messages.stat(&conn).await? {
     ///     println!("{} messages left", stat.hits_remaining);
     /// }

@@ -74,7 +74,8 @@ local function queue_decide(h, now, limit, period, cost, entries)
   return 1, remaining, 0, reset, header, new_last + cdiv(level_after, limit), apply
 end
 
--- remaining, wait_ms, reset_ms, queue_len, queue_cost, capacity, last_leak_ms
+-- remaining, wait_ms, reset_ms, queue_len, queue_cost, capacity, last_leak_ms, and the
+-- exact level (waits for any cost are computed from it in Rust: strategy/wait.rs)
 local function queue_stat(h, now, limit, period, entries)
   local last, level, drained = queue_level(h, period)
   local admit = limit * period
@@ -86,11 +87,48 @@ local function queue_stat(h, now, limit, period, entries)
     len = h.count - queue_left(entries, h, drained + level - current, period)
     cost = cdiv(current, period)
   end
-  return bucket_remaining(current, admit, period, limit), wait, shift + cdiv(current, limit), len, cost, limit, last
+  return bucket_remaining(current, admit, period, limit), wait, shift + cdiv(current, limit), len, cost, limit, last,
+    current
+end
+
+-- Gives back what the hit still holds, as the leaky bucket does (its cost less what
+-- has drained since `since`, at most the level), by draining that much more from the
+-- head, as the in-memory queue does: the queue's level is then the bucket's. Returns
+-- given (0/1) and, when 1, the header and its expiry and the function that trims the
+-- entries.
+local function queue_refund(h, now, limit, period, cost, since, entries)
+  -- What may have drained since `since`; exact whenever it is below the hit's units
+  -- (which stay below 2^53), and compared only with them otherwise.
+  local drained_since = math.max(now - since, 0) * limit
+  if not h or drained_since >= cost * period then return 0 end
+  local last, level, drained = queue_level(h, period)
+  local current, now_eff = bucket_read(last, level, now, limit)
+  local give = math.min(cost * period - drained_since, current)
+  if give <= 0 then return 0 end
+  local after = current - give
+  if after == 0 then return 1, {}, 0, function() end end
+  local pos = drained + level - after
+  local popped = queue_left(entries, h, pos, period)
+  check_size(h, entries, h.count)
+  local base, head_total = h.base, h.head_total
+  if popped > 0 then
+    local pair = redis.call('LRANGE', entries, popped - 1, popped)
+    base, head_total = entry_number(pair[1]), entry_number(pair[2])
+  end
+  local head_leaked = pos - (base - h.base) * period
+  local header = { 10, now_eff, head_leaked, h.total, base, head_total, h.count - popped }
+  local function apply()
+    if popped > 0 then redis.call('LTRIM', entries, popped, -1) end
+  end
+  return 1, header, now_eff + cdiv(after, limit), apply
 end
 
 local function decide(state, now, limit, period, cost, params, entries)
   return or_fresh(queue_decide, queue_header(state), now, limit, period, cost, entries)
+end
+
+local function refund(state, now, limit, period, cost, since, entries)
+  return or_fresh(queue_refund, queue_header(state), now, limit, period, cost, since, entries)
 end
 
 local function stat(state, now, limit, period, params, entries)

@@ -98,7 +98,8 @@ local function log_decide(h, now, limit, period, cost, entries)
   return 1, limit - logged - cost, 0, now_eff + period - now, header, now_eff + period, apply
 end
 
--- remaining, wait_ms, reset_ms, window_start_ms, entry_count, current_count, oldest_entry_ms
+-- remaining, wait_ms, reset_ms, window_start_ms, entry_count, current_count, oldest_entry_ms,
+-- and 0 (the queue's eighth value)
 local function log_stat(h, now, limit, period, entries)
   local now_eff, gone, before, first_ms, first_total = log_read(h, now, period, entries)
   local count, total, reset = 0, 0, 0
@@ -111,11 +112,83 @@ local function log_stat(h, now, limit, period, entries)
   if logged + 1 > limit then
     wait = log_reaching(entries, h, total + 1 - limit, gone, first_ms, first_total) + period - now
   end
-  return math.max(limit - logged, 0), wait, reset, math.max(now_eff - period, 0), count - gone, logged, first_ms or 0
+  return math.max(limit - logged, 0), wait, reset, math.max(now_eff - period, 0), count - gone, logged, first_ms or 0, 0
+end
+
+-- Gives back `cost` from the entries logged at or after `since`, earliest first, as
+-- the in-memory log does (taking from an earlier entry than the hit's own keeps cost
+-- logged longer, which errs toward counting); nothing once a whole period has passed
+-- since `since`. Rewrites the entries from the first one it reads: O(entries logged
+-- since `since`). Returns given (0/1) and, when 1, the header and its expiry and the
+-- function that writes the entries.
+local function log_refund(h, now, limit, period, cost, since, entries)
+  if not h or now - since >= period or h.newest < since then return 0 end
+  check_size(h, entries, 2 * h.count)
+  local first = 0
+  if h.oldest < since then
+    first = search(0, h.count - 1, function(i) return (log_entry(entries, i)) >= since end)
+  end
+  -- The entries from `first`, and the running total before them.
+  local before = h.base
+  local tail
+  if first > 0 then
+    tail = redis.call('LRANGE', entries, 2 * first - 1, -1)
+    before = entry_number(table.remove(tail, 1))
+  else
+    tail = redis.call('LRANGE', entries, 0, -1)
+  end
+  local left = cost
+  local kept = {}
+  local running, previous = before, before
+  for i = 1, #tail, 2 do
+    local ms, total = entry_number(tail[i]), entry_number(tail[i + 1])
+    local c = total - previous
+    previous = total
+    local take = math.min(left, c)
+    left = left - take
+    if c > take then
+      running = running + c - take
+      kept[#kept + 1] = ms
+      kept[#kept + 1] = running
+    end
+  end
+  local given = cost - left
+  if given == 0 then return 0 end
+  local count = first + #kept / 2
+  if count == 0 then return 1, {}, 0, function() end end
+  local newest, oldest, oldest_total = h.newest, h.oldest, h.oldest_total
+  if #kept > 0 then
+    newest = kept[#kept - 1]
+  else
+    local e = redis.call('LRANGE', entries, 2 * first - 2, 2 * first - 1)
+    newest = entry_number(e[1])
+  end
+  if first == 0 then oldest, oldest_total = kept[1], kept[2] end
+  local header = { 9, newest, h.total - given, h.base, count, oldest, oldest_total }
+  local function apply()
+    if first == 0 then
+      redis.call('DEL', entries)
+    else
+      redis.call('LTRIM', entries, 0, 2 * first - 1)
+    end
+    local args = {}
+    for i = 1, #kept do
+      args[#args + 1] = fmt(kept[i])
+      if #args >= 1000 or i == #kept then
+        redis.call('RPUSH', entries, unpack(args))
+        args = {}
+      end
+    end
+  end
+  return 1, header, newest + period, apply
 end
 
 local function decide(state, now, limit, period, cost, params, entries)
   return or_fresh(log_decide, log_header(state), now, limit, period, cost, entries)
+end
+
+local function refund(state, now, limit, period, cost, since, entries)
+  return or_fresh(log_refund, log_header(state), now, limit, period, cost, since, entries)
 end
 
 local function stat(state, now, limit, period, params, entries)
