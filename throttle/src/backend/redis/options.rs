@@ -26,8 +26,8 @@ impl RedisBackend {
     }
 
     /// Decides at this clock's time instead of Redis server time: for tests that drive
-    /// a [`ManualClock`](crate::ManualClock) (shared with a
-    /// [`MemoryBackend`](crate::MemoryBackend) to compare the two step by step), or to
+    /// a [`ManualClock`](crate::backend::ManualClock) (shared with a
+    /// [`MemoryBackend`](crate::backend::MemoryBackend) to compare the two step by step), or to
     /// trust the app's clock.
     ///
     /// Keys still expire on Redis's clock, after the same durations, plus a minute of
