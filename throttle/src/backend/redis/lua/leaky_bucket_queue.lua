@@ -116,7 +116,7 @@ local function queue_refund(h, now, limit, period, cost, since, entries)
     base, head_total = entry_number(pair[1]), entry_number(pair[2])
   end
   local head_leaked = pos - (base - h.base) * period
-  local header = { 10, now_eff, head_leaked, h.total, base, head_total, h.count - popped }
+  local header = { HEADER_TAG, now_eff, head_leaked, h.total, base, head_total, h.count - popped }
   local function apply()
     if popped > 0 then redis.call('LTRIM', entries, popped, -1) end
   end

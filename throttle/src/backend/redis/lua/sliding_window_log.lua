@@ -164,7 +164,7 @@ local function log_refund(h, now, limit, period, cost, since, entries)
     newest = entry_number(e[1])
   end
   if first == 0 then oldest, oldest_total = kept[1], kept[2] end
-  local header = { 9, newest, h.total - given, h.base, count, oldest, oldest_total }
+  local header = { HEADER_TAG, newest, h.total - given, h.base, count, oldest, oldest_total }
   local function apply()
     if first == 0 then
       redis.call('DEL', entries)
