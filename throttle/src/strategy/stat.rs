@@ -178,6 +178,26 @@ pub struct StrategyStat {
 }
 
 impl StrategyStat {
+    /// The stat a throttle reports for `snapshot` (remaining capped at the limit).
+    pub(crate) fn from_snapshot(
+        uid: std::sync::Arc<str>,
+        key: String,
+        rate: Rate,
+        strategy: &'static str,
+        snapshot: Snapshot,
+    ) -> Self {
+        StrategyStat {
+            uid,
+            key,
+            rate,
+            hits_remaining: snapshot.remaining.min(rate.limit()),
+            wait_ms: snapshot.wait_ms,
+            reset_ms: snapshot.reset_ms,
+            strategy,
+            metadata: snapshot.metadata,
+        }
+    }
+
     /// The quota left after a hit of `cost` taken now, never below 0: the seed's
     /// `stat.hits_remaining - 1` without the underflow when a window rolls over between
     /// the stat and the hit. After a hit, prefer the admitted hit's own

@@ -98,17 +98,7 @@ mod tests {
 
     /// The stat of `strategy` on `state` at `now`, as a throttle sees it.
     fn stat_of<S: Strategy>(strategy: &S, state: &S::State, now: u64, rate: Rate) -> StrategyStat {
-        let snapshot = strategy.stat(state, now, rate);
-        StrategyStat {
-            uid: "t".into(),
-            key: "k".into(),
-            rate,
-            hits_remaining: snapshot.remaining.min(rate.limit()),
-            wait_ms: snapshot.wait_ms,
-            reset_ms: snapshot.reset_ms,
-            strategy: strategy.name(),
-            metadata: snapshot.metadata,
-        }
+        StrategyStat::from_snapshot("t".into(), "k".into(), rate, strategy.name(), strategy.stat(state, now, rate))
     }
 
     /// The answer for `cost`, reading the state again at the reduced rate when asked.

@@ -447,16 +447,7 @@ impl Core {
             return Ok(Some(self.stat_from(key.to_string(), rate, unlimited, strategy.name())));
         }
         let snapshot = self.snapshot(key.as_key(), strategy, rate).await?;
-        Ok(Some(StrategyStat {
-            uid: self.uid.clone(),
-            key: key.to_string(),
-            rate,
-            hits_remaining: snapshot.remaining.min(rate.limit()),
-            wait_ms: snapshot.wait_ms,
-            reset_ms: snapshot.reset_ms,
-            strategy: strategy.name(),
-            metadata: snapshot.metadata,
-        }))
+        Ok(Some(StrategyStat::from_snapshot(self.uid.clone(), key.to_string(), rate, strategy.name(), snapshot)))
     }
 
     pub(crate) async fn check(
