@@ -20,6 +20,12 @@ use tokio::sync::Semaphore;
 
 const CLIENT: [u8; 4] = [7, 7, 7, 7];
 
+/// A throttle at `rate` that counts only failed responses, on a fresh in-memory backend.
+fn counting_failures(uid: &str, rate: &str) -> HttpThrottle {
+    let (backend, _clock) = manual_backend();
+    HttpThrottle::builder(uid).rate(rate).count_when(CountWhen::Failures).backend(backend).build().unwrap()
+}
+
 /// 204 for the right password, 401 otherwise.
 async fn check_password(headers: HeaderMap) -> StatusCode {
     match headers.get("x-password") {
@@ -165,13 +171,7 @@ impl Gate {
 /// succeed, their units come back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pending_requests_hold_their_units_until_their_outcome_is_known() {
-    let (backend, _clock) = manual_backend();
-    let throttle = HttpThrottle::builder("outcome:pending")
-        .rate("4/15min")
-        .count_when(CountWhen::Failures)
-        .backend(backend)
-        .build()
-        .unwrap();
+    let throttle = counting_failures("outcome:pending", "4/15min");
     let gate = Gate::default();
     let app = gate.app(throttle);
     for round in 1..=3 {
@@ -194,13 +194,7 @@ async fn pending_requests_hold_their_units_until_their_outcome_is_known() {
 /// the handler, the others are refused at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pending_requests_are_admitted_exactly_up_to_the_limit() {
-    let (backend, _clock) = manual_backend();
-    let throttle = HttpThrottle::builder("outcome:concurrent")
-        .rate("4/15min")
-        .count_when(CountWhen::Failures)
-        .backend(backend)
-        .build()
-        .unwrap();
+    let throttle = counting_failures("outcome:concurrent", "4/15min");
     let gate = Gate::default();
     let app = gate.app(throttle);
     let tasks: Vec<_> = (0..64)
@@ -241,19 +235,11 @@ async fn the_direct_api_refunds_a_hit_once() {
     assert!(exports.hit(&request).await.is_err());
 
     // `settle` applies the throttle's count_when to a response.
-    let (backend, _clock) = manual_backend();
-    let logins = HttpThrottle::builder("outcome:settle")
-        .rate("1/h")
-        .count_when(CountWhen::Failures)
-        .backend(backend)
-        .build()
-        .unwrap();
+    let logins = counting_failures("outcome:settle", "1/h");
     let mut admitted = logins.hit(&request).await.unwrap();
     assert!(!admitted.settle(&StatusCode::UNAUTHORIZED.into_response()).await.unwrap(), "a failure counts");
     assert!(logins.hit(&request).await.is_err());
-    let (backend, _clock) = manual_backend();
-    let logins = HttpThrottle::builder("outcome:settle").rate("1/h").count_when(CountWhen::Failures);
-    let logins = logins.backend(backend).build().unwrap();
+    let logins = counting_failures("outcome:settle", "1/h");
     let mut admitted = logins.hit(&request).await.unwrap();
     assert!(admitted.settle(&StatusCode::OK.into_response()).await.unwrap(), "a success is given back");
     assert!(logins.hit(&request).await.is_ok());

@@ -124,7 +124,7 @@ where
             let admitted: Result<SmallVec<[Admitted; 1]>, _> = match &*throttles {
                 // One throttle counting every response: its hit alone, with nothing to coordinate.
                 [throttle] if !refundable => {
-                    throttle.core().hit(&parts.as_connection(), None, None).await.map(|a| smallvec![a])
+                    throttle.core().hit(&parts.as_connection(), None, None, false).await.map(|a| smallvec![a])
                 }
                 _ => crate::stack::hit_each_with(&crate::stack::stacked(&throttles), &parts, refundable)
                     .await

@@ -50,7 +50,7 @@ async fn hit(
 ) -> Result<(SmallVec<[Resolved; 1]>, Vec<Admitted>), ThrottleError> {
     if let [only] = statics {
         // A single attribute: the core's hit, with nothing to coordinate and no boxed future.
-        let mut admitted = built(only)?.core().hit(&parts.as_connection(), None, None).await?;
+        let mut admitted = built(only)?.core().hit(&parts.as_connection(), None, None, false).await?;
         let headers = std::mem::take(&mut admitted.resolved);
         let refundable = if admitted.is_refundable() { vec![admitted] } else { Vec::new() };
         return Ok((smallvec![headers], refundable));

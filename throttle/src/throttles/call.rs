@@ -143,12 +143,7 @@ impl<'a> IntoFuture for Call<'a, HitOp> {
 
     fn into_future(self) -> Self::IntoFuture {
         let context = Self::call_context(self.context, self.scope);
-        Box::pin(async move {
-            match self.refundable {
-                true => self.core.hit_refundable(&self.conn, self.cost, context.as_ref()).await,
-                false => self.core.hit(&self.conn, self.cost, context.as_ref()).await,
-            }
-        })
+        Box::pin(async move { self.core.hit(&self.conn, self.cost, context.as_ref(), self.refundable).await })
     }
 }
 

@@ -268,15 +268,20 @@ impl Core {
         self.backend.stat(key, strategy, rate).within(self.timeout).await
     }
 
+    /// One hit; `refundable` gives it a refund ticket whatever the throttle counts.
     pub(crate) async fn hit(
         &self,
         conn: &Connection<'_>,
         cost: Option<Result<Cost, InvalidCost>>,
         call_context: Option<&Context>,
+        refundable: bool,
     ) -> Result<Admitted, ThrottleError> {
         match self.prepare(conn, cost, call_context).await? {
             None => Ok(Admitted::default()),
             Some(mut prepared) => {
+                if refundable {
+                    prepared.since.get_or_insert_with(|| self.backend.since_now());
+                }
                 let decision = self.decide(&mut prepared).await;
                 self.finish(conn, prepared, decision)
             }

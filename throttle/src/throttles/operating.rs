@@ -2,16 +2,16 @@
 //! switch, counting by outcome (refund tickets), metrics and the top denied clients.
 //! `Core` calls in here from `prepare` and `finish`.
 
-use super::core::{Admitted, Core};
+use super::core::Core;
 use super::instruments::{ErrorOutcome, Instruments};
 use super::limit::Swapped;
 use super::top_denied::{DeniedClient, TopDenied};
+use crate::Rate;
 use crate::backend::{Backend, Route, Since};
 use crate::key::BuiltKey;
 use crate::outcome::{CountWhen, RefundTicket};
 use crate::shadow::Shadow;
 use crate::strategy::Decision;
-use crate::{Connection, Context, Cost, InvalidCost, Rate, ThrottleError};
 use std::sync::Weak;
 
 /// The options the builder hands over.
@@ -66,23 +66,6 @@ impl std::fmt::Debug for Operating {
 }
 
 impl Core {
-    /// A hit that takes a refund ticket whatever the throttle counts.
-    pub(crate) async fn hit_refundable(
-        &self,
-        conn: &Connection<'_>,
-        cost: Option<Result<Cost, InvalidCost>>,
-        call_context: Option<&Context>,
-    ) -> Result<Admitted, ThrottleError> {
-        match self.prepare(conn, cost, call_context).await? {
-            None => Ok(Admitted::default()),
-            Some(mut prepared) => {
-                prepared.since.get_or_insert_with(|| self.backend.since_now());
-                let decision = self.decide(&mut prepared).await;
-                self.finish(conn, prepared, decision)
-            }
-        }
-    }
-
     /// An admitted hit is counted; its refund ticket when a moment was read for one
     /// (with where the hit was decided, and by which strategy).
     pub(crate) fn on_admitted(

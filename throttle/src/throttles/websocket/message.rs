@@ -98,7 +98,7 @@ where
         let MessageHit { throttle, conn, socket, cost, context, scope } = self;
         let context = message_context(throttle, conn, context, scope);
         Box::pin(async move {
-            let result = throttle.http.core().hit(&conn.as_connection(), cost, context.as_ref()).await;
+            let result = throttle.http.core().hit(&conn.as_connection(), cost, context.as_ref(), false).await;
             // Recorded before the frame is sent: a handler cancelled mid-send still sees it.
             match result {
                 Ok(admitted) => {
