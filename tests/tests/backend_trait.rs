@@ -127,3 +127,41 @@ async fn a_backend_of_ones_own_gets_keys_with_their_client_and_decides_at_once()
     assert!(backend.shares_store_with(&backend.clone()));
     assert!(!backend.shares_store_with(&Counting::default()));
 }
+
+/// Says it answers at once, and answers later.
+#[derive(Debug, Clone, Default)]
+struct Boastful(MemoryBackend);
+
+impl Backend for Boastful {
+    fn namespace(&self) -> &str {
+        self.0.namespace()
+    }
+    fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, Decision> {
+        let memory = self.0.clone();
+        let decision = memory.hit_now(hit.key.as_str(), hit.strategy, hit.rate, hit.cost);
+        Reply::pending(async move { Ok(decision) })
+    }
+    fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
+        self.0.stat(key, strategy, rate)
+    }
+    fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()> {
+        self.0.reset(key)
+    }
+    fn answers_at_once(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_backend_that_answers_later_than_it_says_fails_the_hit_by_the_error_policy() {
+    let raise = HttpThrottle::builder("trait:boastful:raise")
+        .rate("5/min")
+        .backend(Boastful::default())
+        .on_error(throttle::OnError::Raise)
+        .build()
+        .expect("valid throttle");
+    let error = raise.hit(&get_from("/", [10, 0, 0, 9])).await.expect_err("the pending reply fails the hit");
+    assert_eq!(error.to_string(), "throttle backend failed: a backend that answers at once gave a pending reply");
+    let app = app(ThrottleLayer::new(raise));
+    assert_eq!(send(&app, get_from("/", [10, 0, 0, 9])).await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}

@@ -619,6 +619,10 @@ impl Backend for MemoryBackend {
         Reply::ready(Ok(self.hit_now(hit.key.as_str(), hit.strategy, hit.rate, hit.cost)))
     }
 
+    fn answers_at_once(&self) -> bool {
+        true
+    }
+
     fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
         Reply::ready(Ok(self.stat_now(key.as_str(), strategy, rate)))
     }

@@ -141,6 +141,21 @@ pub trait Backend: sealed::AsAny + Debug + Send + Sync + 'static {
         core::ptr::addr_eq(self, other)
     }
 
+    /// Whether every reply of [`hit`](Self::hit) and [`hit_routed`](Self::hit_routed)
+    /// is ready when it is returned (a store in this process). A throttle then decides on
+    /// this backend with no future at all; a reply that is pending all the same fails
+    /// the hit ([`BackendError::Failed`], then the throttle's
+    /// [`OnError`](crate::OnError)). `false` by default, which is always correct.
+    ///
+    /// ```
+    /// use throttle::backend::{Backend, MemoryBackend};
+    ///
+    /// assert!(MemoryBackend::new().answers_at_once());
+    /// ```
+    fn answers_at_once(&self) -> bool {
+        false
+    }
+
     /// A moment before a hit, for a later refund of it: [`Since::Instant`] by default
     /// (this process's monotonic clock); a backend deciding on a clock of its own
     /// returns its reading, [`Since::Ms`].

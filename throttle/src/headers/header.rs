@@ -245,7 +245,21 @@ pub(crate) fn integer(n: u64) -> HeaderValue {
             return value.clone();
         }
     }
-    HeaderValue::from(n)
+    // Straight into the value's own bytes: no `BytesMut` to grow and freeze.
+    HeaderValue::from_bytes(itoa::Buffer::new().format(n).as_bytes()).unwrap_or_else(|_| HeaderValue::from(n))
+}
+
+/// [`integer`] as a value whose clones copy nothing: a throttle's limit, sent on every
+/// response. Each distinct value is kept for the life of the process, so only values
+/// fixed by configuration (a throttle's first limit) come here, never per request.
+pub(crate) fn lasting_integer(n: u64) -> HeaderValue {
+    static KEPT: LazyLock<parking_lot::Mutex<std::collections::HashMap<u64, &'static str>>> =
+        LazyLock::new(Default::default);
+    if n < SMALL_INTEGERS {
+        return integer(n);
+    }
+    let text = *KEPT.lock().entry(n).or_insert_with(|| Box::leak(itoa::Buffer::new().format(n).into()));
+    HeaderValue::from_static(text)
 }
 
 /// An RFC 9651 item: the uid as an sf-string (quoted, `\` and `"` escaped; uids are

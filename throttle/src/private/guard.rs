@@ -2,12 +2,17 @@
 
 use crate::attribute::StaticThrottle;
 use crate::attribute::WithHeaders;
+use crate::backend::BoxFuture;
 use crate::headers::resolved::Resolved;
+use crate::throttles::core::Now;
 use crate::{Admitted, AsConnection, HttpThrottle, ThrottleError};
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use core::fmt;
+use core::future::Future;
 use core::marker::PhantomData;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
 
@@ -36,25 +41,55 @@ pub struct Guard<M> {
 impl<M: Site, S: Send + Sync> FromRequestParts<S> for Guard<M> {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let (headers, refundable) = hit(M::throttles(), parts).await.map_err(IntoResponse::into_response)?;
-        Ok(Guard { headers, refundable, site: PhantomData })
+    /// One attribute on an in-process backend is decided here and now: the extractor's
+    /// future only hands the answer over. Anything else is a boxed future.
+    fn from_request_parts(parts: &mut Parts, _state: &S) -> impl Future<Output = Result<Self, Response>> + Send {
+        let parts = &*parts;
+        match M::throttles() {
+            [only] => match built(only) {
+                Ok(throttle) => match throttle.core().hit_now(parts.as_connection(), None, None, false) {
+                    Now::Done(result) => Extraction::Ready(core::future::ready(result.map(Guard::one))),
+                    Now::Later(hit) => Extraction::One(hit),
+                },
+                Err(error) => Extraction::Ready(core::future::ready(Err(error))),
+            },
+            statics => Extraction::Stack(Box::pin(hit_stack(statics, parts))),
+        }
     }
 }
 
-/// Hits the statics' throttles as one stack; the admitted hits' headers, the higher
-/// attribute's first, and the admissions that can be given back.
-async fn hit(
-    statics: &[&StaticThrottle],
-    parts: &Parts,
-) -> Result<(SmallVec<[Resolved; 1]>, Vec<Admitted>), ThrottleError> {
-    if let [only] = statics {
-        // A single attribute: the core's hit, with nothing to coordinate and no boxed future.
-        let mut admitted = built(only)?.core().hit(&parts.as_connection(), None, None, false).await?;
-        let headers = std::mem::take(&mut admitted.resolved);
+impl<M> Guard<M> {
+    /// The guard of a single attribute's admission.
+    fn one(mut admitted: Admitted) -> Self {
+        let headers = smallvec![std::mem::take(&mut admitted.resolved)];
         let refundable = if admitted.is_refundable() { vec![admitted] } else { Vec::new() };
-        return Ok((smallvec![headers], refundable));
+        Guard { headers, refundable, site: PhantomData }
     }
+}
+
+/// The guard's extraction: decided already, or a boxed hit to await.
+enum Extraction<'a, M> {
+    Ready(core::future::Ready<Result<Guard<M>, ThrottleError>>),
+    One(BoxFuture<'a, Result<Admitted, ThrottleError>>),
+    Stack(BoxFuture<'a, Result<Guard<M>, ThrottleError>>),
+}
+
+impl<M> Future for Extraction<'_, M> {
+    type Output = Result<Guard<M>, Response>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = match self.get_mut() {
+            Extraction::Ready(result) => ready!(Pin::new(result).poll(cx)),
+            Extraction::One(hit) => ready!(hit.as_mut().poll(cx)).map(Guard::one),
+            Extraction::Stack(hit) => ready!(hit.as_mut().poll(cx)),
+        };
+        Poll::Ready(result.map_err(IntoResponse::into_response))
+    }
+}
+
+/// Hits stacked attributes' throttles as one stack: the admitted hits' headers, the
+/// higher attribute's first, and the admissions that can be given back.
+async fn hit_stack<M>(statics: &[&StaticThrottle], parts: &Parts) -> Result<Guard<M>, ThrottleError> {
     let throttles = statics.iter().map(|site| built(site).cloned()).collect::<Result<Vec<_>, _>>()?;
     let mut headers = SmallVec::new();
     let mut refundable = Vec::new();
@@ -64,7 +99,7 @@ async fn hit(
             refundable.push(admitted);
         }
     }
-    Ok((headers, refundable))
+    Ok(Guard { headers, refundable, site: PhantomData })
 }
 
 /// The static's throttle, or the error (a 500) that names it.

@@ -86,36 +86,62 @@ impl Rule {
     }
 }
 
-/// Whether a throttle with `rules` applies to `conn`: cheap conditions first, then
-/// predicates, bypass rules before apply rules.
-pub(crate) async fn applies(rules: &[Rule], conn: &Connection<'_>) -> bool {
+/// What the paths and methods of `rules` settle about `conn`, or the predicates left
+/// to ask.
+enum Cheap<'r> {
+    Settled(bool),
+    Ask { bypass: Vec<&'r Arc<PredicateFn>>, apply: Vec<&'r Arc<PredicateFn>>, applied: bool },
+}
+
+/// Cheap conditions first: bypass rules whose paths and methods match (one without a
+/// predicate settles it), then apply rules.
+fn cheap<'r>(rules: &'r [Rule], conn: &Connection<'_>) -> Cheap<'r> {
     if rules.is_empty() {
-        return true;
+        return Cheap::Settled(true);
     }
     let candidates = |bypass: bool| rules.iter().filter(move |r| r.bypass == bypass && r.matches_cheap(conn));
-    // Bypass rules whose paths and methods match: one without a predicate settles it.
-    let mut bypass_predicates = Vec::new();
+    let mut bypass = Vec::new();
     for rule in candidates(true) {
         match &rule.predicate {
-            None => return false,
-            Some(p) => bypass_predicates.push(p),
+            None => return Cheap::Settled(false),
+            Some(p) => bypass.push(p),
         }
     }
-    let has_apply_rules = rules.iter().any(|r| !r.bypass);
-    let mut apply_predicates = Vec::new();
-    let mut applied = !has_apply_rules;
+    let mut apply = Vec::new();
+    let mut applied = !rules.iter().any(|r| !r.bypass);
     for rule in candidates(false) {
         match &rule.predicate {
             None => applied = true,
-            Some(p) => apply_predicates.push(p),
+            Some(p) => apply.push(p),
         }
     }
-    for predicate in bypass_predicates {
+    if bypass.is_empty() && (applied || apply.is_empty()) {
+        return Cheap::Settled(applied);
+    }
+    Cheap::Ask { bypass, apply, applied }
+}
+
+/// [`applies`] when no predicate has to be asked; `None` when one has.
+pub(crate) fn applies_now(rules: &[Rule], conn: &Connection<'_>) -> Option<bool> {
+    match cheap(rules, conn) {
+        Cheap::Settled(applies) => Some(applies),
+        Cheap::Ask { .. } => None,
+    }
+}
+
+/// Whether a throttle with `rules` applies to `conn`: cheap conditions first, then
+/// predicates, bypass rules before apply rules.
+pub(crate) async fn applies(rules: &[Rule], conn: &Connection<'_>) -> bool {
+    let (bypass, apply, mut applied) = match cheap(rules, conn) {
+        Cheap::Settled(applies) => return applies,
+        Cheap::Ask { bypass, apply, applied } => (bypass, apply, applied),
+    };
+    for predicate in bypass {
         if predicate(conn).await {
             return false;
         }
     }
-    for predicate in apply_predicates {
+    for predicate in apply {
         if applied {
             break;
         }

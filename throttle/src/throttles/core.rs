@@ -5,7 +5,7 @@ use super::limit::{Limit, Swapped};
 use super::operating::Operating;
 use super::options::{CostSource, ErrorAction, OnError, RateSource};
 use super::split::KeySplit;
-use crate::backend::{Backend, BackendError, Hit, Key, Route, Since};
+use crate::backend::{Backend, BackendError, BoxFuture, Hit, Key, Reply, Route, Since};
 use crate::headers::Headers;
 use crate::headers::header::{Figures, Input};
 use crate::headers::resolved::Resolved;
@@ -124,6 +124,52 @@ impl axum::response::IntoResponseParts for Admitted {
     }
 }
 
+/// [`Core::hit_now`]'s answer: at once, or a hit to await.
+pub(crate) enum Now<'c> {
+    Done(Result<Admitted, ThrottleError>),
+    Later(BoxFuture<'c, Result<Admitted, ThrottleError>>),
+}
+
+/// A hook of [`Core::prepare`] that may have to be awaited.
+#[derive(Debug, Clone, Copy)]
+enum Hook {
+    Rules,
+    Rate,
+    Cost,
+    Client,
+}
+
+/// The hooks' answers awaited so far (`None`: not asked yet).
+#[derive(Default)]
+struct Answers {
+    applies: Option<bool>,
+    rate: Option<(Rate, Option<Swapped>)>,
+    cost: Option<Result<u64, InvalidCost>>,
+    client: Option<ClientId>,
+}
+
+/// Why [`Core::prepare_now`] stopped short of a prepared hit.
+enum Pause {
+    Failed(ThrottleError),
+    /// A hook has to be awaited first.
+    Await(Hook),
+}
+
+impl From<ThrottleError> for Pause {
+    fn from(error: ThrottleError) -> Self {
+        Pause::Failed(error)
+    }
+}
+
+impl From<InvalidCost> for Pause {
+    fn from(error: InvalidCost) -> Self {
+        Pause::Failed(error.into())
+    }
+}
+
+/// What a hit fails with when a backend that answers at once gives a pending reply.
+const PENDING_AT_ONCE: &str = "a backend that answers at once gave a pending reply";
+
 /// A hit ready for the backend.
 pub(crate) struct Prepared<'c> {
     pub(crate) key: BuiltKey,
@@ -194,14 +240,24 @@ impl Core {
 
     /// The rate and the strategy in force, read together.
     async fn resolve_rate(&self, conn: &Connection<'_>, context: &Context) -> (Rate, Option<Swapped>) {
-        let (source, swapped) = {
-            let limit = self.limit.read();
-            match &limit.rate {
-                RateSource::Static(rate) => return (*rate, limit.swapped.clone()),
-                RateSource::Dynamic(f) => (f.clone(), limit.swapped.clone()),
-            }
-        };
-        (source(conn, context).await, swapped)
+        match self.limit_now() {
+            (RateSource::Static(rate), swapped) => (rate, swapped),
+            (RateSource::Dynamic(f), swapped) => (f(conn, context).await, swapped),
+        }
+    }
+
+    /// [`resolve_rate`](Self::resolve_rate) when the rate is static.
+    fn rate_now(&self) -> Option<(Rate, Option<Swapped>)> {
+        match self.limit_now() {
+            (RateSource::Static(rate), swapped) => Some((rate, swapped)),
+            (RateSource::Dynamic(_), _) => None,
+        }
+    }
+
+    /// The rate's source and the strategy in force, read under one lock.
+    fn limit_now(&self) -> (RateSource, Option<Swapped>) {
+        let limit = self.limit.read();
+        (limit.rate.clone(), limit.swapped.clone())
     }
 
     async fn resolve_cost(&self, conn: &Connection<'_>, context: &Context) -> Result<u64, InvalidCost> {
@@ -211,10 +267,22 @@ impl Core {
         }
     }
 
+    /// [`resolve_cost`](Self::resolve_cost) when the cost is fixed.
+    fn cost_now(&self) -> Option<Result<u64, InvalidCost>> {
+        match &self.cost {
+            CostSource::Fixed(cost) => Some(Ok(*cost)),
+            CostSource::Dynamic(_) => None,
+        }
+    }
+
     /// The bucket's key, built on the stack: bounded whatever the client sends (see
     /// [`key`]). A peer address goes into it as bytes, with no text of its own.
     async fn client_key(&self, conn: &Connection<'_>, context: &Context) -> Option<BuiltKey> {
-        let id = self.identifier.client_id(conn).await;
+        self.key_for(self.identifier.client_id(conn).await, conn, context)
+    }
+
+    /// The key of client `id`; `None` for an exempted client.
+    fn key_for(&self, id: ClientId, conn: &Connection<'_>, context: &Context) -> Option<BuiltKey> {
         let scope_text;
         let parts;
         let scope = match &self.default_scope {
@@ -241,22 +309,46 @@ impl Core {
     /// is, a pending one within the timeout. A refundable hit learns which store decided.
     pub(crate) async fn decide(&self, prepared: &mut Prepared<'_>) -> Result<Decision, BackendError> {
         let started = Stopwatch::start();
+        let reply = self.reply(prepared);
+        let decision = match reply.now() {
+            Ok(routed) => routed,
+            Err(pending) => pending.within(self.timeout).await,
+        };
+        self.decided(started, prepared, decision)
+    }
+
+    /// [`decide`](Self::decide) on a backend that [answers at
+    /// once](Backend::answers_at_once): no future. A reply that is pending all the same
+    /// fails the hit (the throttle's `on_error` says what follows), and is dropped.
+    fn decide_at_once(&self, prepared: &mut Prepared<'_>) -> Result<Decision, BackendError> {
+        let started = Stopwatch::start();
+        let decision = self.reply(prepared).now().unwrap_or_else(|_| Err(BackendError::Failed(PENDING_AT_ONCE.into())));
+        self.decided(started, prepared, decision)
+    }
+
+    /// The backend's reply to `prepared`, with the store that decided it.
+    #[inline]
+    fn reply<'p>(&'p self, prepared: &'p Prepared<'_>) -> Reply<'p, (Decision, Route)> {
         let strategy = self.strategy_in(prepared.swapped.as_ref());
         let hit = Hit { key: prepared.key.as_key(), strategy, rate: prepared.rate, cost: prepared.cost };
-        let decision = if prepared.since.is_some() {
-            let routed = self.backend.hit_routed(hit).within(self.timeout).await;
-            routed.map(|(decision, route)| {
-                prepared.route = route;
-                decision
-            })
+        if prepared.since.is_some() {
+            self.backend.hit_routed(hit)
         } else {
-            match self.backend.hit(hit).now() {
-                Ok(decision) => decision,
-                Err(pending) => pending.within(self.timeout).await,
-            }
-        };
+            self.backend.hit(hit).map(|decision| (decision, Route::default()))
+        }
+    }
+
+    fn decided(
+        &self,
+        started: Stopwatch,
+        prepared: &mut Prepared<'_>,
+        decision: Result<(Decision, Route), BackendError>,
+    ) -> Result<Decision, BackendError> {
         self.ops.instruments.decided(started);
-        decision
+        decision.map(|(decision, route)| {
+            prepared.route = route;
+            decision
+        })
     }
 
     pub(super) async fn snapshot(
@@ -276,16 +368,55 @@ impl Core {
         call_context: Option<&Context>,
         refundable: bool,
     ) -> Result<Admitted, ThrottleError> {
-        match self.prepare(conn, cost, call_context).await? {
-            None => Ok(Admitted::default()),
-            Some(mut prepared) => {
-                if refundable {
-                    prepared.since.get_or_insert_with(|| self.backend.since_now());
-                }
-                let decision = self.decide(&mut prepared).await;
-                self.finish(conn, prepared, decision)
-            }
+        match self.hit_now(*conn, cost, call_context, refundable) {
+            Now::Done(result) => result,
+            Now::Later(future) => future.await,
         }
+    }
+
+    /// [`hit`](Self::hit) without a future when nothing has to be awaited: no async
+    /// hook, and a backend that [answers at once](Backend::answers_at_once). Otherwise
+    /// the hit, boxed, to be awaited.
+    pub(crate) fn hit_now<'c>(
+        &'c self,
+        conn: Connection<'c>,
+        cost: Option<Result<Cost, InvalidCost>>,
+        call_context: Option<&'c Context>,
+        refundable: bool,
+    ) -> Now<'c> {
+        let later = || Now::Later(Box::pin(async move { self.hit_later(&conn, cost, call_context, refundable).await }));
+        if !self.backend.answers_at_once() {
+            return later();
+        }
+        let mut prepared = match self.prepare_now(&conn, cost, call_context, &mut Answers::default()) {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => return Now::Done(Ok(Admitted::default())),
+            Err(Pause::Failed(error)) => return Now::Done(Err(error)),
+            Err(Pause::Await(_)) => return later(),
+        };
+        if refundable {
+            prepared.since.get_or_insert_with(|| self.backend.since_now());
+        }
+        let decision = self.decide_at_once(&mut prepared);
+        Now::Done(self.finish(&conn, prepared, decision))
+    }
+
+    /// [`hit`](Self::hit), awaiting what has to be.
+    async fn hit_later(
+        &self,
+        conn: &Connection<'_>,
+        cost: Option<Result<Cost, InvalidCost>>,
+        call_context: Option<&Context>,
+        refundable: bool,
+    ) -> Result<Admitted, ThrottleError> {
+        let Some(mut prepared) = self.prepare(conn, cost, call_context).await? else {
+            return Ok(Admitted::default());
+        };
+        if refundable {
+            prepared.since.get_or_insert_with(|| self.backend.since_now());
+        }
+        let decision = self.decide(&mut prepared).await;
+        self.finish(conn, prepared, decision)
     }
 
     /// Everything before the backend: switches, cost, rules, rate, identity and key.
@@ -296,6 +427,37 @@ impl Core {
         cost: Option<Result<Cost, InvalidCost>>,
         call_context: Option<&'c Context>,
     ) -> Result<Option<Prepared<'c>>, ThrottleError> {
+        let mut answers = Answers::default();
+        loop {
+            match self.prepare_now(conn, cost, call_context, &mut answers) {
+                Ok(prepared) => return Ok(prepared),
+                Err(Pause::Failed(error)) => return Err(error),
+                Err(Pause::Await(hook)) => self.answer(hook, conn, call_context, &mut answers).await,
+            }
+        }
+    }
+
+    /// Awaits the async `hook` that [`prepare_now`](Self::prepare_now) stopped at.
+    async fn answer(&self, hook: Hook, conn: &Connection<'_>, call_context: Option<&Context>, answers: &mut Answers) {
+        let context = self.context(call_context);
+        match hook {
+            Hook::Rules => answers.applies = Some(rules::applies(&self.rules, conn).await),
+            Hook::Rate => answers.rate = Some(self.resolve_rate(conn, &context).await),
+            Hook::Cost => answers.cost = Some(self.resolve_cost(conn, &context).await),
+            Hook::Client => answers.client = Some(self.identifier.client_id(conn).await),
+        }
+    }
+
+    /// The steps of [`prepare`](Self::prepare), in order, taking each hook's answer from
+    /// `answers` or at once; stops at the first hook that has to be awaited
+    /// ([`Pause::Await`]), to be run again once it is answered.
+    fn prepare_now<'c>(
+        &'c self,
+        conn: &Connection<'_>,
+        cost: Option<Result<Cost, InvalidCost>>,
+        call_context: Option<&'c Context>,
+        answers: &mut Answers,
+    ) -> Result<Option<Prepared<'c>>, Pause> {
         if !self.is_enabled() {
             return Ok(None);
         }
@@ -303,27 +465,32 @@ impl Core {
         if explicit_cost == Some(0) {
             return Ok(None);
         }
-        let context = self.context(call_context);
-        if !rules::applies(&self.rules, conn).await {
+        let applies =
+            answers.applies.or_else(|| rules::applies_now(&self.rules, conn)).ok_or(Pause::Await(Hook::Rules))?;
+        if !applies {
             self.ops.instruments.bypassed();
             return Ok(None);
         }
-        let (rate, swapped) = self.resolve_rate(conn, &context).await;
+        let (rate, swapped) = answers.rate.clone().or_else(|| self.rate_now()).ok_or(Pause::Await(Hook::Rate))?;
         if rate.is_unlimited() {
             return Ok(None);
         }
         let cost = match explicit_cost {
             Some(cost) => cost,
-            None => self.resolve_cost(conn, &context).await?,
+            None => answers.cost.or_else(|| self.cost_now()).ok_or(Pause::Await(Hook::Cost))??,
         };
         if cost == 0 {
             return Ok(None);
         }
         let capacity = self.strategy_in(swapped.as_ref()).capacity(rate);
         if cost > capacity && capacity > 0 {
-            return Err(ThrottleError::CostExceedsCapacity { uid: self.uid.to_string(), cost, capacity });
+            let uid = self.uid.to_string();
+            return Err(ThrottleError::CostExceedsCapacity { uid, cost, capacity }.into());
         }
-        let Some(mut key) = self.client_key(conn, &context).await else {
+        let id =
+            answers.client.take().or_else(|| self.identifier.client_id_now(conn)).ok_or(Pause::Await(Hook::Client))?;
+        let context = self.context(call_context);
+        let Some(mut key) = self.key_for(id, conn, &context) else {
             self.ops.instruments.exempted();
             return Ok(None);
         };
@@ -406,7 +573,7 @@ impl Core {
 
     fn figures(&self, rate: Rate, decision: Decision) -> Figures<'_> {
         let limit = rate.limit();
-        let (cached, value) = self.limit_value.get_or_init(|| (limit, HeaderValue::from(limit)));
+        let (cached, value) = self.limit_value.get_or_init(|| (limit, crate::headers::header::lasting_integer(limit)));
         Figures {
             uid: &self.uid,
             rate,
