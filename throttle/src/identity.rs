@@ -324,7 +324,7 @@ impl IpId {
             // Digits and dots: nothing to escape.
             IpAddr::V4(v4) => {
                 key.push_str(IP);
-                let _ = write_v4(key, v4);
+                dotted(v4, |c| key.push(c));
             }
             IpAddr::V6(_) => self.write_to(&mut EscapedSegment(key)),
         }
@@ -333,31 +333,26 @@ impl IpId {
 
 /// Dotted decimal without the formatting machinery.
 fn write_v4(out: &mut impl fmt::Write, ip: std::net::Ipv4Addr) -> fmt::Result {
-    out.write_str(v4_text(ip, &mut [0; 15]))
+    let mut result = Ok(());
+    dotted(ip, |c| result = result.and_then(|()| out.write_char(c)));
+    result
 }
 
-/// Dotted decimal into `buf`: digits written by hand, so a key takes the address in one
-/// copy.
-fn v4_text(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
-    let mut len = 0;
+/// The characters of `ip` in dotted decimal, digits made by hand: a key takes them one
+/// by one, with no text in between.
+fn dotted(ip: std::net::Ipv4Addr, mut push: impl FnMut(char)) {
     for (i, octet) in ip.octets().into_iter().enumerate() {
         if i > 0 {
-            buf[len] = b'.';
-            len += 1;
+            push('.');
         }
         if octet >= 100 {
-            buf[len] = b'0' + octet / 100;
-            len += 1;
+            push(char::from(b'0' + octet / 100));
         }
         if octet >= 10 {
-            buf[len] = b'0' + octet / 10 % 10;
-            len += 1;
+            push(char::from(b'0' + octet / 10 % 10));
         }
-        buf[len] = b'0' + octet % 10;
-        len += 1;
+        push(char::from(b'0' + octet % 10));
     }
-    // Digits and dots are ASCII: this never falls back.
-    core::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 /// Writes text into a key, escaped as a key segment.

@@ -42,6 +42,7 @@ impl Resolved {
     /// Writes the headers whose names the response does not have yet: the handler's
     /// own headers win.
     pub(crate) fn write_missing_into(self, target: &mut HeaderMap) {
+        target.reserve(self.list.len());
         for (name, value) in self.list {
             if let Entry::Vacant(entry) = target.entry(name) {
                 entry.insert(value);
