@@ -317,6 +317,14 @@ impl IpId {
         };
     }
 
+    /// The exact form of this client's key in `space` (an IPv4 client's).
+    pub(crate) fn exact(self, space: u64) -> Option<crate::backend::exact::Exact> {
+        match self.ip {
+            IpAddr::V4(v4) => Some(crate::backend::exact::Exact::new(space, v4)),
+            IpAddr::V6(_) => None,
+        }
+    }
+
     /// The id as a key segment: escaped (`:` as `%3A`), at most 60 bytes, so it is
     /// always the readable segment [`key`](crate::key) would make of the text.
     pub(crate) fn write_segment(self, key: &mut KeyBuf) {
@@ -340,7 +348,7 @@ fn write_v4(out: &mut impl fmt::Write, ip: std::net::Ipv4Addr) -> fmt::Result {
 
 /// The characters of `ip` in dotted decimal, digits made by hand: a key takes them one
 /// by one, with no text in between.
-fn dotted(ip: std::net::Ipv4Addr, mut push: impl FnMut(char)) {
+pub(crate) fn dotted(ip: std::net::Ipv4Addr, mut push: impl FnMut(char)) {
     for (i, octet) in ip.octets().into_iter().enumerate() {
         if i > 0 {
             push('.');

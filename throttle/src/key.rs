@@ -28,6 +28,7 @@
 
 use crate::ConfigError;
 use crate::backend::Key;
+use crate::backend::exact::Exact;
 use core::ops::{Deref, Range};
 use sha2::{Digest, Sha256};
 use throttle_grammar::names::NameKind;
@@ -212,31 +213,74 @@ pub(crate) fn build_into(
     client
 }
 
-/// A key built on the stack, with the place of its client segment: what a backend
-/// receives as a [`Key`], with no text parsed again.
+/// Where a key lies in its buffer: its client segment and, when the throttle knew it,
+/// its exact form. With the buffer, what a backend receives as a [`Key`], with no text
+/// parsed again.
+#[derive(Clone, Copy)]
+pub(crate) struct KeyPlace {
+    /// The client segment's byte offsets (keys are at most [`MAX_KEY_LEN`] bytes).
+    client: (u16, u16),
+    /// The key's exact form, when the throttle knew it (else read from the text).
+    exact: Option<Exact>,
+}
+
+impl KeyPlace {
+    /// A key whose client segment lies at `client` (as [`build_into`] returned it).
+    pub(crate) fn new(client: Range<usize>) -> Self {
+        let offset = |at: usize| u16::try_from(at).unwrap_or(u16::MAX);
+        KeyPlace { client: (offset(client.start), offset(client.end)), exact: None }
+    }
+
+    /// The key, whose exact form is `exact` (the throttle's IPv4 client on its default
+    /// scope).
+    pub(crate) fn with_exact(self, exact: Option<Exact>) -> Self {
+        KeyPlace { exact, ..self }
+    }
+
+    /// Appends `tail` after the scope segment of `text` (a swapped strategy's tag): the
+    /// client segment stays where it is, the exact form is read again.
+    pub(crate) fn push_str(&mut self, text: &mut KeyBuf, tail: &str) {
+        text.push_str(tail);
+        self.exact = None;
+    }
+
+    /// The key in `text`.
+    #[inline]
+    pub(crate) fn key<'k>(&self, text: &'k KeyBuf) -> Key<'k> {
+        match self.exact {
+            Some(exact) => Key::built_exact(text, self.client, exact),
+            None => Key::built(text, self.client),
+        }
+    }
+}
+
+/// A key built on the stack, with its place: kept where it outlives the request (a
+/// refund ticket, a stat).
 #[derive(Clone, Copy)]
 pub(crate) struct BuiltKey {
     text: KeyBuf,
-    /// The client segment's byte offsets (keys are at most [`MAX_KEY_LEN`] bytes).
-    client: (u16, u16),
+    place: KeyPlace,
 }
 
 impl BuiltKey {
     /// `text`, whose client segment lies at `client` (as [`build_into`] returned it).
     pub(crate) fn new(text: KeyBuf, client: Range<usize>) -> Self {
-        let offset = |at: usize| u16::try_from(at).unwrap_or(u16::MAX);
-        BuiltKey { text, client: (offset(client.start), offset(client.end)) }
+        BuiltKey { text, place: KeyPlace::new(client) }
     }
 
-    /// Appends `text` after the scope segment (a swapped strategy's tag): the client
-    /// segment stays where it is.
-    pub(crate) fn push_str(&mut self, text: &str) {
-        self.text.push_str(text);
+    /// `text` and the place of its key.
+    pub(crate) fn from_parts(text: KeyBuf, place: KeyPlace) -> Self {
+        BuiltKey { text, place }
+    }
+
+    /// Appends `tail` after the scope segment (see [`KeyPlace::push_str`]).
+    pub(crate) fn push_str(&mut self, tail: &str) {
+        self.place.push_str(&mut self.text, tail);
     }
 
     #[inline]
     pub(crate) fn as_key(&self) -> Key<'_> {
-        Key::built(&self.text, self.client)
+        self.place.key(&self.text)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::backend::{BackendError, Hit, Route, share_a_store};
 use crate::context::same_scope;
+use crate::key::KeyBuf;
 use crate::strategy::Decision;
 use crate::throttles::core::{Core, Prepared};
 use crate::throttles::instruments::Stopwatch;
@@ -60,6 +61,8 @@ struct Pending<'c> {
     /// Its place in the caller's list.
     index: usize,
     core: &'c Core,
+    /// The text of its key.
+    text: KeyBuf,
     prepared: Prepared<'c>,
 }
 
@@ -104,11 +107,11 @@ pub(crate) async fn hit_each_with(
         {
             continue;
         }
-        if let Some(mut prepared) = core.prepare(&conn, cost.map(Ok), *context).await? {
+        if let Some((text, mut prepared)) = core.prepare(&conn, cost.map(Ok), *context).await? {
             if refundable {
                 prepared.since.get_or_insert_with(|| core.backend.since_now());
             }
-            pending.push(Pending { index, core, prepared });
+            pending.push(Pending { index, core, text, prepared });
         }
     }
     let mut admitted = vec![Admitted::default(); calls.len()];
@@ -141,19 +144,19 @@ async fn decide_run(
                 // A joint rejection changed nothing, and a throttle in shadow mode lets
                 // the request through: decide the others again as if it were not there.
                 let p = run.remove(decisions.len());
-                admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
+                admitted[p.index] = p.core.finish(conn, &p.text, p.prepared, decision)?;
                 continue;
             }
         }
         // The decisions stop at the first rejection, which `finish` turns into `Err`.
         for (p, decision) in run.into_iter().zip(decisions) {
-            admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
+            admitted[p.index] = p.core.finish(conn, &p.text, p.prepared, decision)?;
         }
         return Ok(());
     }
     for mut p in run {
-        let decision = p.core.decide(&mut p.prepared).await;
-        admitted[p.index] = p.core.finish(conn, p.prepared, decision)?;
+        let decision = p.core.decide(&p.text, &mut p.prepared).await;
+        admitted[p.index] = p.core.finish(conn, &p.text, p.prepared, decision)?;
     }
     Ok(())
 }
@@ -178,7 +181,7 @@ async fn decide_together(run: &[Pending<'_>]) -> Option<(Vec<Result<Decision, Ba
     let hits: Vec<Hit<'_>> = run
         .iter()
         .map(|p| Hit {
-            key: p.prepared.key.as_key(),
+            key: p.prepared.key.key(&p.text),
             strategy: p.core.strategy_in(p.prepared.swapped.as_ref()),
             rate: p.prepared.rate,
             cost: p.prepared.cost,

@@ -276,3 +276,24 @@ async fn an_empty_api_key_is_one_slot_on_a_cluster() {
     let slots: Vec<String> = stored.iter().map(|(_, key)| node.cli(&["CLUSTER", "KEYSLOT", key])).collect();
     assert_eq!(slots[0], slots[1], "one slot: {stored:?}");
 }
+
+/// A throttle names an IPv4 client's bucket exactly (no digest): the same bucket as its
+/// key read as text, and no other spelling of the address reaches it.
+#[tokio::test]
+async fn an_address_bucket_is_the_bucket_of_its_text_and_of_no_other_spelling() {
+    let (backend, _clock) = manual_backend();
+    let throttle = HttpThrottle::builder("hostile:exact").rate("5/min").backend(backend.clone()).build().unwrap();
+    let app = data_app(ThrottleLayer::new(throttle));
+    assert_eq!(count(&app, 3, || get_from("/data", [203, 0, 113, 7])).await, (3, 0));
+    let strategy = throttle::strategy::FixedWindow;
+    let remaining = |key: &str| backend.stat_now(key, &strategy, throttle::Rate::per_minute(5)).remaining;
+    assert_eq!(remaining("throttle:hostile:exact:ip=203.0.113.7:default"), 2);
+    for other in ["ip=203.0.113.07", "ip=203.0.113.7 ", "203.0.113.7", "ip=203.000.113.7"] {
+        assert_eq!(remaining(&format!("throttle:hostile:exact:{other}:default")), 5, "{other}");
+    }
+    // And the text's bucket is the throttle's: spending it there throttles the client.
+    for _ in 0..2 {
+        backend.hit_now("throttle:hostile:exact:ip=203.0.113.7:default", &strategy, throttle::Rate::per_minute(5), 1);
+    }
+    assert_eq!(count(&app, 1, || get_from("/data", [203, 0, 113, 7])).await, (0, 1));
+}

@@ -1,5 +1,6 @@
 //! [`Key`]: the key of one bucket, with the place of its client segment.
 
+use super::exact::Exact;
 use core::fmt;
 use core::ops::Range;
 
@@ -28,6 +29,9 @@ pub struct Key<'a> {
     /// Byte offsets of the client segment in `text`: `start..end`, on character
     /// boundaries (keys are far shorter than 4 GiB; a longer text has no client).
     client: Option<(u32, u32)>,
+    /// The bucket named exactly, for a throttle's key of an IPv4 client: always what
+    /// [`Exact::read`] makes of the text.
+    exact: Option<Exact>,
 }
 
 impl<'a> Key<'a> {
@@ -36,7 +40,7 @@ impl<'a> Key<'a> {
     pub(crate) fn with_client(text: &'a str, client: Range<usize>) -> Self {
         let fits = text.get(client.clone()).is_some();
         let span = (u32::try_from(client.start).ok()).zip(u32::try_from(client.end).ok());
-        Key { text, client: span.filter(|_| fits) }
+        Key { text, client: span.filter(|_| fits), exact: None }.read_exact()
     }
 
     /// [`with_client`](Self::with_client) for a span the key builder just made, so
@@ -45,7 +49,27 @@ impl<'a> Key<'a> {
     #[inline]
     pub(crate) fn built(text: &'a str, client: (u16, u16)) -> Self {
         debug_assert!(text.get(usize::from(client.0)..usize::from(client.1)).is_some());
-        Key { text, client: Some((u32::from(client.0), u32::from(client.1))) }
+        Key { text, client: Some((u32::from(client.0), u32::from(client.1))), exact: None }.read_exact()
+    }
+
+    /// [`built`](Self::built) for a throttle that knows the key's exact form already
+    /// (its IPv4 client on its default scope): nothing is read.
+    #[inline]
+    pub(crate) fn built_exact(text: &'a str, client: (u16, u16), exact: Exact) -> Self {
+        let key = Key { text, client: Some((u32::from(client.0), u32::from(client.1))), exact: Some(exact) };
+        debug_assert_eq!(key.exact, Key::built(text, client).exact, "{text}");
+        key
+    }
+
+    /// The key with the exact form its text has, if any.
+    fn read_exact(mut self) -> Self {
+        self.exact = self.around_client().and_then(|(before, client, after)| Exact::read(before, client, after));
+        self
+    }
+
+    /// The bucket named exactly, when the key has that form.
+    pub(crate) fn exact(&self) -> Option<Exact> {
+        self.exact
     }
 
     /// The whole key.
@@ -76,7 +100,7 @@ impl<'a> From<&'a str> for Key<'a> {
         });
         match client {
             Some(client) if text.len() <= u32::MAX as usize => Key::with_client(text, client),
-            _ => Key { text, client: None },
+            _ => Key { text, client: None, exact: None },
         }
     }
 }

@@ -74,6 +74,8 @@ struct Inner {
     clock: Clock,
     /// SipHash-1-3 keyed for this backend's digests: random, never shown.
     digester: SipHasher13,
+    /// Keys of the permutation that spreads exact keys over shards and buckets.
+    spread: (u64, u64),
     shards: Box<[Shard]>,
     /// Clock time (ms) from which the next call sweeps every shard.
     next_sweep_ms: AtomicU64,
@@ -163,7 +165,8 @@ impl MemoryBackend {
         // every instance: two of its outputs make an unpredictable 128-bit key.
         let random = std::collections::hash_map::RandomState::new();
         let digester = SipHasher13::new_with_keys(random.hash_one(0u8), random.hash_one(1u8));
-        Self { inner: Arc::new(Inner { namespace, clock, digester, shards, next_sweep_ms }) }
+        let spread = (random.hash_one(2u8), random.hash_one(3u8));
+        Self { inner: Arc::new(Inner { namespace, clock, digester, spread, shards, next_sweep_ms }) }
     }
 
     /// The clock this backend decides with.
@@ -233,20 +236,30 @@ impl MemoryBackend {
         }
     }
 
-    /// The key's digest: SipHash-1-3 with this backend's key, 128 bits. Its first half
-    /// is the table hash, bits of its second half pick the shard.
+    /// Where a key lives. A key in [exact](super::exact) form is its own id: the space
+    /// and the address, spread by a keyed permutation (no digest to compute). Any
+    /// other key's id is its 128-bit digest, SipHash-1-3 with this backend's key, with
+    /// the top bit clear, so it never equals an exact id (whose top bit is set). The id's
+    /// first half is the table hash; bits of it pick the shard.
     #[inline]
-    fn locate(&self, key: &str) -> Located {
-        let digest = self.inner.digester.hash(key.as_bytes());
-        let (h1, h2) = (digest.h1, digest.h2);
-        let id = [h1 as u32, (h1 >> 32) as u32, h2 as u32, (h2 >> 32) as u32];
-        Located { id, hash: h1, shard: h2 as usize & (self.inner.shards.len() - 1) }
+    fn locate(&self, key: Key<'_>) -> Located {
+        let (low, high) = match key.exact() {
+            Some(exact) => {
+                (spread(u64::from(exact.v4) | exact.space << 32, self.inner.spread), exact.space | EXACT_BIT)
+            }
+            None => {
+                let digest = self.inner.digester.hash(key.as_str().as_bytes());
+                (digest.h1, digest.h2 & !EXACT_BIT)
+            }
+        };
+        let id = [low as u32, (low >> 32) as u32, high as u32, (high >> 32) as u32];
+        Located { id, hash: low, shard: (low >> 32) as usize & (self.inner.shards.len() - 1) }
     }
 
     /// Decides a hit synchronously: the in-memory fast path.
-    pub fn hit_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate, cost: u64) -> Decision {
+    pub fn hit_now<'k>(&self, key: impl Into<Key<'k>>, strategy: &dyn DynStrategy, rate: Rate, cost: u64) -> Decision {
         let now = self.inner.clock.now_ms();
-        let at = self.locate(key);
+        let at = self.locate(key.into());
         let decision = {
             let mut map = self.inner.shards[at.shard].0.lock();
             let decision = map.hit(at, strategy, rate, cost, now);
@@ -262,7 +275,7 @@ impl MemoryBackend {
     /// first rejection.
     fn hit_all_now(&self, hits: &[Hit<'_>]) -> Vec<Decision> {
         let now = self.inner.clock.now_ms();
-        let mut located: Vec<Located> = hits.iter().map(|hit| self.locate(hit.key.as_str())).collect();
+        let mut located: Vec<Located> = hits.iter().map(|hit| self.locate(hit.key)).collect();
         let mut shards: Vec<usize> = located.iter().map(|at| at.shard).collect();
         shards.sort_unstable();
         shards.dedup();
@@ -284,9 +297,9 @@ impl MemoryBackend {
     }
 
     /// Reads a key's state synchronously.
-    pub fn stat_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate) -> Snapshot {
+    pub fn stat_now<'k>(&self, key: impl Into<Key<'k>>, strategy: &dyn DynStrategy, rate: Rate) -> Snapshot {
         let now = self.inner.clock.now_ms();
-        let at = self.locate(key);
+        let at = self.locate(key.into());
         let snapshot = self.inner.shards[at.shard].0.lock().stat(at, strategy, rate, now);
         self.sweep_if_due(now);
         snapshot
@@ -294,20 +307,40 @@ impl MemoryBackend {
 
     /// Gives back `cost` of a hit on `key` admitted at or after `since_ms` (this
     /// backend's clock), synchronously; see [`Backend::refund`].
-    pub fn refund_now(&self, key: &str, strategy: &dyn DynStrategy, rate: Rate, cost: u64, since_ms: u64) -> bool {
+    pub fn refund_now<'k>(
+        &self,
+        key: impl Into<Key<'k>>,
+        strategy: &dyn DynStrategy,
+        rate: Rate,
+        cost: u64,
+        since_ms: u64,
+    ) -> bool {
         let now = self.inner.clock.now_ms();
-        let at = self.locate(key);
+        let at = self.locate(key.into());
         let refunded = self.inner.shards[at.shard].0.lock().refund(at, strategy, Refund { rate, cost, now, since_ms });
         self.sweep_if_due(now);
         refunded
     }
 
     /// Forgets one key.
-    pub fn reset_now(&self, key: &str) {
-        let at = self.locate(key);
+    pub fn reset_now<'k>(&self, key: impl Into<Key<'k>>) {
+        let at = self.locate(key.into());
         self.inner.shards[at.shard].0.lock().remove(at);
         self.sweep_if_due(self.inner.clock.now_ms());
     }
+}
+
+/// The top bit of an exact key's id; clear in every digest.
+const EXACT_BIT: u64 = 1 << 63;
+
+/// A keyed permutation of 64 bits (each step is invertible: xor, multiplication by an
+/// odd number, xor with a right shift), so distinct inputs keep distinct outputs, spread
+/// where no client can aim them.
+#[inline]
+fn spread(x: u64, (k1, k2): (u64, u64)) -> u64 {
+    let x = (x ^ k1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let x = (x ^ (x >> 32)).wrapping_mul(k2 | 1);
+    x ^ (x >> 29)
 }
 
 /// [`MemoryBackend::SWEEP_PERIOD`] in milliseconds.
@@ -616,7 +649,7 @@ impl Backend for MemoryBackend {
     }
 
     fn hit<'a>(&'a self, hit: Hit<'a>) -> Reply<'a, Decision> {
-        Reply::ready(Ok(self.hit_now(hit.key.as_str(), hit.strategy, hit.rate, hit.cost)))
+        Reply::ready(Ok(self.hit_now(hit.key, hit.strategy, hit.rate, hit.cost)))
     }
 
     fn answers_at_once(&self) -> bool {
@@ -624,11 +657,11 @@ impl Backend for MemoryBackend {
     }
 
     fn stat<'a>(&'a self, key: Key<'a>, strategy: &'a dyn DynStrategy, rate: Rate) -> Reply<'a, Snapshot> {
-        Reply::ready(Ok(self.stat_now(key.as_str(), strategy, rate)))
+        Reply::ready(Ok(self.stat_now(key, strategy, rate)))
     }
 
     fn reset<'a>(&'a self, key: Key<'a>) -> Reply<'a, ()> {
-        self.reset_now(key.as_str());
+        self.reset_now(key);
         Reply::ready(Ok(()))
     }
 
@@ -647,7 +680,7 @@ impl Backend for MemoryBackend {
 
     fn refund<'a>(&'a self, hit: Hit<'a>, since: Since, _route: Route) -> Reply<'a, bool> {
         let since_ms = since.as_ms_before(self.inner.clock.now_ms());
-        Reply::ready(Ok(self.refund_now(hit.key.as_str(), hit.strategy, hit.rate, hit.cost, since_ms)))
+        Reply::ready(Ok(self.refund_now(hit.key, hit.strategy, hit.rate, hit.cost, since_ms)))
     }
 }
 
@@ -685,6 +718,32 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::strategy::FixedWindow;
     use std::time::Duration;
+
+    /// A throttle's IPv4 keys are named exactly, every other key by its digest: the two
+    /// never share an id, and addresses a client picks in a row spread over shards.
+    #[test]
+    fn exact_keys_and_digests_never_meet_and_addresses_spread() {
+        let backend = MemoryBackend::new();
+        let exact = backend.locate(Key::from("ns:u:ip=10.0.0.1:default"));
+        let digested = backend.locate(Key::from("ns:u:ip=010.0.0.1:default"));
+        assert_eq!(exact.id[3] >> 31, 1);
+        assert_eq!(digested.id[3] >> 31, 0);
+        let shards = backend.inner.shards.len();
+        let mut per_shard = vec![0usize; shards];
+        let clients = 64 * shards;
+        for n in 0..clients as u32 {
+            let key = format!("ns:u:ip={}:default", std::net::Ipv4Addr::from(0x0a00_0000 + n));
+            per_shard[backend.locate(Key::from(key.as_str())).shard] += 1;
+        }
+        let busiest = per_shard.iter().max().copied().unwrap_or_default();
+        assert!(busiest <= 2 * clients / shards, "{busiest} of {clients} keys in one of {shards} shards");
+        // The same text, whoever made the key, is the same bucket.
+        for _ in 0..3 {
+            assert!(backend.hit_now("ns:u:ip=10.0.0.1:default", &FixedWindow, Rate::per_minute(1), 1).allowed);
+            assert!(!backend.hit_now("ns:u:ip=10.0.0.1:default", &FixedWindow, Rate::per_minute(1), 1).allowed);
+            backend.reset_now(Key::from("ns:u:ip=10.0.0.1:default"));
+        }
+    }
 
     #[test]
     fn memory_stays_bounded_under_a_million_distinct_clients() {
@@ -742,9 +801,15 @@ mod tests {
     #[test]
     fn digests_are_keyed_per_backend() {
         let (a, b) = (MemoryBackend::new(), MemoryBackend::new());
-        assert_eq!(a.locate("ns:u:ip=1.2.3.4:default").id, a.locate("ns:u:ip=1.2.3.4:default").id);
-        assert_ne!(a.locate("ns:u:ip=1.2.3.4:default").id, b.locate("ns:u:ip=1.2.3.4:default").id);
-        assert_ne!(a.locate("ns:u:ip=1.2.3.4:default").id, a.locate("ns:u:ip=1.2.3.5:default").id);
+        let id = |backend: &MemoryBackend, key: &str| backend.locate(Key::from(key)).id;
+        // An exact key's id, and a digested one's.
+        for (key, next) in
+            [("ns:u:ip=1.2.3.4:default", "ns:u:ip=1.2.3.5:default"), ("ns:u:k1:default", "ns:u:k2:default")]
+        {
+            assert_eq!(id(&a, key), id(&a, key));
+            assert_ne!(id(&a, key), id(&b, key));
+            assert_ne!(id(&a, key), id(&a, next));
+        }
         assert!(!format!("{a:?}").contains(&a.inner.digester.keys().0.to_string()), "the key is never shown");
     }
 

@@ -4,6 +4,7 @@
 mod circuit_breaker;
 mod default;
 mod deny_cache;
+pub(crate) mod exact;
 mod failover;
 mod hit;
 mod invalid_option;

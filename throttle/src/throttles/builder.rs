@@ -561,13 +561,17 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         if let Some(size) = self.operating.top_denied.filter(|size| !(1..=MAX_TOP_DENIED).contains(size)) {
             return Err(ConfigError::TopDeniedSize { uid: self.uid, size });
         }
+        let default_scope = (!self.split.method && !self.split.path).then(|| key::scope_segment(&[context.scope()]));
+        let default_space =
+            default_scope.as_ref().map(|scope| crate::backend::exact::space(&key_prefix, &format!(":{scope}")));
         let ops = |me| Operating::new(&self.uid, self.operating, me);
         let core = Arc::new_cyclic(|me: &Weak<Core>| Core {
             ops: ops(me.clone()),
             uid: self.uid.as_str().into(),
             origin: self.origin,
             key_prefix,
-            default_scope: (!self.split.method && !self.split.path).then(|| key::scope_segment(&[context.scope()])),
+            default_scope,
+            default_space,
             limit_value: std::sync::OnceLock::new(),
             limit: RwLock::new(super::limit::Limit::new(rate)),
             strategy: self.strategy,

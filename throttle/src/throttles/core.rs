@@ -10,7 +10,7 @@ use crate::headers::Headers;
 use crate::headers::header::{Figures, Input};
 use crate::headers::resolved::Resolved;
 use crate::identity::ClientId;
-use crate::key::{BuiltKey, ClientSegment, KeyBuf, ScopeSegment};
+use crate::key::{BuiltKey, ClientSegment, KeyBuf, KeyPlace, ScopeSegment};
 use crate::outcome::RefundTicket;
 use crate::rejection::{Rejection, Throttled, ThrottledHandler};
 use crate::rules::{self, Rule};
@@ -32,6 +32,8 @@ pub struct Core {
     /// The scope segment of the default context, made once; `None` when the throttle
     /// splits by method or route.
     pub(crate) default_scope: Option<String>,
+    /// The [space](crate::backend::exact::space) of the default scope's keys, with it.
+    pub(crate) default_space: Option<u64>,
     /// The `X-RateLimit-Limit`-style value of the first limit seen, made once.
     pub(crate) limit_value: OnceLock<(u64, HeaderValue)>,
     /// The rate, and a strategy set at runtime (see `limit`): one lock per request.
@@ -170,9 +172,9 @@ impl From<InvalidCost> for Pause {
 /// What a hit fails with when a backend that answers at once gives a pending reply.
 const PENDING_AT_ONCE: &str = "a backend that answers at once gave a pending reply";
 
-/// A hit ready for the backend.
+/// A hit ready for the backend; its key's text is in a buffer beside it.
 pub(crate) struct Prepared<'c> {
-    pub(crate) key: BuiltKey,
+    pub(crate) key: KeyPlace,
     pub(crate) rate: Rate,
     pub(crate) cost: u64,
     pub(crate) context: Cow<'c, Context>,
@@ -278,11 +280,13 @@ impl Core {
     /// The bucket's key, built on the stack: bounded whatever the client sends (see
     /// [`key`]). A peer address goes into it as bytes, with no text of its own.
     async fn client_key(&self, conn: &Connection<'_>, context: &Context) -> Option<BuiltKey> {
-        self.key_for(self.identifier.client_id(conn).await, conn, context)
+        let mut text = KeyBuf::new();
+        let place = self.key_for(self.identifier.client_id(conn).await, conn, context, &mut text)?;
+        Some(BuiltKey::from_parts(text, place))
     }
 
-    /// The key of client `id`; `None` for an exempted client.
-    fn key_for(&self, id: ClientId, conn: &Connection<'_>, context: &Context) -> Option<BuiltKey> {
+    /// The key of client `id`, written into `text`; `None` for an exempted client.
+    fn key_for(&self, id: ClientId, conn: &Connection<'_>, context: &Context, text: &mut KeyBuf) -> Option<KeyPlace> {
         let scope_text;
         let parts;
         let scope = match &self.default_scope {
@@ -293,23 +297,27 @@ impl Core {
                 ScopeSegment::Parts(&parts)
             }
         };
-        let mut key = KeyBuf::new();
-        let client = match id {
+        let default_space = match scope {
+            ScopeSegment::Built(_) => self.default_space,
+            ScopeSegment::Parts(_) => None,
+        };
+        let (client, exact) = match id {
             ClientId::Exempted => return None,
             ClientId::Ip(ip) => {
-                key::build_into(&mut key, &self.key_prefix, ClientSegment::Readable(&|k| ip.write_segment(k)), scope)
+                let write = ClientSegment::Readable(&|k| ip.write_segment(k));
+                (key::build_into(text, &self.key_prefix, write, scope), default_space.and_then(|s| ip.exact(s)))
             }
-            ClientId::Inline(id) => key::build_into(&mut key, &self.key_prefix, ClientSegment::Text(&id), scope),
-            ClientId::Text(id) => key::build_into(&mut key, &self.key_prefix, ClientSegment::Text(&id), scope),
+            ClientId::Inline(id) => (key::build_into(text, &self.key_prefix, ClientSegment::Text(&id), scope), None),
+            ClientId::Text(id) => (key::build_into(text, &self.key_prefix, ClientSegment::Text(&id), scope), None),
         };
-        Some(BuiltKey::new(key, client))
+        Some(KeyPlace::new(client).with_exact(exact))
     }
 
     /// The backend's decision; an answer it gives at once (in memory) is taken as it
     /// is, a pending one within the timeout. A refundable hit learns which store decided.
-    pub(crate) async fn decide(&self, prepared: &mut Prepared<'_>) -> Result<Decision, BackendError> {
+    pub(crate) async fn decide(&self, text: &KeyBuf, prepared: &mut Prepared<'_>) -> Result<Decision, BackendError> {
         let started = Stopwatch::start();
-        let reply = self.reply(prepared);
+        let reply = self.reply(text, prepared);
         let decision = match reply.now() {
             Ok(routed) => routed,
             Err(pending) => pending.within(self.timeout).await,
@@ -320,17 +328,18 @@ impl Core {
     /// [`decide`](Self::decide) on a backend that [answers at
     /// once](Backend::answers_at_once): no future. A reply that is pending all the same
     /// fails the hit (the throttle's `on_error` says what follows), and is dropped.
-    fn decide_at_once(&self, prepared: &mut Prepared<'_>) -> Result<Decision, BackendError> {
+    fn decide_at_once(&self, text: &KeyBuf, prepared: &mut Prepared<'_>) -> Result<Decision, BackendError> {
         let started = Stopwatch::start();
-        let decision = self.reply(prepared).now().unwrap_or_else(|_| Err(BackendError::Failed(PENDING_AT_ONCE.into())));
+        let decision =
+            self.reply(text, prepared).now().unwrap_or_else(|_| Err(BackendError::Failed(PENDING_AT_ONCE.into())));
         self.decided(started, prepared, decision)
     }
 
     /// The backend's reply to `prepared`, with the store that decided it.
     #[inline]
-    fn reply<'p>(&'p self, prepared: &'p Prepared<'_>) -> Reply<'p, (Decision, Route)> {
+    fn reply<'p>(&'p self, text: &'p KeyBuf, prepared: &'p Prepared<'_>) -> Reply<'p, (Decision, Route)> {
         let strategy = self.strategy_in(prepared.swapped.as_ref());
-        let hit = Hit { key: prepared.key.as_key(), strategy, rate: prepared.rate, cost: prepared.cost };
+        let hit = Hit { key: prepared.key.key(text), strategy, rate: prepared.rate, cost: prepared.cost };
         if prepared.since.is_some() {
             self.backend.hit_routed(hit)
         } else {
@@ -388,7 +397,8 @@ impl Core {
         if !self.backend.answers_at_once() {
             return later();
         }
-        let mut prepared = match self.prepare_now(&conn, cost, call_context, &mut Answers::default()) {
+        let mut text = KeyBuf::new();
+        let mut prepared = match self.prepare_now(&conn, cost, call_context, &mut Answers::default(), &mut text) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => return Now::Done(Ok(Admitted::default())),
             Err(Pause::Failed(error)) => return Now::Done(Err(error)),
@@ -397,8 +407,8 @@ impl Core {
         if refundable {
             prepared.since.get_or_insert_with(|| self.backend.since_now());
         }
-        let decision = self.decide_at_once(&mut prepared);
-        Now::Done(self.finish(&conn, prepared, decision))
+        let decision = self.decide_at_once(&text, &mut prepared);
+        Now::Done(self.finish(&conn, &text, prepared, decision))
     }
 
     /// [`hit`](Self::hit), awaiting what has to be.
@@ -409,14 +419,14 @@ impl Core {
         call_context: Option<&Context>,
         refundable: bool,
     ) -> Result<Admitted, ThrottleError> {
-        let Some(mut prepared) = self.prepare(conn, cost, call_context).await? else {
+        let Some((text, mut prepared)) = self.prepare(conn, cost, call_context).await? else {
             return Ok(Admitted::default());
         };
         if refundable {
             prepared.since.get_or_insert_with(|| self.backend.since_now());
         }
-        let decision = self.decide(&mut prepared).await;
-        self.finish(conn, prepared, decision)
+        let decision = self.decide(&text, &mut prepared).await;
+        self.finish(conn, &text, prepared, decision)
     }
 
     /// Everything before the backend: switches, cost, rules, rate, identity and key.
@@ -426,11 +436,12 @@ impl Core {
         conn: &Connection<'_>,
         cost: Option<Result<Cost, InvalidCost>>,
         call_context: Option<&'c Context>,
-    ) -> Result<Option<Prepared<'c>>, ThrottleError> {
+    ) -> Result<Option<(KeyBuf, Prepared<'c>)>, ThrottleError> {
         let mut answers = Answers::default();
+        let mut text = KeyBuf::new();
         loop {
-            match self.prepare_now(conn, cost, call_context, &mut answers) {
-                Ok(prepared) => return Ok(prepared),
+            match self.prepare_now(conn, cost, call_context, &mut answers, &mut text) {
+                Ok(prepared) => return Ok(prepared.map(|prepared| (text, prepared))),
                 Err(Pause::Failed(error)) => return Err(error),
                 Err(Pause::Await(hook)) => self.answer(hook, conn, call_context, &mut answers).await,
             }
@@ -457,6 +468,7 @@ impl Core {
         cost: Option<Result<Cost, InvalidCost>>,
         call_context: Option<&'c Context>,
         answers: &mut Answers,
+        text: &mut KeyBuf,
     ) -> Result<Option<Prepared<'c>>, Pause> {
         if !self.is_enabled() {
             return Ok(None);
@@ -490,12 +502,12 @@ impl Core {
         let id =
             answers.client.take().or_else(|| self.identifier.client_id_now(conn)).ok_or(Pause::Await(Hook::Client))?;
         let context = self.context(call_context);
-        let Some(mut key) = self.key_for(id, conn, &context) else {
+        let Some(mut key) = self.key_for(id, conn, &context, text) else {
             self.ops.instruments.exempted();
             return Ok(None);
         };
         if let Some(tag) = swapped.as_ref().and_then(|s| s.key_tag) {
-            key.push_str(tag);
+            key.push_str(text, tag);
         }
         let since = self.ops.since(&*self.backend);
         Ok(Some(Prepared { key, rate, cost, context, since, swapped, route: Route::default() }))
@@ -505,10 +517,12 @@ impl Core {
     pub(crate) fn finish(
         &self,
         conn: &Connection<'_>,
+        text: &KeyBuf,
         prepared: Prepared<'_>,
         decision: Result<Decision, BackendError>,
     ) -> Result<Admitted, ThrottleError> {
-        let Prepared { key, rate, cost, context, since, swapped, route } = prepared;
+        let Prepared { key: place, rate, cost, context, since, swapped, route } = prepared;
+        let key = place.key(text);
         let failed = decision.is_err();
         let decision = match decision {
             Ok(decision) => decision,
@@ -532,17 +546,18 @@ impl Core {
         };
         let hide_headers = self.ops.shadow.hides_headers() || self.headers.is_empty();
         let strategy = self.strategy_in(swapped.as_ref()).name();
-        let stat = || self.stat_from(key.to_string(), rate, decision, strategy);
+        let stat = || self.stat_from(key.as_str().to_string(), rate, decision, strategy);
         if decision.allowed {
             let resolved = if hide_headers {
                 Resolved::default()
             } else {
                 self.headers.resolve_list(&Input::lazy(conn, self.figures(rate, decision), &context, false, &stat))
             };
-            let ticket = self.on_admitted(&decision, &key, rate, cost, since.map(|since| (since, route)), swapped);
+            let refund = since.map(|since| (BuiltKey::from_parts(*text, place), since, route));
+            let ticket = self.on_admitted(&decision, rate, cost, refund, swapped);
             return Ok(Admitted { remaining: Some(decision.remaining), resolved, ticket, shadowed: false });
         }
-        if self.on_rejected(&key, &decision, failed) {
+        if self.on_rejected(key.as_str(), &decision, failed) {
             let resolved = if hide_headers {
                 Resolved::default()
             } else {

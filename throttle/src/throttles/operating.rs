@@ -71,16 +71,15 @@ impl Core {
     pub(crate) fn on_admitted(
         &self,
         decision: &Decision,
-        key: &BuiltKey,
         rate: Rate,
         cost: u64,
-        refund: Option<(Since, Route)>,
+        refund: Option<(BuiltKey, Since, Route)>,
         swapped: Option<Swapped>,
     ) -> Option<RefundTicket> {
         self.ops.instruments.admitted(decision.remaining, rate);
-        let (since, route) = refund?;
+        let (key, since, route) = refund?;
         let me = self.ops.me.upgrade()?;
-        Some(RefundTicket::new(me, *key, (rate, cost), (since, route), swapped))
+        Some(RefundTicket::new(me, key, (rate, cost), (since, route), swapped))
     }
 
     /// A rejection, over the limit or (`failed`) by the error policy of a failed
