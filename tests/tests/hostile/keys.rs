@@ -293,7 +293,8 @@ async fn an_address_bucket_is_the_bucket_of_its_text_and_of_no_other_spelling() 
     }
     // And the text's bucket is the throttle's: spending it there throttles the client.
     for _ in 0..2 {
-        backend.hit_now("throttle:hostile:exact:ip=203.0.113.7:default", &strategy, throttle::Rate::per_minute(5), 1);
+        let text = "throttle:hostile:exact:ip=203.0.113.7:default";
+        assert!(backend.hit_now(text, &strategy, throttle::Rate::per_minute(5), 1).allowed);
     }
     assert_eq!(count(&app, 1, || get_from("/data", [203, 0, 113, 7])).await, (0, 1));
 }
