@@ -29,6 +29,7 @@
 use crate::ConfigError;
 use crate::backend::Key;
 use crate::backend::exact::Exact;
+use crate::identity::IpId;
 use core::ops::{Deref, Range};
 use sha2::{Digest, Sha256};
 use throttle_grammar::names::NameKind;
@@ -216,19 +217,39 @@ pub(crate) fn build_into(
 /// Where a key lies in its buffer: its client segment and, when the throttle knew it,
 /// its exact form. With the buffer, what a backend receives as a [`Key`], with no text
 /// parsed again.
+///
+/// For the in-memory backend, which reads only the exact form, a throttle may leave the
+/// buffer empty and write the text only if something asks for it
+/// ([`Deferred`]).
 #[derive(Clone, Copy)]
-pub(crate) struct KeyPlace {
+pub(crate) struct KeyPlace<'c> {
     /// The client segment's byte offsets (keys are at most [`MAX_KEY_LEN`] bytes).
     client: (u16, u16),
     /// The key's exact form, when the throttle knew it (else read from the text).
     exact: Option<Exact>,
+    /// How to write the text when the buffer was left empty.
+    deferred: Option<Deferred<'c>>,
 }
 
-impl KeyPlace {
+/// A key whose text is not written yet: the throttle's prefix and default scope, and
+/// the client's address.
+#[derive(Clone, Copy)]
+pub(crate) struct Deferred<'c> {
+    pub(crate) prefix: &'c str,
+    pub(crate) scope: &'c str,
+    pub(crate) client: IpId,
+}
+
+impl<'c> KeyPlace<'c> {
     /// A key whose client segment lies at `client` (as [`build_into`] returned it).
     pub(crate) fn new(client: Range<usize>) -> Self {
         let offset = |at: usize| u16::try_from(at).unwrap_or(u16::MAX);
-        KeyPlace { client: (offset(client.start), offset(client.end)), exact: None }
+        KeyPlace { client: (offset(client.start), offset(client.end)), exact: None, deferred: None }
+    }
+
+    /// A key named by `exact`, whose text is written by [`text`](Self::text) if asked.
+    pub(crate) fn deferred(exact: Exact, deferred: Deferred<'c>) -> Self {
+        KeyPlace { client: (0, 0), exact: Some(exact), deferred: Some(deferred) }
     }
 
     /// The key, whose exact form is `exact` (the throttle's IPv4 client on its default
@@ -238,19 +259,35 @@ impl KeyPlace {
     }
 
     /// Appends `tail` after the scope segment of `text` (a swapped strategy's tag): the
-    /// client segment stays where it is, the exact form is read again.
+    /// client segment stays where it is, the exact form is read again. The text must be
+    /// written.
     pub(crate) fn push_str(&mut self, text: &mut KeyBuf, tail: &str) {
+        debug_assert!(self.deferred.is_none());
         text.push_str(tail);
         self.exact = None;
     }
 
-    /// The key in `text`.
+    /// The key in `text` (text that may be unwritten: see [`Deferred`]).
     #[inline]
     pub(crate) fn key<'k>(&self, text: &'k KeyBuf) -> Key<'k> {
         match self.exact {
             Some(exact) => Key::built_exact(text, self.client, exact),
             None => Key::built(text, self.client),
         }
+    }
+
+    /// The key with its text written, to keep or to show.
+    pub(crate) fn text(&self, text: &KeyBuf) -> BuiltKey {
+        let Some(Deferred { prefix, scope, client }) = self.deferred else {
+            return BuiltKey {
+                text: *text,
+                place: KeyPlace { client: self.client, exact: self.exact, deferred: None },
+            };
+        };
+        let mut written = KeyBuf::new();
+        let segment = ClientSegment::Readable(&|k| client.write_segment(k));
+        let span = build_into(&mut written, prefix, segment, ScopeSegment::Built(scope));
+        BuiltKey { text: written, place: KeyPlace::new(span).with_exact(self.exact) }
     }
 }
 
@@ -259,18 +296,14 @@ impl KeyPlace {
 #[derive(Clone, Copy)]
 pub(crate) struct BuiltKey {
     text: KeyBuf,
-    place: KeyPlace,
+    /// Never deferred: the text is written.
+    place: KeyPlace<'static>,
 }
 
 impl BuiltKey {
     /// `text`, whose client segment lies at `client` (as [`build_into`] returned it).
     pub(crate) fn new(text: KeyBuf, client: Range<usize>) -> Self {
         BuiltKey { text, place: KeyPlace::new(client) }
-    }
-
-    /// `text` and the place of its key.
-    pub(crate) fn from_parts(text: KeyBuf, place: KeyPlace) -> Self {
-        BuiltKey { text, place }
     }
 
     /// Appends `tail` after the scope segment (see [`KeyPlace::push_str`]).

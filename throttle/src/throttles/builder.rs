@@ -572,6 +572,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
             key_prefix,
             default_scope,
             default_space,
+            exact_suffices: backend.downcast_ref::<crate::backend::MemoryBackend>().is_some(),
             limit_value: std::sync::OnceLock::new(),
             limit: RwLock::new(super::limit::Limit::new(rate)),
             strategy: self.strategy,

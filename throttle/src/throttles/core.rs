@@ -10,7 +10,7 @@ use crate::headers::Headers;
 use crate::headers::header::{Figures, Input};
 use crate::headers::resolved::Resolved;
 use crate::identity::ClientId;
-use crate::key::{BuiltKey, ClientSegment, KeyBuf, KeyPlace, ScopeSegment};
+use crate::key::{BuiltKey, ClientSegment, Deferred, KeyBuf, KeyPlace, ScopeSegment};
 use crate::outcome::RefundTicket;
 use crate::rejection::{Rejection, Throttled, ThrottledHandler};
 use crate::rules::{self, Rule};
@@ -34,6 +34,9 @@ pub struct Core {
     pub(crate) default_scope: Option<String>,
     /// The [space](crate::backend::exact::space) of the default scope's keys, with it.
     pub(crate) default_space: Option<u64>,
+    /// Whether the backend reads only a key's exact form when it has one (the in-memory
+    /// backend): the text of such a key is then written only if asked for.
+    pub(crate) exact_suffices: bool,
     /// The `X-RateLimit-Limit`-style value of the first limit seen, made once.
     pub(crate) limit_value: OnceLock<(u64, HeaderValue)>,
     /// The rate, and a strategy set at runtime (see `limit`): one lock per request.
@@ -174,7 +177,7 @@ const PENDING_AT_ONCE: &str = "a backend that answers at once gave a pending rep
 
 /// A hit ready for the backend; its key's text is in a buffer beside it.
 pub(crate) struct Prepared<'c> {
-    pub(crate) key: KeyPlace,
+    pub(crate) key: KeyPlace<'c>,
     pub(crate) rate: Rate,
     pub(crate) cost: u64,
     pub(crate) context: Cow<'c, Context>,
@@ -281,17 +284,35 @@ impl Core {
     /// [`key`]). A peer address goes into it as bytes, with no text of its own.
     async fn client_key(&self, conn: &Connection<'_>, context: &Context) -> Option<BuiltKey> {
         let mut text = KeyBuf::new();
-        let place = self.key_for(self.identifier.client_id(conn).await, conn, context, &mut text)?;
-        Some(BuiltKey::from_parts(text, place))
+        let place = self.key_for(self.identifier.client_id(conn).await, conn, context, &mut text, false)?;
+        Some(place.text(&text))
     }
 
-    /// The key of client `id`, written into `text`; `None` for an exempted client.
-    fn key_for(&self, id: ClientId, conn: &Connection<'_>, context: &Context, text: &mut KeyBuf) -> Option<KeyPlace> {
+    /// The key of client `id`, written into `text`; `None` for an exempted client. With
+    /// `may_defer`, a key the backend names by its exact form alone is not written (see
+    /// [`KeyPlace::text`]).
+    fn key_for<'c>(
+        &'c self,
+        id: ClientId,
+        conn: &Connection<'_>,
+        context: &Context,
+        text: &mut KeyBuf,
+        may_defer: bool,
+    ) -> Option<KeyPlace<'c>> {
+        let default_scope = match &self.default_scope {
+            Some(segment) if std::ptr::eq(context, &*self.context) => Some(segment),
+            _ => None,
+        };
+        if let (ClientId::Ip(ip), Some(scope), Some(space)) = (&id, default_scope, self.default_space) {
+            if let Some(exact) = ip.exact(space).filter(|_| may_defer && self.exact_suffices) {
+                return Some(KeyPlace::deferred(exact, Deferred { prefix: &self.key_prefix, scope, client: *ip }));
+            }
+        }
         let scope_text;
         let parts;
-        let scope = match &self.default_scope {
-            Some(segment) if std::ptr::eq(context, &*self.context) => ScopeSegment::Built(segment),
-            _ => {
+        let scope = match default_scope {
+            Some(segment) => ScopeSegment::Built(segment),
+            None => {
                 scope_text = context.scope();
                 parts = self.split.scope_parts(scope_text, conn);
                 ScopeSegment::Parts(&parts)
@@ -502,11 +523,12 @@ impl Core {
         let id =
             answers.client.take().or_else(|| self.identifier.client_id_now(conn)).ok_or(Pause::Await(Hook::Client))?;
         let context = self.context(call_context);
-        let Some(mut key) = self.key_for(id, conn, &context, text) else {
+        let tag = swapped.as_ref().and_then(|s| s.key_tag);
+        let Some(mut key) = self.key_for(id, conn, &context, text, tag.is_none()) else {
             self.ops.instruments.exempted();
             return Ok(None);
         };
-        if let Some(tag) = swapped.as_ref().and_then(|s| s.key_tag) {
+        if let Some(tag) = tag {
             key.push_str(text, tag);
         }
         let since = self.ops.since(&*self.backend);
@@ -522,7 +544,6 @@ impl Core {
         decision: Result<Decision, BackendError>,
     ) -> Result<Admitted, ThrottleError> {
         let Prepared { key: place, rate, cost, context, since, swapped, route } = prepared;
-        let key = place.key(text);
         let failed = decision.is_err();
         let decision = match decision {
             Ok(decision) => decision,
@@ -546,18 +567,18 @@ impl Core {
         };
         let hide_headers = self.ops.shadow.hides_headers() || self.headers.is_empty();
         let strategy = self.strategy_in(swapped.as_ref()).name();
-        let stat = || self.stat_from(key.as_str().to_string(), rate, decision, strategy);
+        let stat = || self.stat_from(place.text(text).to_string(), rate, decision, strategy);
         if decision.allowed {
             let resolved = if hide_headers {
                 Resolved::default()
             } else {
                 self.headers.resolve_list(&Input::lazy(conn, self.figures(rate, decision), &context, false, &stat))
             };
-            let refund = since.map(|since| (BuiltKey::from_parts(*text, place), since, route));
+            let refund = since.map(|since| (place.text(text), since, route));
             let ticket = self.on_admitted(&decision, rate, cost, refund, swapped);
             return Ok(Admitted { remaining: Some(decision.remaining), resolved, ticket, shadowed: false });
         }
-        if self.on_rejected(key.as_str(), &decision, failed) {
+        if self.on_rejected(|| place.text(text), &decision, failed) {
             let resolved = if hide_headers {
                 Resolved::default()
             } else {

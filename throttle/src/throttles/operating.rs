@@ -85,15 +85,15 @@ impl Core {
     /// A rejection, over the limit or (`failed`) by the error policy of a failed
     /// backend: `true` when shadow mode lets it through, logged and counted as
     /// shadowed. Only rejections over the limit count as the client's denials.
-    pub(crate) fn on_rejected(&self, key: &str, decision: &Decision, failed: bool) -> bool {
+    pub(crate) fn on_rejected(&self, key: impl Fn() -> BuiltKey, decision: &Decision, failed: bool) -> bool {
         if !failed {
             if let Some(top) = &self.ops.top_denied {
-                top.record(key);
+                top.record(&key());
             }
         }
         if self.ops.shadow.is_on() {
             self.ops.instruments.shadow_rejected();
-            crate::shadow::log_would_reject(self.uid(), key, decision.wait_ms);
+            crate::shadow::log_would_reject(self.uid(), &key(), decision.wait_ms);
             return true;
         }
         if !failed {
