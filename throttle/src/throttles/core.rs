@@ -732,6 +732,29 @@ impl std::fmt::Debug for Core {
 mod tests {
     use super::*;
 
+    /// The in-memory path leaves an IPv4 client's key unwritten; written when asked,
+    /// it is the text the throttle writes for any other backend, and names the same
+    /// exact bucket.
+    #[test]
+    fn a_deferred_key_is_written_as_it_would_have_been() {
+        use crate::AsConnection;
+        let throttle = crate::HttpThrottle::builder("core:deferred").rate("5/min").build().unwrap();
+        let core = throttle.core();
+        let peer = axum::extract::ConnectInfo(std::net::SocketAddr::from(([203, 0, 113, 7], 4000)));
+        let request = http::Request::get("/").extension(peer).body(()).unwrap();
+        let conn = request.as_connection();
+        let id = || core.identifier.client_id_now(&conn).unwrap();
+        let (mut lazy, mut eager) = (KeyBuf::new(), KeyBuf::new());
+        let deferred = core.key_for(id(), &conn, &core.context, &mut lazy, true).unwrap();
+        let written = core.key_for(id(), &conn, &core.context, &mut eager, false).unwrap();
+        assert!(lazy.is_empty(), "nothing written on the in-memory path");
+        assert_eq!(&*deferred.text(&lazy), "throttle:core:deferred:ip=203.0.113.7:default");
+        assert_eq!(&*deferred.text(&lazy), eager.as_str());
+        assert!(written.key(&eager).exact().is_some());
+        assert_eq!(deferred.text(&lazy).as_key().exact(), written.key(&eager).exact());
+        assert_eq!(deferred.key(&lazy).exact(), written.key(&eager).exact());
+    }
+
     /// An admission moves through every request's futures: it stays a few words, its
     /// usual two headers inline.
     #[test]
