@@ -11,6 +11,9 @@
 //!
 //! Both sides read time from quanta (governor's default clock; ours anchors it to the
 //! epoch). Allow: a quota too large to run out. Deny: a quota of 1 already spent.
+//!
+//! The `floor` group times what every decision of either side pays before any work of
+//! its own: reading the clock, and (ours) one uncontended shard lock.
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -34,6 +37,17 @@ const ADDRESS: [u8; 4] = [203, 0, 113, 7];
 /// `limit × period` well inside their exact range.
 const ALLOW: Rate = Rate::per_second(1 << 40);
 const DENY: Rate = Rate::per_hour(1);
+
+fn floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decision/floor");
+    let clock = throttle::backend::Clock::System;
+    group.bench_function("throttle clock (Clock::System::now_ms)", |b| b.iter(|| black_box(clock.now_ms())));
+    let quanta = quanta::Clock::new();
+    group.bench_function("governor clock (quanta::Clock::now)", |b| b.iter(|| black_box(quanta.now())));
+    let shard = parking_lot::Mutex::new(0u64);
+    group.bench_function("uncontended lock and unlock (parking_lot)", |b| b.iter(|| *black_box(&shard).lock() += 1));
+    group.finish();
+}
 
 fn decision(c: &mut Criterion) {
     for (path, ours_rate, gov_quota) in
@@ -76,5 +90,5 @@ fn config() -> Criterion {
         .sample_size(40)
 }
 
-criterion_group! { name = benches; config = config(); targets = decision }
+criterion_group! { name = benches; config = config(); targets = floor, decision }
 criterion_main!(benches);

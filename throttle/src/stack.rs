@@ -144,19 +144,19 @@ async fn decide_run(
                 // A joint rejection changed nothing, and a throttle in shadow mode lets
                 // the request through: decide the others again as if it were not there.
                 let p = run.remove(decisions.len());
-                admitted[p.index] = p.core.finish(conn, &p.text, p.prepared, decision)?;
+                admitted[p.index] = p.core.finish(conn, &p.text, p.prepared, decision, false)?;
                 continue;
             }
         }
         // The decisions stop at the first rejection, which `finish` turns into `Err`.
         for (p, decision) in run.into_iter().zip(decisions) {
-            admitted[p.index] = p.core.finish(conn, &p.text, p.prepared, decision)?;
+            admitted[p.index] = p.core.finish(conn, &p.text, p.prepared, decision, false)?;
         }
         return Ok(());
     }
     for mut p in run {
         let decision = p.core.decide(&p.text, &mut p.prepared).await;
-        admitted[p.index] = p.core.finish(conn, &p.text, p.prepared, decision)?;
+        admitted[p.index] = p.core.finish(conn, &p.text, p.prepared, decision, false)?;
     }
     Ok(())
 }

@@ -20,6 +20,7 @@
 //! assert_eq!((generated.name(), generated.handler()), ("HELLO_THROTTLE", "hello"));
 //! ```
 
+pub(crate) mod guard_headers;
 mod static_call;
 mod static_throttle;
 pub(crate) mod with_headers;

@@ -1,9 +1,8 @@
 //! [`WithHeaders`]: a handler's response with its throttles' headers.
 
-use crate::headers::resolved::Resolved;
+use super::guard_headers::GuardHeaders;
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
-use smallvec::SmallVec;
 use std::sync::OnceLock;
 
 /// A handler's response with its throttles' headers: the return type of a handler
@@ -31,27 +30,21 @@ use std::sync::OnceLock;
 /// ```
 #[derive(Debug)]
 pub struct WithHeaders<T> {
-    /// Each throttle's headers, the top attribute's first; written straight into the
-    /// response, a map made only if [`headers`](Self::headers) asks for one.
-    headers: SmallVec<[Resolved; 1]>,
-    map: OnceLock<HeaderMap>,
+    /// The throttles' headers; written straight into the response, a map made only if
+    /// [`headers`](Self::headers) asks for one.
+    headers: GuardHeaders,
+    map: OnceLock<Box<HeaderMap>>,
     inner: T,
 }
 
 impl<T> WithHeaders<T> {
-    pub(crate) fn new(headers: SmallVec<[Resolved; 1]>, inner: T) -> Self {
+    pub(crate) fn new(headers: GuardHeaders, inner: T) -> Self {
         WithHeaders { headers, map: OnceLock::new(), inner }
     }
 
     /// The headers that will be added.
     pub fn headers(&self) -> &HeaderMap {
-        self.map.get_or_init(|| {
-            let mut map = HeaderMap::new();
-            for resolved in &self.headers {
-                resolved.clone().write_missing_into(&mut map);
-            }
-            map
-        })
+        self.map.get_or_init(|| Box::new(self.headers.to_map()))
     }
 
     /// What the handler returned.
@@ -70,9 +63,7 @@ impl<T: IntoResponse> IntoResponse for WithHeaders<T> {
         let mut response = self.inner.into_response();
         // What is already there wins: the handler's own headers, then a higher
         // attribute's over a lower one's.
-        for resolved in self.headers {
-            resolved.write_missing_into(response.headers_mut());
-        }
+        self.headers.write_missing_into(response.headers_mut());
         response
     }
 }

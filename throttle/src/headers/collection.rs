@@ -1,7 +1,8 @@
 //! [`Headers`]: an ordered name → [`Header`] collection.
 
-use super::header::{Header, HeaderError, Input};
+use super::header::{Figures, Header, HeaderError, Input};
 use super::resolved::Resolved;
+use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::ops::{BitOr, BitOrAssign};
 
@@ -29,12 +30,14 @@ pub struct Headers {
     entries: Vec<(HeaderName, Header)>,
     /// Pre-encoded values when every entry is a fixed value sent always.
     encoded: Option<HeaderMap>,
+    /// Whether an entry reads more than a decision's figures (a resolver, a predicate).
+    needs_request: bool,
 }
 
 impl Headers {
     /// An empty collection.
     pub const fn new() -> Self {
-        Headers { entries: Vec::new(), encoded: None }
+        Headers { entries: Vec::new(), encoded: None, needs_request: false }
     }
 
     /// Builds a collection from `(name, header)` pairs.
@@ -100,6 +103,7 @@ impl Headers {
     }
 
     fn encode_if_static(&mut self) {
+        self.needs_request = !self.entries.iter().all(|(_, header)| header.reads_figures_only());
         self.encoded = self
             .entries
             .iter()
@@ -126,6 +130,26 @@ impl Headers {
             out.insert(name.clone(), value);
         });
         out
+    }
+
+    /// Whether every entry reads only a decision's figures, so the headers of an
+    /// admitted hit can be written when its response is made, from
+    /// [`write_missing_from`](Self::write_missing_from).
+    pub(crate) fn reads_figures_only(&self) -> bool {
+        !self.needs_request
+    }
+
+    /// Writes the entries the response's map does not have yet, resolved from a
+    /// decision's figures (see [`reads_figures_only`](Self::reads_figures_only)).
+    pub(crate) fn write_missing_from(&self, figures: &Figures<'_>, throttled: bool, target: &mut HeaderMap) {
+        target.reserve(self.entries.len());
+        for (name, header) in &self.entries {
+            if let Entry::Vacant(entry) = target.entry(name) {
+                if let Some(value) = header.resolve_from(figures, throttled) {
+                    entry.insert(value);
+                }
+            }
+        }
     }
 
     /// Resolves every entry for one response into a list, to be written straight into

@@ -37,9 +37,18 @@ impl When {
 
     fn holds(&self, input: &Input<'_>) -> bool {
         match self {
-            When::Always => true,
-            When::Throttled => input.throttled,
             When::Predicate(p) => p(input.conn, input.stat(), input.context),
+            when => when.holds_when(input.throttled),
+        }
+    }
+
+    /// Whether the condition holds for a response that is (or is not) throttled; a
+    /// predicate, which needs the request, never does here.
+    fn holds_when(&self, throttled: bool) -> bool {
+        match self {
+            When::Always => true,
+            When::Throttled => throttled,
+            When::Predicate(_) => false,
         }
     }
 }
@@ -180,13 +189,44 @@ impl Header {
         if matches!(self.value, Value::Disabled) || !self.when.holds(input) {
             return None;
         }
-        let figures = &input.figures;
+        match &self.value {
+            Value::Resolver(f) => match HeaderValue::try_from(f(input.conn, input.stat(), input.context)) {
+                Ok(v) => Some(v),
+                Err(err) => {
+                    crate::log::event!(
+                        warn,
+                        "throttle: dropped a header whose resolver returned an invalid value: {err}"
+                    );
+                    None
+                }
+            },
+            _ => self.value_from(&input.figures),
+        }
+    }
+
+    /// Whether the header reads nothing but a decision's figures: no resolver, no
+    /// predicate (see [`resolve_from`](Self::resolve_from)).
+    pub(crate) fn reads_figures_only(&self) -> bool {
+        !matches!(self.value, Value::Resolver(_)) && !matches!(self.when, When::Predicate(_))
+    }
+
+    /// [`resolve`](Self::resolve) for a header that [reads figures
+    /// only](Self::reads_figures_only), on a response that is (or is not) throttled.
+    pub(crate) fn resolve_from(&self, figures: &Figures<'_>, throttled: bool) -> Option<HeaderValue> {
+        if !self.when.holds_when(throttled) {
+            return None;
+        }
+        self.value_from(figures)
+    }
+
+    /// A built-in value, from the figures (`None` for a resolver).
+    fn value_from(&self, figures: &Figures<'_>) -> Option<HeaderValue> {
         let limited = !figures.rate.is_unlimited();
         let limit = figures.rate.limit();
         let remaining = figures.remaining.min(limit);
         match &self.value {
             Value::Static(v) => Some(v.clone()),
-            Value::Disabled | Value::Invalid(_) => None,
+            Value::Disabled | Value::Invalid(_) | Value::Resolver(_) => None,
             Value::Limit if limited => Some(figures.limit_value.cloned().unwrap_or_else(|| integer(limit))),
             Value::Remaining if limited => Some(integer(remaining)),
             Value::ResetSeconds if limited => Some(integer(ceil_seconds(figures.reset_ms()))),
@@ -198,16 +238,6 @@ impl Header {
             Value::IetfRateLimit if limited => {
                 sf_item(figures.uid, [(";r=", remaining), (";t=", ceil_seconds(figures.reset_ms()))])
             }
-            Value::Resolver(f) => match HeaderValue::try_from(f(input.conn, input.stat(), input.context)) {
-                Ok(v) => Some(v),
-                Err(err) => {
-                    crate::log::event!(
-                        warn,
-                        "throttle: dropped a header whose resolver returned an invalid value: {err}"
-                    );
-                    None
-                }
-            },
             _ => None,
         }
     }

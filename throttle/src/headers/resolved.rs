@@ -16,6 +16,10 @@ pub(crate) struct Resolved {
 }
 
 impl Resolved {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
     pub(crate) fn push(&mut self, name: HeaderName, value: HeaderValue) {
         self.list.push((name, value));
     }

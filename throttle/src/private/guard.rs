@@ -2,9 +2,9 @@
 
 use crate::attribute::StaticThrottle;
 use crate::attribute::WithHeaders;
+use crate::attribute::guard_headers::GuardHeaders;
 use crate::backend::BoxFuture;
-use crate::headers::resolved::Resolved;
-use crate::throttles::core::Now;
+use crate::throttles::core::{Core, Now};
 use crate::{Admitted, AsConnection, HttpThrottle, ThrottleError};
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
@@ -31,8 +31,8 @@ pub trait Site: 'static {
 /// ([`crate::hit_all`]), so a rejection by a lower limit consumes nothing in the higher
 /// ones when they share a store.
 pub struct Guard<M> {
-    /// Each throttle's resolved headers, the top attribute's first.
-    headers: SmallVec<[Resolved; 1]>,
+    /// The throttles' headers, for the response.
+    headers: GuardHeaders,
     /// The admissions that can be given back (throttles that count by outcome).
     refundable: Vec<Admitted>,
     site: PhantomData<fn() -> M>,
@@ -47,10 +47,15 @@ impl<M: Site, S: Send + Sync> FromRequestParts<S> for Guard<M> {
         let parts = &*parts;
         match M::throttles() {
             [only] => match built(only) {
-                Ok(throttle) => match throttle.core().hit_now(parts.as_connection(), None, None, false) {
-                    Now::Done(result) => Extraction::Ready(core::future::ready(result.map(Guard::one))),
-                    Now::Later(hit) => Extraction::One(hit),
-                },
+                Ok(throttle) => {
+                    let core = throttle.core();
+                    match core.hit_now(parts.as_connection(), None, None, false, true) {
+                        Now::Done(result) => {
+                            Extraction::Ready(core::future::ready(result.map(|admitted| Guard::one(core, admitted))))
+                        }
+                        Now::Later(hit) => Extraction::One(core, hit),
+                    }
+                }
                 Err(error) => Extraction::Ready(core::future::ready(Err(error))),
             },
             statics => Extraction::Stack(Box::pin(hit_stack(statics, parts))),
@@ -59,9 +64,12 @@ impl<M: Site, S: Send + Sync> FromRequestParts<S> for Guard<M> {
 }
 
 impl<M> Guard<M> {
-    /// The guard of a single attribute's admission.
-    fn one(mut admitted: Admitted) -> Self {
-        let headers = smallvec![std::mem::take(&mut admitted.resolved)];
+    /// The guard of a single attribute's admission by `core`.
+    fn one(core: &'static Core, mut admitted: Admitted) -> Self {
+        let headers = match admitted.figured.take() {
+            Some(figured) => GuardHeaders::Figured(core, figured),
+            None => GuardHeaders::resolved(smallvec![std::mem::take(&mut admitted.resolved)]),
+        };
         let refundable = if admitted.is_refundable() { vec![admitted] } else { Vec::new() };
         Guard { headers, refundable, site: PhantomData }
     }
@@ -70,7 +78,7 @@ impl<M> Guard<M> {
 /// The guard's extraction: decided already, or a boxed hit to await.
 enum Extraction<'a, M> {
     Ready(core::future::Ready<Result<Guard<M>, ThrottleError>>),
-    One(BoxFuture<'a, Result<Admitted, ThrottleError>>),
+    One(&'static Core, BoxFuture<'a, Result<Admitted, ThrottleError>>),
     Stack(BoxFuture<'a, Result<Guard<M>, ThrottleError>>),
 }
 
@@ -80,7 +88,7 @@ impl<M> Future for Extraction<'_, M> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let result = match self.get_mut() {
             Extraction::Ready(result) => ready!(Pin::new(result).poll(cx)),
-            Extraction::One(hit) => ready!(hit.as_mut().poll(cx)).map(Guard::one),
+            Extraction::One(core, hit) => ready!(hit.as_mut().poll(cx)).map(|admitted| Guard::one(core, admitted)),
             Extraction::Stack(hit) => ready!(hit.as_mut().poll(cx)),
         };
         Poll::Ready(result.map_err(IntoResponse::into_response))
@@ -99,7 +107,7 @@ async fn hit_stack<M>(statics: &[&StaticThrottle], parts: &Parts) -> Result<Guar
             refundable.push(admitted);
         }
     }
-    Ok(Guard { headers, refundable, site: PhantomData })
+    Ok(Guard { headers: GuardHeaders::resolved(headers), refundable, site: PhantomData })
 }
 
 /// The static's throttle, or the error (a 500) that names it.
@@ -132,8 +140,6 @@ pub async fn settle<M, T: IntoResponse>(guard: Guard<M>, output: T) -> Response 
     let mut response = output.into_response();
     let refunds = crate::outcome::not_counted(&mut refundable, None, &response);
     crate::outcome::settle_tickets(refunds).await;
-    for resolved in headers {
-        resolved.write_missing_into(response.headers_mut());
-    }
+    headers.write_missing_into(response.headers_mut());
     response
 }

@@ -75,11 +75,29 @@ pub struct Admitted {
     pub(crate) ticket: Option<RefundTicket>,
     /// A would-be rejection let through in shadow mode.
     pub(crate) shadowed: bool,
+    /// Headers left to write when the response is made (`resolved` is empty then).
+    pub(crate) figured: Option<Figured>,
+}
+
+/// An admitted hit's headers left to write when its response is made: the throttle's
+/// headers read nothing but these figures ([`Core::write_figured`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Figured {
+    rate: Rate,
+    decision: Decision,
+    /// A would-be rejection let through in shadow mode.
+    throttled: bool,
 }
 
 impl Clone for Admitted {
     fn clone(&self) -> Self {
-        Admitted { remaining: self.remaining, resolved: self.resolved.clone(), ticket: None, shadowed: self.shadowed }
+        Admitted {
+            remaining: self.remaining,
+            resolved: self.resolved.clone(),
+            ticket: None,
+            shadowed: self.shadowed,
+            figured: self.figured,
+        }
     }
 }
 
@@ -130,6 +148,7 @@ impl axum::response::IntoResponseParts for Admitted {
 }
 
 /// [`Core::hit_now`]'s answer: at once, or a hit to await.
+#[allow(clippy::large_enum_variant, reason = "the answer at once is the hot path: boxing it would allocate per hit")]
 pub(crate) enum Now<'c> {
     Done(Result<Admitted, ThrottleError>),
     Later(BoxFuture<'c, Result<Admitted, ThrottleError>>),
@@ -398,7 +417,7 @@ impl Core {
         call_context: Option<&Context>,
         refundable: bool,
     ) -> Result<Admitted, ThrottleError> {
-        match self.hit_now(*conn, cost, call_context, refundable) {
+        match self.hit_now(*conn, cost, call_context, refundable, false) {
             Now::Done(result) => result,
             Now::Later(future) => future.await,
         }
@@ -406,13 +425,15 @@ impl Core {
 
     /// [`hit`](Self::hit) without a future when nothing has to be awaited: no async
     /// hook, and a backend that [answers at once](Backend::answers_at_once). Otherwise
-    /// the hit, boxed, to be awaited.
+    /// the hit, boxed, to be awaited. With `defer_headers`, an admission decided at once
+    /// may leave its headers to [`write_figured`](Self::write_figured).
     pub(crate) fn hit_now<'c>(
         &'c self,
         conn: Connection<'c>,
         cost: Option<Result<Cost, InvalidCost>>,
         call_context: Option<&'c Context>,
         refundable: bool,
+        defer_headers: bool,
     ) -> Now<'c> {
         let later = || Now::Later(Box::pin(async move { self.hit_later(&conn, cost, call_context, refundable).await }));
         if !self.backend.answers_at_once() {
@@ -429,7 +450,7 @@ impl Core {
             prepared.since.get_or_insert_with(|| self.backend.since_now());
         }
         let decision = self.decide_at_once(&text, &mut prepared);
-        Now::Done(self.finish(&conn, &text, prepared, decision))
+        Now::Done(self.finish(&conn, &text, prepared, decision, defer_headers))
     }
 
     /// [`hit`](Self::hit), awaiting what has to be.
@@ -447,7 +468,7 @@ impl Core {
             prepared.since.get_or_insert_with(|| self.backend.since_now());
         }
         let decision = self.decide(&text, &mut prepared).await;
-        self.finish(conn, &text, prepared, decision)
+        self.finish(conn, &text, prepared, decision, false)
     }
 
     /// Everything before the backend: switches, cost, rules, rate, identity and key.
@@ -542,6 +563,7 @@ impl Core {
         text: &KeyBuf,
         prepared: Prepared<'_>,
         decision: Result<Decision, BackendError>,
+        defer_headers: bool,
     ) -> Result<Admitted, ThrottleError> {
         let Prepared { key: place, rate, cost, context, since, swapped, route } = prepared;
         let failed = decision.is_err();
@@ -566,25 +588,26 @@ impl Core {
             },
         };
         let hide_headers = self.ops.shadow.hides_headers() || self.headers.is_empty();
+        let deferred = defer_headers && !hide_headers && self.headers.reads_figures_only();
         let strategy = self.strategy_in(swapped.as_ref()).name();
         let stat = || self.stat_from(place.text(text).to_string(), rate, decision, strategy);
+        let headers = |throttled: bool| match (hide_headers, deferred) {
+            (true, _) => (Resolved::default(), None),
+            (false, true) => (Resolved::default(), Some(Figured { rate, decision, throttled })),
+            (false, false) => {
+                let input = Input::lazy(conn, self.figures(rate, decision), &context, throttled, &stat);
+                (self.headers.resolve_list(&input), None)
+            }
+        };
         if decision.allowed {
-            let resolved = if hide_headers {
-                Resolved::default()
-            } else {
-                self.headers.resolve_list(&Input::lazy(conn, self.figures(rate, decision), &context, false, &stat))
-            };
+            let (resolved, figured) = headers(false);
             let refund = since.map(|since| (place.text(text), since, route));
             let ticket = self.on_admitted(&decision, rate, cost, refund, swapped);
-            return Ok(Admitted { remaining: Some(decision.remaining), resolved, ticket, shadowed: false });
+            return Ok(Admitted { remaining: Some(decision.remaining), resolved, ticket, shadowed: false, figured });
         }
         if self.on_rejected(|| place.text(text), &decision, failed) {
-            let resolved = if hide_headers {
-                Resolved::default()
-            } else {
-                self.headers.resolve_list(&Input::lazy(conn, self.figures(rate, decision), &context, true, &stat))
-            };
-            return Ok(Admitted { remaining: None, resolved, ticket: None, shadowed: true });
+            let (resolved, figured) = headers(true);
+            return Ok(Admitted { remaining: None, resolved, ticket: None, shadowed: true, figured });
         }
         let headers = if self.headers.is_empty() {
             Resolved::default()
@@ -605,6 +628,13 @@ impl Core {
             rejection: self.rejection.clone(),
         }
         .into())
+    }
+
+    /// Writes an admission's [`Figured`] headers into a response's map, those it does
+    /// not have yet.
+    pub(crate) fn write_figured(&self, figured: Figured, target: &mut HeaderMap) {
+        let Figured { rate, decision, throttled } = figured;
+        self.headers.write_missing_from(&self.figures(rate, decision), throttled, target);
     }
 
     fn figures(&self, rate: Rate, decision: Decision) -> Figures<'_> {
@@ -756,9 +786,9 @@ mod tests {
     }
 
     /// An admission moves through every request's futures: it stays a few words, its
-    /// usual two headers inline.
+    /// usual two headers inline (or, for the attribute, the figures to write them from).
     #[test]
     fn an_admission_is_small() {
-        assert!(size_of::<Admitted>() <= 200, "{} bytes", size_of::<Admitted>());
+        assert!(size_of::<Admitted>() <= 256, "{} bytes", size_of::<Admitted>());
     }
 }
