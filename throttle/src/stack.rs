@@ -107,10 +107,7 @@ pub(crate) async fn hit_each_with(
         {
             continue;
         }
-        if let Some((text, mut prepared)) = core.prepare(&conn, cost.map(Ok), *context).await? {
-            if refundable {
-                prepared.since.get_or_insert_with(|| core.backend.since_now());
-            }
+        if let Some((text, prepared)) = core.prepare(&conn, cost.map(Ok), *context, refundable).await? {
             pending.push(Pending { index, core, text, prepared });
         }
     }

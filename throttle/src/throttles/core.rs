@@ -440,15 +440,13 @@ impl Core {
             return later();
         }
         let mut text = KeyBuf::new();
-        let mut prepared = match self.prepare_now(&conn, cost, call_context, &mut Answers::default(), &mut text) {
-            Ok(Some(prepared)) => prepared,
-            Ok(None) => return Now::Done(Ok(Admitted::default())),
-            Err(Pause::Failed(error)) => return Now::Done(Err(error)),
-            Err(Pause::Await(_)) => return later(),
-        };
-        if refundable {
-            prepared.since.get_or_insert_with(|| self.backend.since_now());
-        }
+        let mut prepared =
+            match self.prepare_now(&conn, cost, call_context, refundable, &mut Answers::default(), &mut text) {
+                Ok(Some(prepared)) => prepared,
+                Ok(None) => return Now::Done(Ok(Admitted::default())),
+                Err(Pause::Failed(error)) => return Now::Done(Err(error)),
+                Err(Pause::Await(_)) => return later(),
+            };
         let decision = self.decide_at_once(&text, &mut prepared);
         Now::Done(self.finish(&conn, &text, prepared, decision, defer_headers))
     }
@@ -461,28 +459,27 @@ impl Core {
         call_context: Option<&Context>,
         refundable: bool,
     ) -> Result<Admitted, ThrottleError> {
-        let Some((text, mut prepared)) = self.prepare(conn, cost, call_context).await? else {
+        let Some((text, mut prepared)) = self.prepare(conn, cost, call_context, refundable).await? else {
             return Ok(Admitted::default());
         };
-        if refundable {
-            prepared.since.get_or_insert_with(|| self.backend.since_now());
-        }
         let decision = self.decide(&text, &mut prepared).await;
         self.finish(conn, &text, prepared, decision, false)
     }
 
     /// Everything before the backend: switches, cost, rules, rate, identity and key.
-    /// `None` means the hit is let through untouched.
+    /// `None` means the hit is let through untouched. A `refundable` hit reads the
+    /// moment it can be given back from, whatever the throttle counts.
     pub(crate) async fn prepare<'c>(
         &'c self,
         conn: &Connection<'_>,
         cost: Option<Result<Cost, InvalidCost>>,
         call_context: Option<&'c Context>,
+        refundable: bool,
     ) -> Result<Option<(KeyBuf, Prepared<'c>)>, ThrottleError> {
         let mut answers = Answers::default();
         let mut text = KeyBuf::new();
         loop {
-            match self.prepare_now(conn, cost, call_context, &mut answers, &mut text) {
+            match self.prepare_now(conn, cost, call_context, refundable, &mut answers, &mut text) {
                 Ok(prepared) => return Ok(prepared.map(|prepared| (text, prepared))),
                 Err(Pause::Failed(error)) => return Err(error),
                 Err(Pause::Await(hook)) => self.answer(hook, conn, call_context, &mut answers).await,
@@ -509,6 +506,7 @@ impl Core {
         conn: &Connection<'_>,
         cost: Option<Result<Cost, InvalidCost>>,
         call_context: Option<&'c Context>,
+        refundable: bool,
         answers: &mut Answers,
         text: &mut KeyBuf,
     ) -> Result<Option<Prepared<'c>>, Pause> {
@@ -552,7 +550,7 @@ impl Core {
         if let Some(tag) = tag {
             key.push_str(text, tag);
         }
-        let since = self.ops.since(&*self.backend);
+        let since = self.ops.since(&*self.backend).or_else(|| refundable.then(|| self.backend.since_now()));
         Ok(Some(Prepared { key, rate, cost, context, since, swapped, route: Route::default() }))
     }
 
