@@ -435,7 +435,15 @@ impl Core {
         refundable: bool,
         defer_headers: bool,
     ) -> Now<'c> {
-        let later = || Now::Later(Box::pin(async move { self.hit_later(&conn, cost, call_context, refundable).await }));
+        let later = move || -> Now<'c> {
+            Now::Later(Box::pin(async move {
+                let Some((text, mut prepared)) = self.prepare(&conn, cost, call_context, refundable).await? else {
+                    return Ok(Admitted::default());
+                };
+                let decision = self.decide(&text, &mut prepared).await;
+                self.finish(&conn, &text, prepared, decision, false)
+            }))
+        };
         if !self.backend.answers_at_once() {
             return later();
         }
@@ -449,21 +457,6 @@ impl Core {
             };
         let decision = self.decide_at_once(&text, &mut prepared);
         Now::Done(self.finish(&conn, &text, prepared, decision, defer_headers))
-    }
-
-    /// [`hit`](Self::hit), awaiting what has to be.
-    async fn hit_later(
-        &self,
-        conn: &Connection<'_>,
-        cost: Option<Result<Cost, InvalidCost>>,
-        call_context: Option<&Context>,
-        refundable: bool,
-    ) -> Result<Admitted, ThrottleError> {
-        let Some((text, mut prepared)) = self.prepare(conn, cost, call_context, refundable).await? else {
-            return Ok(Admitted::default());
-        };
-        let decision = self.decide(&text, &mut prepared).await;
-        self.finish(conn, &text, prepared, decision, false)
     }
 
     /// Everything before the backend: switches, cost, rules, rate, identity and key.
