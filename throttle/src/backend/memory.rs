@@ -1,5 +1,5 @@
 //! The embedded in-memory backend: sharded maps of per-key strategy state, keyed by
-//! a keyed 128-bit digest of the key.
+//! 128 bits per key: its exact form, or a keyed digest.
 
 mod packed;
 
@@ -21,9 +21,11 @@ use std::time::Duration;
 /// Keys are spread over many independently locked shards, so hits on different keys
 /// rarely contend and a hit on one key is exact under any number of threads.
 ///
-/// A key is held as its 128-bit digest (keyed SipHash-1-3 with a random key per
-/// backend, so no client can choose a key that collides with another's), never as
-/// text. A fixed window, token bucket, leaky bucket or GCRA state is packed with it
+/// A key is held in 128 bits, never as text: a throttle's key for an IPv4 client as
+/// its exact form (the address, and a keyed hash of the text around
+/// it, computed once per throttle: nothing to hash per decision), any other key as its
+/// digest (keyed SipHash-1-3 with a random key per backend). Either way no client can
+/// choose a key that collides with another's. A fixed window, token bucket, leaky bucket or GCRA state is packed with it
 /// into 28 bytes (about 61 bytes a key in a table, with the table's free room); other
 /// states, and values too large to pack, are boxed.
 ///
