@@ -16,8 +16,10 @@
 //! every limiter keys on it (throttle's default identifier). Building the request and
 //! dropping the response are in every row; the bare axum row is that floor.
 //!
-//! `THROTTLE_INSTRUCTIONS_N` (default 2000) sets `N`. Without valgrind on PATH the
-//! bench prints a notice and exits.
+//! `THROTTLE_INSTRUCTIONS_N` (default 2000) sets `N`.
+//! `THROTTLE_INSTRUCTIONS_IDENTIFY=header` keys every limiter on the `x-client` header
+//! instead, as the HTTP bench does (each request then carries `x-client: 10.0.39.15`).
+//! Without valgrind on PATH the bench prints a notice and exits.
 
 #[allow(dead_code, reason = "shared with the HTTP bench, which uses more of it")]
 #[path = "http/servers.rs"]
@@ -99,7 +101,7 @@ fn instructions(server: Server, path: Path, requests: u64) -> u64 {
 /// quota), then `requests` measured ones in [`measured_requests`], each checked.
 fn send(server: Server, path: Path, requests: u64) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-    let router = servers::router(Setup { server, path, identify: Identify::PeerIp });
+    let router = servers::router(Setup { server, path, identify: identify() });
     let first = runtime.block_on(router.clone().oneshot(request())).expect("infallible");
     assert!(first.status().is_success(), "the first request is admitted");
     let expected = match (server.limits(), path) {
@@ -122,9 +124,21 @@ fn measured_requests(runtime: &Runtime, router: &Router, requests: u64, expected
     });
 }
 
-/// `GET /` from 203.0.113.7, with the peer address where `axum::serve` puts it.
+/// `GET /` from 203.0.113.7, with the peer address where `axum::serve` puts it (and the
+/// `x-client` header when limiters key on it).
 fn request() -> Request<Body> {
     let mut request = Request::get("/").body(Body::empty()).expect("a request");
     request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 7], 40_000))));
+    if let Identify::Header = identify() {
+        request.headers_mut().insert(servers::CLIENT_HEADER, http::HeaderValue::from_static("10.0.39.15"));
+    }
     request
+}
+
+/// What the limiters key on: `THROTTLE_INSTRUCTIONS_IDENTIFY=header`, or the peer address
+/// (read once: a request costs the same either way).
+fn identify() -> Identify {
+    static IDENTIFY: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var("THROTTLE_INSTRUCTIONS_IDENTIFY").as_deref() == Ok("header"));
+    if *IDENTIFY { Identify::Header } else { Identify::PeerIp }
 }

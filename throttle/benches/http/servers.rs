@@ -142,7 +142,7 @@ pub(crate) enum Identify {
     /// The `x-client` request header.
     Header,
     /// The peer address from axum's `ConnectInfo<SocketAddr>`.
-    #[allow(dead_code, reason = "the instructions bench identifies by peer address, the HTTP bench cannot")]
+    #[allow(dead_code, reason = "the HTTP bench cannot: wrk has one source address")]
     PeerIp,
 }
 
