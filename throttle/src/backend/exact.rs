@@ -1,5 +1,5 @@
-//! [`Exact`]: a key that names its bucket exactly in 120 bits, so an in-process store
-//! needs no digest of the text.
+//! [`Exact`]: a key that names its bucket exactly in 88 bits (a 56-bit space and an
+//! IPv4 address), so an in-process store needs no digest of the text.
 //!
 //! A throttle's key for an IPv4 client is `{before}ip={a.b.c.d}{after}`, where `before`
 //! is `{namespace}:{uid}:` and `after` is `:{scope}` (and a strategy's tag). Its bucket
