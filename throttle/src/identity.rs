@@ -207,15 +207,6 @@ impl Identifier {
     /// ```
     pub async fn identify(&self, conn: &Connection<'_>) -> Identity {
         match &self.0 {
-            Kind::Ip(config) => ip_id(config, conn),
-            Kind::Header { name, peer } => match conn.headers().get(name) {
-                Some(value) => Identity::Client(tagged(HEADER, &header_text(value.as_bytes()))),
-                None => ip_id(peer, conn),
-            },
-            Kind::Extension { id, peer } => match id(conn.extensions()) {
-                Some(id) => Identity::Client(tagged(EXTENSION, &id)),
-                None => ip_id(peer, conn),
-            },
             Kind::Composite(parts) => {
                 let mut joined = String::from(COMPOSITE);
                 for (i, part) in parts.iter().enumerate() {
@@ -231,8 +222,9 @@ impl Identifier {
                 }
                 Identity::Client(joined.into())
             }
-            Kind::Sync(f) => user_id(f(conn)),
             Kind::Async(f) => user_id(f(conn).await),
+            // Every other kind answers at once.
+            _ => self.client_id_now(conn).map_or(Identity::Exempted, ClientId::into_identity),
         }
     }
 }
@@ -258,19 +250,6 @@ fn user_id(identity: Identity) -> Identity {
     }
 }
 
-fn ip_id(config: &ClientIp, conn: &Connection<'_>) -> Identity {
-    match ip_client(config, conn) {
-        ClientId::Ip(ip) => {
-            let mut id = String::with_capacity(IP.len() + 43);
-            ip.write_to(&mut id);
-            Identity::Client(id.into())
-        }
-        ClientId::Inline(id) => Identity::Client(id.to_string().into()),
-        ClientId::Text(id) => Identity::Client(id),
-        ClientId::Exempted => Identity::Exempted,
-    }
-}
-
 /// The peer's address (or the client's behind trusted proxies), as bytes.
 fn ip_client(config: &ClientIp, conn: &Connection<'_>) -> ClientId {
     let Some(peer) = conn.peer_addr() else {
@@ -293,6 +272,22 @@ pub(crate) enum ClientId {
     Inline(InlineId),
     Text(Cow<'static, str>),
     Exempted,
+}
+
+impl ClientId {
+    /// The id as text, as [`Identifier::identify`] gives it.
+    fn into_identity(self) -> Identity {
+        match self {
+            ClientId::Ip(ip) => {
+                let mut id = String::with_capacity(IP.len() + 43);
+                ip.write_to(&mut id);
+                Identity::Client(id.into())
+            }
+            ClientId::Inline(id) => Identity::Client(id.to_string().into()),
+            ClientId::Text(id) => Identity::Client(id),
+            ClientId::Exempted => Identity::Exempted,
+        }
+    }
 }
 
 /// An id on the stack: one that fits a readable key segment. Longer ids are digested
