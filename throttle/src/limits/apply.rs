@@ -55,7 +55,7 @@ impl Originals {
                 let mut limit = core.limit.write();
                 match spec.rate {
                     Some(rate) => {
-                        let previous = std::mem::replace(&mut limit.rate, RateSource::Static(rate));
+                        let previous = std::mem::replace(&mut limit.rate, RateSource::Fixed(rate));
                         original.rate.get_or_insert(previous);
                     }
                     None => restore_rate(&mut limit, &mut original),

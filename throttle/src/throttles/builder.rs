@@ -122,7 +122,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
 
     /// The rate: a [`Rate`] or a string such as `"100/min"` (checked by `build`).
     pub fn rate(mut self, rate: impl IntoRate) -> Self {
-        self.rate = Some(rate.into_rate().map(RateSource::Static));
+        self.rate = Some(rate.into_rate().map(RateSource::Fixed));
         self
     }
 
@@ -170,7 +170,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         F: Fn(&Connection<'_>, &Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Rate> + Send + 'static,
     {
-        self.rate = Some(Ok(RateSource::dynamic(f)));
+        self.rate = Some(Ok(RateSource::hook(f)));
         self
     }
 
@@ -270,7 +270,7 @@ impl<T: BuildThrottle> ThrottleBuilder<T> {
         F: Fn(&Connection<'_>, &Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = u64> + Send + 'static,
     {
-        self.cost = Ok(CostSource::dynamic(f));
+        self.cost = Ok(CostSource::hook(f));
         self
     }
 

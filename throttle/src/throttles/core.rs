@@ -244,14 +244,11 @@ impl Core {
     }
 
     pub(crate) fn static_rate(&self) -> Option<Rate> {
-        match &self.limit.read().rate {
-            RateSource::Static(rate) => Some(*rate),
-            RateSource::Dynamic(_) => None,
-        }
+        self.limit.read().rate.now()
     }
 
     pub(crate) fn set_rate(&self, rate: Rate) {
-        self.limit.write().rate = RateSource::Static(rate);
+        self.limit.write().rate = RateSource::Fixed(rate);
     }
 
     /// The default context, or the default with the call's context merged on top.
@@ -264,39 +261,21 @@ impl Core {
 
     /// The rate and the strategy in force, read together.
     async fn resolve_rate(&self, conn: &Connection<'_>, context: &Context) -> (Rate, Option<Swapped>) {
-        match self.limit_now() {
-            (RateSource::Static(rate), swapped) => (rate, swapped),
-            (RateSource::Dynamic(f), swapped) => (f(conn, context).await, swapped),
-        }
+        let (source, swapped) = {
+            let limit = self.limit.read();
+            (limit.rate.clone(), limit.swapped.clone())
+        };
+        (source.get(conn, context).await, swapped)
     }
 
-    /// [`resolve_rate`](Self::resolve_rate) when the rate is static.
+    /// [`resolve_rate`](Self::resolve_rate) when the rate is fixed.
     fn rate_now(&self) -> Option<(Rate, Option<Swapped>)> {
-        match self.limit_now() {
-            (RateSource::Static(rate), swapped) => Some((rate, swapped)),
-            (RateSource::Dynamic(_), _) => None,
-        }
-    }
-
-    /// The rate's source and the strategy in force, read under one lock.
-    fn limit_now(&self) -> (RateSource, Option<Swapped>) {
         let limit = self.limit.read();
-        (limit.rate.clone(), limit.swapped.clone())
+        Some((limit.rate.now()?, limit.swapped.clone()))
     }
 
     async fn resolve_cost(&self, conn: &Connection<'_>, context: &Context) -> Result<u64, InvalidCost> {
-        match &self.cost {
-            CostSource::Fixed(cost) => Ok(*cost),
-            CostSource::Dynamic(f) => Cost::try_from(f(conn, context).await).map(Cost::get),
-        }
-    }
-
-    /// [`resolve_cost`](Self::resolve_cost) when the cost is fixed.
-    fn cost_now(&self) -> Option<Result<u64, InvalidCost>> {
-        match &self.cost {
-            CostSource::Fixed(cost) => Some(Ok(*cost)),
-            CostSource::Dynamic(_) => None,
-        }
+        Cost::try_from(self.cost.get(conn, context).await).map(Cost::get)
     }
 
     /// The bucket's key, built on the stack: bounded whatever the client sends (see
@@ -522,7 +501,7 @@ impl Core {
         }
         let cost = match explicit_cost {
             Some(cost) => cost,
-            None => answers.cost.or_else(|| self.cost_now()).ok_or(Pause::Await(Hook::Cost))??,
+            None => answers.cost.or_else(|| self.cost.now().map(Ok)).ok_or(Pause::Await(Hook::Cost))??,
         };
         if cost == 0 {
             return Ok(None);

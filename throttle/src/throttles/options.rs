@@ -21,35 +21,42 @@ where
     Arc::new(move |conn: &Connection<'_>, context: &Context| -> BoxFuture<'static, T> { Box::pin(f(conn, context)) })
 }
 
+/// A value fixed when the throttle is built, or given for each request by a hook.
 #[derive(Clone)]
-pub(crate) enum RateSource {
-    Static(Rate),
-    Dynamic(Arc<HookFn<Rate>>),
+pub(crate) enum Source<T> {
+    Fixed(T),
+    Hook(Arc<HookFn<T>>),
 }
 
-impl RateSource {
-    pub(crate) fn dynamic<F, Fut>(f: F) -> Self
+/// The rate: [`Rate`] or `rate_fn`.
+pub(crate) type RateSource = Source<Rate>;
+
+/// The cost: a number or `cost_fn` (validated after the hook answers).
+pub(crate) type CostSource = Source<u64>;
+
+impl<T: Copy + 'static> Source<T> {
+    pub(crate) fn hook<F, Fut>(f: F) -> Self
     where
         F: Fn(&Connection<'_>, &Context) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Rate> + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
     {
-        RateSource::Dynamic(boxed_hook(f))
+        Source::Hook(boxed_hook(f))
     }
-}
 
-#[derive(Clone)]
-pub(crate) enum CostSource {
-    Fixed(u64),
-    Dynamic(Arc<HookFn<u64>>),
-}
+    /// The value, when no hook has to be awaited for it.
+    pub(crate) fn now(&self) -> Option<T> {
+        match self {
+            Source::Fixed(value) => Some(*value),
+            Source::Hook(_) => None,
+        }
+    }
 
-impl CostSource {
-    pub(crate) fn dynamic<F, Fut>(f: F) -> Self
-    where
-        F: Fn(&Connection<'_>, &Context) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = u64> + Send + 'static,
-    {
-        CostSource::Dynamic(boxed_hook(f))
+    /// The value for this request.
+    pub(crate) async fn get(&self, conn: &Connection<'_>, context: &Context) -> T {
+        match self {
+            Source::Fixed(value) => *value,
+            Source::Hook(f) => f(conn, context).await,
+        }
     }
 }
 
