@@ -127,35 +127,29 @@ pub(super) static BATCH: LazyLock<Script> = LazyLock::new(|| decide_by_tag(inclu
 
 /// Stats of the strategies with an entries key (the sliding log and the queue), by
 /// codec tag, computed in the script from a few entries.
-pub(super) static ENTRIES_STAT: LazyLock<Script> = LazyLock::new(|| {
-    let mut lua = prelude();
-    lua.push_str(BUCKET);
-    lua.push_str(ENTRIES);
-    lua.push_str("local STAT = {}\n");
-    for twin in TWINS.iter().filter(|twin| twin.header_tag.is_some()) {
-        let _ = writeln!(lua, "STAT[{}] = (function()", twin.tag);
-        twin.with_tags(&mut lua);
-        lua.push_str("return stat end)()\n");
-    }
-    lua.push_str(include_str!("lua/stat.lua"));
-    Script::new(&lua)
-});
+pub(super) static ENTRIES_STAT: LazyLock<Script> =
+    LazyLock::new(|| by_entries_tag("STAT", "stat", include_str!("lua/stat.lua")));
 
 /// Refunds of the strategies with an entries key (the sliding log and the queue), by
 /// codec tag, atomic with the entries they change.
-pub(super) static ENTRIES_REFUND: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static ENTRIES_REFUND: LazyLock<Script> =
+    LazyLock::new(|| by_entries_tag("REFUND", "refund", include_str!("lua/refund.lua")));
+
+/// `body` after a table `table` holding, under the codec tag of each strategy with an
+/// entries key, the function `function` its twin defines.
+fn by_entries_tag(table: &str, function: &str, body: &str) -> Script {
     let mut lua = prelude();
     lua.push_str(BUCKET);
     lua.push_str(ENTRIES);
-    lua.push_str("local REFUND = {}\n");
+    let _ = writeln!(lua, "local {table} = {{}}");
     for twin in TWINS.iter().filter(|twin| twin.header_tag.is_some()) {
-        let _ = writeln!(lua, "REFUND[{}] = (function()", twin.tag);
+        let _ = writeln!(lua, "{table}[{}] = (function()", twin.tag);
         twin.with_tags(&mut lua);
-        lua.push_str("return refund end)()\n");
+        let _ = writeln!(lua, "return {function} end)()");
     }
-    lua.push_str(include_str!("lua/refund.lua"));
+    lua.push_str(body);
     Script::new(&lua)
-});
+}
 
 /// Reads (for stats) and compare-and-set (for strategies decided in Rust).
 pub(super) static STATE: LazyLock<Script> =
