@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 
 /// The headers of a handler's admitted hits, written into its response once it is made;
 /// the response's own headers win, then a higher attribute's over a lower one's.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) enum GuardHeaders {
     /// Nothing to write.
     #[default]
@@ -45,15 +45,7 @@ impl GuardHeaders {
     /// The headers as a map of their own.
     pub(crate) fn to_map(&self) -> HeaderMap {
         let mut map = HeaderMap::new();
-        match self {
-            GuardHeaders::None => {}
-            GuardHeaders::Figured(core, figured) => core.write_figured(*figured, &mut map),
-            GuardHeaders::Resolved(headers) => {
-                for resolved in headers.iter() {
-                    resolved.clone().write_missing_into(&mut map);
-                }
-            }
-        }
+        self.clone().write_missing_into(&mut map);
         map
     }
 }

@@ -301,8 +301,13 @@ impl Core {
             Some(segment) if std::ptr::eq(context, &*self.context) => Some(segment),
             _ => None,
         };
-        if let (ClientId::Ip(ip), Some(scope), Some(space)) = (&id, default_scope, self.default_space) {
-            if let Some(exact) = ip.exact(space).filter(|_| may_defer && self.exact_suffices) {
+        // An IPv4 client on the default scope: the key's exact form, known without its text.
+        let exact = match (&id, default_scope.and(self.default_space)) {
+            (ClientId::Ip(ip), Some(space)) => ip.exact(space),
+            _ => None,
+        };
+        if let (Some(exact), ClientId::Ip(ip), Some(scope)) = (exact, &id, default_scope) {
+            if may_defer && self.exact_suffices {
                 return Some(KeyPlace::deferred(exact, Deferred { prefix: &self.key_prefix, scope, client: *ip }));
             }
         }
@@ -316,18 +321,13 @@ impl Core {
                 ScopeSegment::Parts(&parts)
             }
         };
-        let default_space = match scope {
-            ScopeSegment::Built(_) => self.default_space,
-            ScopeSegment::Parts(_) => None,
-        };
-        let (client, exact) = match id {
+        let client = match id {
             ClientId::Exempted => return None,
             ClientId::Ip(ip) => {
-                let write = ClientSegment::Readable(&|k| ip.write_segment(k));
-                (key::build_into(text, &self.key_prefix, write, scope), default_space.and_then(|s| ip.exact(s)))
+                key::build_into(text, &self.key_prefix, ClientSegment::Readable(&|k| ip.write_segment(k)), scope)
             }
-            ClientId::Inline(id) => (key::build_into(text, &self.key_prefix, ClientSegment::Text(&id), scope), None),
-            ClientId::Text(id) => (key::build_into(text, &self.key_prefix, ClientSegment::Text(&id), scope), None),
+            ClientId::Inline(id) => key::build_into(text, &self.key_prefix, ClientSegment::Text(&id), scope),
+            ClientId::Text(id) => key::build_into(text, &self.key_prefix, ClientSegment::Text(&id), scope),
         };
         Some(KeyPlace::new(client).with_exact(exact))
     }
